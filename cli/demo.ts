@@ -1,0 +1,29 @@
+import { parseArgs } from 'node:util';
+import { runDemo } from '../demo/run.js';
+import { UsageError } from './usage-error.js';
+
+const USAGE = `Usage: l7guard demo [--keep]
+
+Runs Cilium's Star Wars demo on loopback addresses: two deathstar replicas, tiefighter and xwing,
+l7guard on port 80, the L3/L4 policy, then the L7 policy. Exits non-zero if any outcome differs
+from Cilium's. Needs root or an unprivileged user namespace (it re-executes itself under unshare).
+`;
+
+export async function runDemoCommand(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  return runDemo({ out: process.stdout, keep: values.keep ?? false });
+}

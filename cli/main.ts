@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import { runServe } from './serve.js';
+import { runPolicy } from './policy.js';
+import { UsageError } from './usage-error.js';
+
+const USAGE = `Usage: l7guard <command> [options]
+
+Commands:
+  serve            enforce CiliumNetworkPolicy L7 rules as an HTTP proxy
+  demo             run Cilium's Star Wars demo locally, end to end
+  policy validate  check policy files without serving (like kubectl apply --dry-run)
+  version          print the version
+
+Run "l7guard <command> --help" for a command's options.
+`;
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'serve':
+        process.exitCode = await runServe(rest);
+        return;
+      case 'demo': {
+        const { runDemoCommand } = await import('./demo.js');
+        process.exitCode = await runDemoCommand(rest);
+        return;
+      }
+      case 'policy':
+        process.exitCode = await runPolicy(rest);
+        return;
+      case 'version':
+      case '--version':
+        process.stdout.write(`l7guard ${version()}\n`);
+        return;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return;
+      default:
+        throw new UsageError(`unknown command "${cmd}"\n\n${USAGE}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`l7guard: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The contract between policy/ (which builds an immutable, compiled PolicyState from YAML) and
+ * proxy/ + observe/ (which consult it per request). Everything here is read-only once built:
+ * a reload builds a new PolicyState and the proxy swaps one reference.
+ */
+
+/** A security identity: one per distinct security-relevant label set (Cilium semantics). */
+export interface Identity {
+  /** Numeric identity: reserved 1..10 (host=1, world=2, ...), cluster 256..65535, CIDR-derived >= 16777216. */
+  readonly id: number;
+  /** Sorted Cilium label strings, "source:key=value" (e.g. "k8s:org=empire", "reserved:world"). */
+  readonly labels: readonly string[];
+}
+
+/** A Pod with at least one IP: something traffic can be sent to or come from. */
+export interface Endpoint {
+  /** Cilium-style endpoint ID (deterministic small integer, stable across reloads). */
+  readonly id: number;
+  readonly namespace: string;
+  readonly name: string;
+  readonly ips: readonly string[];
+  readonly identity: Identity;
+  /** The pod's own metadata.labels, unfiltered. */
+  readonly podLabels: Readonly<Record<string, string>>;
+  /** Owning workload when known (Deployment via ReplicaSet naming, or the Pod itself). */
+  readonly workload: { readonly name: string; readonly kind: string } | undefined;
+  /** Named container ports (name -> port), for Service targetPort resolution. */
+  readonly namedPorts: ReadonlyMap<string, number>;
+}
+
+export interface ServicePort {
+  readonly name: string | undefined;
+  readonly port: number;
+  readonly protocol: 'TCP' | 'UDP' | 'SCTP';
+  /** Number, or a container port name resolved per backend pod. */
+  readonly targetPort: number | string;
+}
+
+export interface Service {
+  readonly namespace: string;
+  readonly name: string;
+  readonly clusterIPs: readonly string[];
+  readonly ports: readonly ServicePort[];
+  /** Pods (with IPs) selected by spec.selector, in a stable order (namespace/name). */
+  readonly endpoints: readonly Endpoint[];
+}
+
+/** One concrete place a request may be sent: a pod IP and the pod (target) port. */
+export interface Backend {
+  readonly endpoint: Endpoint;
+  readonly ip: string;
+  readonly port: number;
+}
+
+/** Where a request is going, before load balancing. */
+export type Destination =
+  | {
+      readonly kind: 'service';
+      readonly service: Service;
+      /** The Service port the client named (default 80). */
+      readonly servicePort: number;
+      /** Backends for that Service port (one per selected pod whose targetPort resolves); may be empty. */
+      readonly backends: readonly Backend[];
+    }
+  | { readonly kind: 'pod'; readonly backend: Backend };
+
+/** Who sent a request, resolved from the connection's source address. */
+export interface Source {
+  readonly identity: Identity;
+  /** Set when the address is a known Pod IP. */
+  readonly endpoint: Endpoint | undefined;
+}
+
+/**
+ * Headers as received, in order: [name0, value0, name1, value1, ...]; names keep their case as sent.
+ * Policy matching is case-insensitive on names.
+ */
+export type HeaderList = readonly string[];
+
+export interface L7Request {
+  readonly method: string;
+  /** Normalised request-target path including its query (what the backend will receive). */
+  readonly path: string;
+  /** The Host header value exactly as sent (including ":port"), or undefined when absent. */
+  readonly host: string | undefined;
+  readonly headers: HeaderList;
+}
+
+export interface HeaderEdit {
+  readonly op: 'add' | 'delete' | 'replace';
+  /** Lower-case header name. */
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface L7Result {
+  readonly allowed: boolean;
+  /** Header actions (headerMatches mismatch ADD/DELETE/REPLACE) to apply before forwarding, in order. */
+  readonly edits: readonly HeaderEdit[];
+  /** For the access log: headers logged as missing / rejected (secret values as "[redacted]"). */
+  readonly missing: readonly { readonly key: string; readonly value: string }[];
+  readonly rejected: readonly { readonly key: string; readonly value: string }[];
+}
+
+export type DropReason = 'POLICY_DENIED' | 'POLICY_DENY';
+
+/** The verdict at L3/L4 for (source, destination endpoint, destination port). */
+export type PortDecision =
+  | {
+      readonly kind: 'drop';
+      /** POLICY_DENIED: no allow rule under default deny; POLICY_DENY: an explicit ingressDeny/egressDeny. */
+      readonly reason: DropReason;
+      readonly direction: 'INGRESS' | 'EGRESS';
+    }
+  /** Allowed with no L7 restriction (no policy, or an L3/L4-only rule covers the peer). */
+  | { readonly kind: 'allow' }
+  /** Allowed at L3/L4; each request must pass the compiled HTTP rules (egress and ingress both, when both apply). */
+  | { readonly kind: 'l7'; readonly check: (req: L7Request) => L7Result };
+
+/** Summary of one loaded object, for /config_dump and `policy validate`. */
+export interface LoadedObject {
+  readonly kind: string;
+  readonly namespace: string | undefined;
+  readonly name: string;
+  readonly file: string;
+}
+
+export interface PolicyState {
+  /** Monotonic revision, bumped by every successful swap. */
+  readonly revision: number;
+  readonly clusterName: string;
+  readonly objects: readonly LoadedObject[];
+  readonly endpoints: readonly Endpoint[];
+  readonly services: readonly Service[];
+  readonly identities: ReadonlyMap<number, Identity>;
+  /** Warnings produced while loading (skipped kinds, Deployments in serve, ...). */
+  readonly warnings: readonly string[];
+
+  /** Source identity for a connection's remote address (IPv4, IPv6, or IPv4-mapped IPv6). O(1) for pod/node IPs. */
+  identify(ip: string): Source;
+  /**
+   * Kubernetes-DNS-style resolution of an authority ("name", "name.ns", "name.ns.svc",
+   * "name.ns.svc.cluster.local", a clusterIP or a pod IP; optional ":port", default 80;
+   * case-insensitive; trailing dot allowed). `srcNamespace` is the source pod's namespace ("default" otherwise).
+   */
+  resolve(authority: string, srcNamespace: string | undefined): Destination | undefined;
+  /** The hot path: O(1) per source identity after a port-range lookup. */
+  decide(src: Source, dst: Endpoint, port: number): PortDecision;
+}

@@ -1,0 +1,29 @@
+/**
+ * Responses the proxy writes itself (never from a backend). The L7 denial must be byte-exact with
+ * cilium-envoy's (cilium-semantics.md §3.1), so it is pre-serialised by the HTTP/1 writer; these are
+ * the other local replies, each with a fixed text body as Envoy's local replies have.
+ */
+export interface LocalReply {
+  readonly status: number;
+  readonly reason: string;
+  readonly body: Buffer;
+}
+
+function reply(status: number, reason: string, text: string): LocalReply {
+  return { status, reason, body: Buffer.from(text + '\r\n', 'latin1') };
+}
+
+export const replies = {
+  badRequest: reply(400, 'Bad Request', 'Bad Request'),
+  /** The authority names nothing l7guard knows (RFC 9110 §15.5.20). */
+  misdirected: reply(421, 'Misdirected Request', 'Misdirected Request'),
+  /** A Service without ready pods: Envoy's wording. */
+  noHealthyUpstream: reply(503, 'Service Unavailable', 'no healthy upstream'),
+  upstreamConnect: reply(503, 'Service Unavailable', 'upstream connect error'),
+  badGateway: reply(502, 'Bad Gateway', 'upstream error'),
+  gatewayTimeout: reply(504, 'Gateway Timeout', 'upstream request timeout'),
+} as const;
+
+export function replyForUpstreamStatus(status: 502 | 503 | 504): LocalReply {
+  return status === 503 ? replies.upstreamConnect : status === 504 ? replies.gatewayTimeout : replies.badGateway;
+}

@@ -1,0 +1,293 @@
+import type { Backend, Endpoint, HeaderEdit, HeaderList, L7Request, PolicyState, Source } from '../policy/model.js';
+import type { FlowEvent, FlowPeer } from '../observe/flow-event.js';
+import type { FrontRequest, FrontResponse } from './front-end.js';
+import type { Balancer } from './balancer.js';
+import type { StateRef } from './state-ref.js';
+import type { SelfGuard } from './self-guard.js';
+import type { Upstream } from './upstream.js';
+import { upstreamErrorStatus } from './upstream.js';
+import { replies, replyForUpstreamStatus, type LocalReply } from './local-replies.js';
+import { normalizeTarget } from './http1/normalize-path.js';
+import { deniedResponse } from './http1/response-writer.js';
+import { stripRequestHopByHop, stripResponseHopByHop } from './http1/hop-by-hop.js';
+
+export interface FlowOutput {
+  /** False when nobody listens: the handler then builds no FlowEvent at all. */
+  readonly enabled: boolean;
+  emit(ev: FlowEvent): void;
+}
+
+export interface HandlerContext {
+  readonly state: StateRef;
+  readonly balancer: Balancer;
+  readonly upstream: Upstream;
+  readonly self: SelfGuard;
+  readonly flows: FlowOutput;
+  readonly nodeName: string;
+  readonly onUpstreamError?: (err: Error, backend: Backend) => void;
+}
+
+/**
+ * The data path, one request at a time:
+ * identify source → resolve destination → pick backend → decide (one PolicyState revision) →
+ * drop | 403 | forward. Nothing here does I/O except the forward itself.
+ */
+export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, res: FrontResponse) => void {
+  // Hot path: called per request — change with care.
+  return function onRequest(req, res) {
+    const state = ctx.state.current;
+    if (state === undefined) {
+      // Fail closed: nothing is served before the first successful load.
+      res.drop();
+      return;
+    }
+    const target = normalizeTarget(req.target);
+    if ('error' in target) {
+      localReply(res, replies.badRequest, true);
+      return;
+    }
+    if ('redirect' in target) {
+      res.writeHead(307, 'Temporary Redirect', ['location', target.redirect, 'content-length', '0'], { contentLength: 0 });
+      res.end();
+      return;
+    }
+    const src = state.identify(req.remoteAddress);
+    const authority = target.authority ?? req.host;
+    if (authority === undefined) {
+      localReply(res, replies.badRequest, true);
+      return;
+    }
+    const dest = state.resolve(authority, src.endpoint?.namespace);
+    if (dest === undefined) {
+      if (ctx.flows.enabled) emitDrop(ctx, state, req, src, undefined, 'UNKNOWN_L3_TARGET_ADDRESS');
+      localReply(res, replies.misdirected, false);
+      return;
+    }
+    const backend = ctx.balancer.pick(dest);
+    if (backend === undefined) {
+      if (ctx.flows.enabled) emitDrop(ctx, state, req, src, undefined, 'NO_SERVICE');
+      localReply(res, replies.noHealthyUpstream, false);
+      return;
+    }
+    if (ctx.self.isSelf(backend.ip, backend.port)) {
+      if (ctx.flows.enabled) emitDrop(ctx, state, req, src, backend, 'UNKNOWN_L3_TARGET_ADDRESS');
+      localReply(res, replies.misdirected, false);
+      return;
+    }
+
+    const decision = state.decide(src, backend.endpoint, backend.port);
+    let edits: readonly HeaderEdit[] | undefined;
+    if (decision.kind === 'drop') {
+      // L3/L4: the client gets no HTTP bytes at all, as when Cilium drops the SYN.
+      if (ctx.flows.enabled) emitDrop(ctx, state, req, src, backend, decision.reason, decision.direction);
+      res.drop();
+      return;
+    }
+    if (decision.kind === 'l7') {
+      const l7req: L7Request = { method: req.method, path: target.path, host: req.host, headers: req.headers };
+      const result = decision.check(l7req);
+      if (!result.allowed) {
+        if (ctx.flows.enabled) {
+          emitHttp(ctx, state, req, src, backend, authority, target.path, 'http-request', 'DROPPED', undefined);
+          emitHttp(ctx, state, req, src, backend, authority, target.path, 'http-response', 'FORWARDED', 403);
+        }
+        res.writeRaw(deniedResponse(), true);
+        return;
+      }
+      if (result.edits.length > 0) edits = result.edits;
+    }
+    if (ctx.flows.enabled) emitHttp(ctx, state, req, src, backend, authority, target.path, 'http-request', 'FORWARDED', undefined);
+    forward(ctx, state, req, res, src, backend, authority, target.path, edits);
+  };
+}
+
+function localReply(res: FrontResponse, r: LocalReply, close: boolean): void {
+  if (close) res.closeAfterResponse();
+  res.writeHead(r.status, r.reason, ['content-length', String(r.body.length), 'content-type', 'text/plain'], {
+    contentLength: r.body.length,
+  });
+  res.end(r.body);
+}
+
+function forward(
+  ctx: HandlerContext,
+  state: PolicyState,
+  req: FrontRequest,
+  res: FrontResponse,
+  src: Source,
+  backend: Backend,
+  authority: string,
+  path: string,
+  edits: readonly HeaderEdit[] | undefined,
+): void {
+  const headers = upstreamHeaders(req, edits);
+  if (req.expectContinue) res.sendContinue();
+  let started = false;
+  let abortUpstream: ((err: Error) => void) | undefined;
+  res.onClose(() => {
+    if (abortUpstream !== undefined && !res.sent) abortUpstream(new Error('client closed the connection'));
+  });
+  ctx.upstream.send(
+    backend,
+    { method: req.method, path, headers, body: req.body },
+    {
+      onStart(abort, pause, resume) {
+        abortUpstream = abort;
+        res.onDrain(resume);
+        pausing = pause;
+      },
+      onHeaders(status, reason, h) {
+        started = true;
+        const flat = stripResponseHopByHop(flattenHeaders(h));
+        const cl = h['content-length'];
+        const contentLength = typeof cl === 'string' ? Number(cl) : undefined;
+        res.writeHead(status, reason || defaultReason(status), flat, contentLength === undefined ? {} : { contentLength });
+        if (ctx.flows.enabled) {
+          emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'FORWARDED', status);
+        }
+      },
+      onData(chunk) {
+        if (!res.write(chunk) && pausing !== undefined) pausing();
+      },
+      onEnd() {
+        res.end();
+      },
+      onError(err) {
+        ctx.onUpstreamError?.(err, backend);
+        if (started || res.sent) {
+          // Bytes of this response are already on the wire: the only honest signal left is to close.
+          res.drop();
+          return;
+        }
+        const status = upstreamErrorStatus(err);
+        if (ctx.flows.enabled) emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'ERROR', status);
+        localReply(res, replyForUpstreamStatus(status), true);
+      },
+    },
+  );
+  let pausing: (() => void) | undefined;
+}
+
+/** Request headers for the backend: hop-by-hop removed (RFC 9110 §7.6.1), L7 edits applied, X-Forwarded-* set. */
+function upstreamHeaders(req: FrontRequest, edits: readonly HeaderEdit[] | undefined): string[] {
+  const out = stripRequestHopByHop(req.headers);
+  let xff: string | undefined;
+  for (let i = out.length - 2; i >= 0; i -= 2) {
+    const name = out[i]!;
+    if (name.length === 15 && name.toLowerCase() === 'x-forwarded-for') {
+      xff = xff === undefined ? out[i + 1]! : `${out[i + 1]!}, ${xff}`;
+      out.splice(i, 2);
+    } else if (name.length === 17 && name.toLowerCase() === 'x-forwarded-proto') {
+      out.splice(i, 2);
+    }
+  }
+  out.push('x-forwarded-for', xff === undefined ? req.remoteAddress : `${xff}, ${req.remoteAddress}`);
+  out.push('x-forwarded-proto', 'http');
+  if (edits !== undefined) applyEdits(out, edits);
+  return out;
+}
+
+/** headerMatches mismatch actions (cilium-semantics.md §3.3): ADD appends, DELETE removes, REPLACE sets. */
+export function applyEdits(headers: string[], edits: readonly HeaderEdit[]): void {
+  for (const e of edits) {
+    if (e.op === 'add') {
+      headers.push(e.name, e.value);
+      continue;
+    }
+    for (let i = headers.length - 2; i >= 0; i -= 2) {
+      if (headers[i]!.toLowerCase() === e.name) headers.splice(i, 2);
+    }
+    if (e.op === 'replace') headers.push(e.name, e.value);
+  }
+}
+
+function flattenHeaders(h: Record<string, string | string[]>): string[] {
+  const out: string[] = [];
+  for (const name in h) {
+    const v = h[name]!;
+    if (typeof v === 'string') out.push(name, v);
+    else for (const one of v) out.push(name, one);
+  }
+  return out;
+}
+
+function defaultReason(status: number): string {
+  return STATUS_TEXT[status] ?? 'Unknown';
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 301: 'Moved Permanently', 302: 'Found',
+  304: 'Not Modified', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request',
+  401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
+  413: 'Content Too Large', 429: 'Too Many Requests', 500: 'Internal Server Error', 501: 'Not Implemented',
+  502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+
+// --- flows: built only when a sink listens -------------------------------------------------------
+
+function srcPeer(state: PolicyState, req: FrontRequest, src: Source): FlowPeer {
+  void state;
+  return { ip: req.remoteAddress, port: req.remotePort, identity: src.identity, endpoint: src.endpoint };
+}
+
+function dstPeer(state: PolicyState, backend: Backend | undefined, req: FrontRequest): FlowPeer {
+  if (backend === undefined) {
+    return { ip: req.localAddress, port: req.localPort, identity: state.identify(req.localAddress).identity, endpoint: undefined };
+  }
+  return { ip: backend.ip, port: backend.port, identity: backend.endpoint.identity, endpoint: backend.endpoint };
+}
+
+function emitDrop(
+  ctx: HandlerContext,
+  state: PolicyState,
+  req: FrontRequest,
+  src: Source,
+  backend: Backend | undefined,
+  reason: NonNullable<FlowEvent['dropReason']>,
+  direction: 'INGRESS' | 'EGRESS' = 'INGRESS',
+): void {
+  ctx.flows.emit({
+    timeMs: Date.now(),
+    kind: 'drop',
+    verdict: 'DROPPED',
+    dropReason: reason,
+    direction,
+    source: srcPeer(state, req, src),
+    destination: dstPeer(state, backend, req),
+    revision: state.revision,
+    nodeName: ctx.nodeName,
+  });
+}
+
+function emitHttp(
+  ctx: HandlerContext,
+  state: PolicyState,
+  req: FrontRequest,
+  src: Source,
+  backend: Backend,
+  authority: string,
+  path: string,
+  kind: 'http-request' | 'http-response',
+  verdict: FlowEvent['verdict'],
+  code: number | undefined,
+): void {
+  ctx.flows.emit({
+    timeMs: Date.now(),
+    kind,
+    verdict,
+    direction: 'INGRESS',
+    source: srcPeer(state, req, src),
+    destination: dstPeer(state, backend, req),
+    http: {
+      method: req.method,
+      url: `http://${authority}${path}`,
+      protocol: req.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
+      code,
+      latencyNs: kind === 'http-response' ? process.hrtime.bigint() - req.receivedAt : undefined,
+    },
+    revision: state.revision,
+    nodeName: ctx.nodeName,
+  });
+}
+
+export type { Endpoint, HeaderList };
