@@ -1,0 +1,202 @@
+/**
+ * FlowSink: where the proxy hands its FlowEvents. Keeps the last N flow responses (Hubble's
+ * ring buffer, default 4096 like Hubble's default `hubble-event-buffer-capacity`), fans them out
+ * to subscribers (the future NDJSON stream on the admin port), and optionally appends them as
+ * NDJSON to a file (`--flows FILE`) in the exact `hubble observe -o jsonpb` line format, so
+ * `hubble observe --input-file FILE` can filter it.
+ *
+ * Hot path: emit() converts the event and stores it; serialisation and I/O for the file are
+ * deferred to one setImmediate per event-loop turn, which writes the whole batch as one chunk
+ * through an fs.WriteStream. Nothing on the request path waits for the disk.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import fastJson from 'fast-json-stringify';
+import type { FlowEvent } from './flow-event.js';
+import { toFlows, type FlowOptions, type HubbleFlowResponse } from './flow.js';
+import { flowResponseSchema } from './flow-schema.js';
+
+export type FlowSubscriber = (res: HubbleFlowResponse) => void;
+
+export interface FlowSinkOptions {
+  /** Ring buffer size (default 4096). */
+  readonly capacity?: number | undefined;
+  /** Append NDJSON flow lines to this file. */
+  readonly file?: string | undefined;
+  /** Endpoint.cluster_name for pod endpoints. */
+  readonly clusterName?: string | undefined;
+  /** UUID source (tests). */
+  readonly uuid?: (() => string) | undefined;
+  /** Write or subscriber errors; the sink never throws into the proxy. */
+  readonly onError?: ((err: Error) => void) | undefined;
+  /**
+   * Once this many bytes are queued in the file stream (the disk is not keeping up), new lines are
+   * dropped and counted instead of growing memory without bound. Default 16 MiB.
+   */
+  readonly maxBufferedBytes?: number | undefined;
+}
+
+export interface FlowSinkStats {
+  /** Flow responses produced since construction. */
+  readonly seen: number;
+  /** Lines handed to the file stream. */
+  readonly written: number;
+  /** Lines dropped because the file stream was over maxBufferedBytes or had failed. */
+  readonly dropped: number;
+}
+
+export const DEFAULT_CAPACITY = 4096;
+const DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024;
+
+let serializer: ((doc: HubbleFlowResponse) => string) | undefined;
+
+/**
+ * One flow response as a JSON line body (no newline), via fast-json-stringify compiled once
+ * (first FlowSink with a file, or first call) from flowResponseSchema.
+ */
+export function serializeFlow(res: HubbleFlowResponse): string {
+  serializer ??= fastJson(flowResponseSchema) as (doc: HubbleFlowResponse) => string;
+  return serializer(res);
+}
+
+export class FlowSink {
+  readonly #ring: (HubbleFlowResponse | undefined)[];
+  #head = 0; // next slot to write
+  #count = 0;
+  #seen = 0;
+  #written = 0;
+  #dropped = 0;
+  readonly #subscribers = new Set<FlowSubscriber>();
+  readonly #flowOpts: FlowOptions;
+  readonly #onError: ((err: Error) => void) | undefined;
+  readonly #maxBuffered: number;
+
+  #stream: WriteStream | undefined;
+  /** A file was configured and failed: lines for it are counted as dropped. */
+  #fileFailed = false;
+  #pending: HubbleFlowResponse[] = [];
+  #scheduled = false;
+  #lastWrite: Promise<void> = Promise.resolve();
+  #closed: Promise<void> | undefined;
+
+  constructor(opts: FlowSinkOptions = {}) {
+    const capacity = opts.capacity ?? DEFAULT_CAPACITY;
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`FlowSink capacity must be a positive integer, got ${capacity}`);
+    this.#ring = new Array<HubbleFlowResponse | undefined>(capacity);
+    this.#flowOpts = { clusterName: opts.clusterName, uuid: opts.uuid };
+    this.#onError = opts.onError;
+    this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
+    if (opts.file !== undefined) {
+      // Compile now (a few ms) rather than on the first request's batch.
+      serializer ??= fastJson(flowResponseSchema) as (doc: HubbleFlowResponse) => string;
+      const stream = createWriteStream(opts.file, { flags: 'a' });
+      stream.on('error', (err) => {
+        if (this.#stream === stream) this.#fileFailed = true;
+        this.#stream = undefined;
+        this.#report(err);
+      });
+      this.#stream = stream;
+    }
+  }
+
+  /** Always true: a FlowSink keeps a ring buffer, so the proxy should always build FlowEvents for it. */
+  get enabled(): boolean { return true; }
+  get capacity(): number { return this.#ring.length; }
+  get size(): number { return this.#count; }
+  get stats(): FlowSinkStats { return { seen: this.#seen, written: this.#written, dropped: this.#dropped }; }
+
+  /** Hot path: called by the proxy per decision. */
+  emit(ev: FlowEvent): void {
+    const responses = toFlows(ev, this.#flowOpts);
+    for (let i = 0; i < responses.length; i++) this.#push(responses[i] as HubbleFlowResponse);
+  }
+
+  /** Receive every flow response from now on. Returns the unsubscribe function. */
+  subscribe(fn: FlowSubscriber): () => void {
+    this.#subscribers.add(fn);
+    return () => { this.#subscribers.delete(fn); };
+  }
+
+  /** The most recent flow responses, oldest first (at most `limit`). */
+  recent(limit: number = this.#count): HubbleFlowResponse[] {
+    const n = Math.max(0, Math.min(limit, this.#count));
+    const cap = this.#ring.length;
+    const out = new Array<HubbleFlowResponse>(n);
+    let idx = (this.#head - n + cap) % cap;
+    for (let i = 0; i < n; i++) {
+      out[i] = this.#ring[idx] as HubbleFlowResponse;
+      idx = idx + 1 === cap ? 0 : idx + 1;
+    }
+    return out;
+  }
+
+  /** Resolves once every flow emitted so far has been handed to the OS. */
+  async flush(): Promise<void> {
+    this.#writeBatch();
+    await this.#lastWrite;
+  }
+
+  /** Flush and close the file. Idempotent; emit() afterwards still feeds the ring and subscribers. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.flush();
+      const stream = this.#stream;
+      this.#stream = undefined;
+      if (stream === undefined) return;
+      await new Promise<void>((resolve) => {
+        stream.end(() => resolve());
+        stream.once('error', () => resolve());
+      });
+    })();
+    return this.#closed;
+  }
+
+  #push(res: HubbleFlowResponse): void {
+    const cap = this.#ring.length;
+    this.#ring[this.#head] = res;
+    this.#head = this.#head + 1 === cap ? 0 : this.#head + 1;
+    if (this.#count < cap) this.#count++;
+    this.#seen++;
+    if (this.#subscribers.size > 0) {
+      for (const fn of this.#subscribers) {
+        try { fn(res); } catch (err) { this.#report(err); }
+      }
+    }
+    if (this.#stream !== undefined) {
+      this.#pending.push(res);
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#writeBatch());
+      }
+    } else if (this.#fileFailed) {
+      this.#dropped++;
+    }
+  }
+
+  #writeBatch(): void {
+    this.#scheduled = false;
+    const batch = this.#pending;
+    if (batch.length === 0) return;
+    this.#pending = [];
+    const stream = this.#stream;
+    if (stream === undefined || stream.writableLength > this.#maxBuffered) {
+      this.#dropped += batch.length;
+      return;
+    }
+    let chunk = '';
+    for (let i = 0; i < batch.length; i++) chunk += serializeFlow(batch[i] as HubbleFlowResponse) + '\n';
+    this.#written += batch.length;
+    this.#lastWrite = new Promise<void>((resolve) => {
+      stream.write(chunk, (err) => {
+        if (err) this.#report(err);
+        resolve();
+      });
+    });
+  }
+
+  #report(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (this.#onError !== undefined) {
+      try { this.#onError(e); } catch { /* a broken error handler must not reach the proxy */ }
+    }
+  }
+}

@@ -1,0 +1,129 @@
+import t from 'tap';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FlowSink, serializeFlow, DEFAULT_CAPACITY } from '../../observe/flow-sink.js';
+import { toFlows, type HubbleFlowResponse } from '../../observe/flow.js';
+import { readFlows } from '../../observe/read-flows.js';
+import { renderCompact } from '../../observe/compact.js';
+import type { FlowEvent } from '../../observe/flow-event.js';
+import { scenarios, uuidSeq, podPeer, DEATHSTAR, DEATHSTAR_SVC, WORLD_ID } from './seed-scenarios.js';
+
+function tmp(tt: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'l7guard-flows-'));
+  tt.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const all: FlowEvent[] = Object.values(scenarios);
+/** Shapes beyond the seed: every optional key the schema must carry. */
+const extra: FlowEvent[] = [
+  { ...scenarios.landingRequest, source: { ip: '1.2.3.4', port: 5, identity: WORLD_ID, endpoint: undefined }, destination: podPeer(DEATHSTAR, 80, DEATHSTAR_SVC) },
+  { ...scenarios.landingResponse, destination: podPeer(DEATHSTAR, 80, DEATHSTAR_SVC) },
+  { ...scenarios.xwingDrop, dropReason: 'NO_SERVICE' },
+  { ...scenarios.xwingDrop, dropReason: 'POLICY_DENY', direction: 'EGRESS' },
+  { ...scenarios.exhaustResponse, verdict: 'ERROR', http: { ...scenarios.exhaustResponse.http, code: 503 } },
+];
+
+t.test('fast-json-stringify output equals JSON.stringify for every shape (schema is complete)', async (t) => {
+  let n = 0;
+  for (const ev of [...all, ...extra]) {
+    for (const res of toFlows(ev, { clusterName: 'default', uuid: uuidSeq() })) {
+      t.same(JSON.parse(serializeFlow(res)), JSON.parse(JSON.stringify(res)), res.flow.Summary ?? '');
+      n++;
+    }
+  }
+  t.ok(n >= 12);
+  // The comparison can fail: a key the schema does not know is dropped by fast-json-stringify.
+  const bogus = { ...toFlows(scenarios.landingRequest)[0], bogus: 1 } as unknown as HubbleFlowResponse;
+  t.notSame(JSON.parse(serializeFlow(bogus)), JSON.parse(JSON.stringify(bogus)));
+});
+
+t.test('file output round-trips through read-flows', async (t) => {
+  const file = join(tmp(t), 'flows.ndjson');
+  const sink = new FlowSink({ file, uuid: uuidSeq() });
+  for (const ev of all) sink.emit(ev);
+  t.equal(existsSync(file) ? readFileSync(file, 'utf8') : '', '', 'nothing written synchronously by emit()');
+  await sink.close();
+  const text = readFileSync(file, 'utf8');
+  const lines = text.trimEnd().split('\n');
+  t.equal(lines.length, 6, '5 events, the drop yields 2 flows');
+  t.ok(text.endsWith('\n'));
+  const back = await readFlows(file);
+  t.same(back.errors, []);
+  t.equal(back.partial, undefined);
+  t.same(back.flows, JSON.parse(JSON.stringify(sink.recent())), 'file == ring');
+  t.match(renderCompact(back.flows[2]!), /http-request DROPPED \(HTTP\/1\.1 PUT /);
+  t.same(sink.stats, { seen: 6, written: 6, dropped: 0 });
+
+  await sink.close(); // idempotent
+  sink.emit(scenarios.landingRequest);
+  t.equal(sink.size, 7, 'ring still fed after close');
+  await sink.flush();
+  t.equal(readFileSync(file, 'utf8'), text, 'nothing appended after close');
+});
+
+t.test('appends to an existing file; flush() makes lines visible', async (t) => {
+  const file = join(tmp(t), 'flows.ndjson');
+  writeFileSync(file, '{"flow":{"Type":"L7"},"node_name":"old","time":"2025-01-01T00:00:00Z"}\n');
+  const sink = new FlowSink({ file });
+  t.teardown(() => sink.close());
+  sink.emit(scenarios.exhaustRequest);
+  await sink.flush();
+  const back = await readFlows(file);
+  t.equal(back.flows.length, 2);
+  t.equal(back.flows[0]?.node_name, 'old');
+  t.equal(back.flows[1]?.flow.verdict, 'DROPPED');
+});
+
+t.test('ring buffer bound', async (t) => {
+  const sink = new FlowSink({ capacity: 3, uuid: uuidSeq() });
+  t.equal(sink.capacity, 3);
+  t.equal(new FlowSink().capacity, DEFAULT_CAPACITY);
+  t.equal(DEFAULT_CAPACITY, 4096);
+  t.same(sink.recent(), []);
+  for (let i = 0; i < 5; i++) sink.emit({ ...scenarios.landingRequest, source: podPeer(scenarios.landingRequest.source.endpoint!, 40000 + i) });
+  t.equal(sink.size, 3);
+  t.same(sink.recent().map((r) => r.flow.l4?.TCP?.source_port), [40002, 40003, 40004], 'oldest first, oldest evicted');
+  t.same(sink.recent(2).map((r) => r.flow.l4?.TCP?.source_port), [40003, 40004]);
+  t.same(sink.recent(10).length, 3);
+  t.equal(sink.stats.seen, 5);
+  t.throws(() => new FlowSink({ capacity: 0 }), RangeError);
+});
+
+t.test('subscribers get every flow; a throwing subscriber is isolated', async (t) => {
+  const errors: Error[] = [];
+  const sink = new FlowSink({ onError: (e) => errors.push(e) });
+  const got: string[] = [];
+  sink.subscribe(() => { throw new Error('boom'); });
+  const off = sink.subscribe((r) => got.push(renderCompact(r)));
+  sink.emit(scenarios.xwingDrop);
+  t.equal(got.length, 2);
+  t.match(got[0], /policy-verdict:none INGRESS DENIED/);
+  t.match(got[1], /Policy denied DROPPED/);
+  t.equal(errors.length, 2);
+  off();
+  sink.emit(scenarios.landingRequest);
+  t.equal(got.length, 2, 'unsubscribed');
+  t.equal(sink.enabled, true);
+});
+
+t.test('unwritable file: errors reported, proxy unaffected, lines counted as dropped', async (t) => {
+  const errors: Error[] = [];
+  const sink = new FlowSink({ file: join(tmp(t), 'missing-dir', 'flows.ndjson'), onError: (e) => errors.push(e) });
+  await new Promise((r) => setTimeout(r, 20)); // let the open fail
+  sink.emit(scenarios.landingRequest);
+  await sink.close();
+  t.equal(errors.length, 1);
+  t.match(errors[0]?.message ?? '', /ENOENT/);
+  t.equal(sink.stats.dropped, 1, 'line for the failed file counted as dropped');
+  t.equal(sink.size, 1);
+});
+
+t.test('backpressure bound drops instead of buffering forever', async (t) => {
+  const file = join(tmp(t), 'flows.ndjson');
+  const sink = new FlowSink({ file, maxBufferedBytes: -1 });
+  sink.emit(scenarios.landingRequest);
+  await sink.close();
+  t.same(sink.stats, { seen: 1, written: 0, dropped: 1 });
+});
