@@ -1,0 +1,217 @@
+/**
+ * Policy rules -> per-identity port tables (cilium-semantics.md §2.4-§2.9).
+ *
+ * For each subject identity and direction we precompute sorted, disjoint port intervals (cut at every
+ * rule boundary, so coverage is constant inside one) and, per interval, a map peer identity id ->
+ * PortDecision. Decisions are shared objects: the request path never allocates for a known identity.
+ */
+import { type CompiledHttpRule, compileHttpRule, type HeaderMatchSpec, makeHttpCheck, type MismatchAction } from './http-rule.js';
+import { type IdentityEntry, makeIdentity } from './identity.js';
+import { parsePrefix } from './cidr.js';
+import type { Identity, PortDecision } from './model.js';
+import type { CrdHttpRule, PeerRuleSpec, PortRange, RuleSpec } from './schema.js';
+import { matchRequirements, type Peer, type PeerIdentity, peerMatches } from './selector.js';
+
+export type Direction = 'INGRESS' | 'EGRESS';
+
+export const ALLOW: PortDecision = Object.freeze({ kind: 'allow' });
+export const DROP = {
+  INGRESS: {
+    POLICY_DENIED: Object.freeze({ kind: 'drop', reason: 'POLICY_DENIED', direction: 'INGRESS' }) as PortDecision,
+    POLICY_DENY: Object.freeze({ kind: 'drop', reason: 'POLICY_DENY', direction: 'INGRESS' }) as PortDecision,
+  },
+  EGRESS: {
+    POLICY_DENIED: Object.freeze({ kind: 'drop', reason: 'POLICY_DENIED', direction: 'EGRESS' }) as PortDecision,
+    POLICY_DENY: Object.freeze({ kind: 'drop', reason: 'POLICY_DENY', direction: 'EGRESS' }) as PortDecision,
+  },
+} as const;
+
+/** One (peer selectors, port set, L7 rules) contribution: a PeerRuleSpec × one of its toPorts. */
+export interface Contribution {
+  /** Unique per build; names the contribution in L7 rule-set cache keys. */
+  readonly id: number;
+  readonly peers: readonly Peer[];
+  /** undefined = every port and protocol. */
+  readonly ranges: readonly PortRange[] | undefined;
+  /** undefined = no L7 restriction. */
+  readonly l7: readonly CompiledHttpRule[] | undefined;
+}
+
+export interface CompiledRule {
+  readonly spec: RuleSpec;
+  readonly ingress: readonly Contribution[];
+  readonly ingressDeny: readonly Contribution[];
+  readonly egress: readonly Contribution[];
+  readonly egressDeny: readonly Contribution[];
+}
+
+/** Resolves `secret: {namespace, name}` to its value, or undefined. */
+export type SecretLookup = (namespace: string, name: string) => string | undefined;
+
+const MISMATCH: Record<string, MismatchAction> = { '': 'FAIL', LOG: 'CONTINUE', ADD: 'ADD', DELETE: 'DELETE', REPLACE: 'REPLACE' };
+
+/** CNP PortRuleHTTP -> proxy rule (cilium/cilium pkg/envoy xds_server.go getHTTPRule). */
+export function compileCrdHttpRule(r: CrdHttpRule, secrets: SecretLookup): CompiledHttpRule {
+  const headerMatches: HeaderMatchSpec[] = [];
+  for (const h of r.headers) headerMatches.push({ name: h.name, value: h.value, secret: false, matchAction: 'CONTINUE', mismatchAction: 'FAIL' });
+  for (const h of r.headerMatches) {
+    // The Secret's value wins; `value` is the fallback; neither -> never matches (§2.6).
+    const fromSecret = h.secret ? secrets(h.secret.namespace, h.secret.name) : undefined;
+    const value = fromSecret ?? h.value ?? (h.secret ? undefined : '');
+    headerMatches.push({ name: h.name, value, secret: fromSecret !== undefined, matchAction: 'CONTINUE', mismatchAction: MISMATCH[h.mismatch] ?? 'FAIL' });
+  }
+  return compileHttpRule({ method: r.method, path: r.path, host: r.host, headerMatches });
+}
+
+export function compileRules(rules: readonly RuleSpec[], secrets: SecretLookup): CompiledRule[] {
+  let next = 1;
+  const contribs = (list: readonly PeerRuleSpec[]): Contribution[] => {
+    const out: Contribution[] = [];
+    for (const pr of list) {
+      if (pr.toPorts === undefined) {
+        out.push({ id: next++, peers: pr.peers, ranges: undefined, l7: undefined });
+        continue;
+      }
+      for (const tp of pr.toPorts) {
+        const l7 = tp.http?.map((h) => compileCrdHttpRule(h, secrets));
+        // A `{}` rule allows all HTTP: same as no L7 rules (§2.6).
+        out.push({ id: next++, peers: pr.peers, ranges: tp.ports, l7: l7 && !l7.some((r) => r.wildcard) ? l7 : undefined });
+      }
+    }
+    return out;
+  };
+  return rules.map((spec) => ({
+    spec,
+    ingress: contribs(spec.ingress),
+    ingressDeny: contribs(spec.ingressDeny),
+    egress: contribs(spec.egress),
+    egressDeny: contribs(spec.egressDeny),
+  }));
+}
+
+/** What the rules selecting one subject identity say about one direction. */
+export interface DirectionPolicy {
+  readonly direction: Direction;
+  readonly enforcing: boolean;
+  readonly allows: readonly Contribution[];
+  readonly denies: readonly Contribution[];
+}
+
+/** undefined when no rule selecting the subject speaks about this direction (allow all). */
+export function directionPolicy(rules: readonly CompiledRule[], subject: PeerIdentity, direction: Direction): DirectionPolicy | undefined {
+  const allows: Contribution[] = [];
+  const denies: Contribution[] = [];
+  let enforcing = false;
+  let selected = false;
+  for (const r of rules) {
+    const has = direction === 'INGRESS' ? r.spec.hasIngress : r.spec.hasEgress;
+    if (!has || !matchRequirements(r.spec.subject, subject.labelSet)) continue;
+    selected = true;
+    if (direction === 'INGRESS' ? r.spec.enforceIngress : r.spec.enforceEgress) enforcing = true;
+    allows.push(...(direction === 'INGRESS' ? r.ingress : r.egress));
+    denies.push(...(direction === 'INGRESS' ? r.ingressDeny : r.egressDeny));
+  }
+  return selected ? { direction, enforcing, allows, denies } : undefined;
+}
+
+// Our traffic is HTTP over TCP: UDP/SCTP-only ranges never cover it (§2.5).
+const coversPort = (c: Contribution, port: number) =>
+  c.ranges === undefined || c.ranges.some((r) => r.lo <= port && port <= r.hi && (r.protocol === 'TCP' || r.protocol === 'ANY'));
+
+const matchesPeer = (c: Contribution, peer: PeerIdentity, clusterName: string) => c.peers.some((p) => peerMatches(p, peer, clusterName));
+
+/** Shares L7 decisions between tables: same contributing rule sets -> same decision object. */
+export class L7DecisionCache {
+  readonly #m = new Map<string, PortDecision>();
+  get(entries: readonly Contribution[]): PortDecision {
+    const key = entries.map((e) => e.id).join(',');
+    let d = this.#m.get(key);
+    if (d === undefined) {
+      d = Object.freeze({ kind: 'l7', check: makeHttpCheck(entries.flatMap((e) => e.l7 ?? [])) }) as PortDecision;
+      this.#m.set(key, d);
+    }
+    return d;
+  }
+}
+
+/** The reference decision procedure of §2.9 for one (subject, peer, port). */
+export function evaluate(dp: DirectionPolicy, peer: PeerIdentity, port: number, clusterName: string, l7: L7DecisionCache): PortDecision {
+  for (const d of dp.denies) if (coversPort(d, port) && matchesPeer(d, peer, clusterName)) return DROP[dp.direction].POLICY_DENY;
+  const withL7: Contribution[] = [];
+  let covered = false;
+  for (const a of dp.allows) {
+    if (!coversPort(a, port) || !matchesPeer(a, peer, clusterName)) continue;
+    // A covering contribution without L7 rules shadows every L7 rule for this peer (§2.7.3).
+    if (a.l7 === undefined) return ALLOW;
+    covered = true;
+    withL7.push(a);
+  }
+  if (!covered) return dp.enforcing ? DROP[dp.direction].POLICY_DENIED : ALLOW;
+  return l7.get(withL7);
+}
+
+/** Interval starts where coverage can change: every range's lo and hi+1. */
+function boundaries(dp: DirectionPolicy): number[] {
+  const s = new Set<number>([0]);
+  for (const c of [...dp.allows, ...dp.denies]) {
+    for (const r of c.ranges ?? []) {
+      s.add(r.lo);
+      if (r.hi < 65535) s.add(r.hi + 1);
+    }
+  }
+  return [...s].sort((a, b) => a - b);
+}
+
+/** Turns a Source identity not seen at build time into something selectors can match. */
+export function peerFromIdentity(id: Identity): PeerIdentity {
+  if ('labelSet' in id) return id as IdentityEntry;
+  const cidrLabel = id.labels.find((l) => l.startsWith('cidr:'));
+  return makeIdentity(id.id, id.labels, cidrLabel ? parsePrefix(cidrLabel.slice('cidr:'.length)) : undefined);
+}
+
+/**
+ * Port-interval table for one subject identity and direction: decisions for every known peer
+ * identity are precomputed; others are computed on first use and cached per (interval, identity).
+ */
+export class PortTable {
+  readonly #starts: Uint32Array;
+  readonly #byPeer: Map<number, PortDecision>[];
+  readonly #dp: DirectionPolicy;
+  readonly #clusterName: string;
+  readonly #l7: L7DecisionCache;
+
+  constructor(dp: DirectionPolicy, peers: Iterable<PeerIdentity>, clusterName: string, l7: L7DecisionCache) {
+    this.#dp = dp;
+    this.#clusterName = clusterName;
+    this.#l7 = l7;
+    const b = boundaries(dp);
+    this.#starts = Uint32Array.from(b);
+    this.#byPeer = b.map(() => new Map());
+    for (const p of peers) {
+      for (let i = 0; i < b.length; i++) (this.#byPeer[i] as Map<number, PortDecision>).set(p.id, evaluate(dp, p, b[i] as number, clusterName, l7));
+    }
+  }
+
+  get intervals(): readonly number[] {
+    return [...this.#starts];
+  }
+
+  // Hot path: called per request — change with care. Binary search over a handful of interval
+  // starts, then one Map lookup; returns shared decision objects.
+  lookup(peer: Identity, port: number): PortDecision {
+    const s = this.#starts;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if ((s[mid] as number) <= port) lo = mid;
+      else hi = mid - 1;
+    }
+    const m = this.#byPeer[lo] as Map<number, PortDecision>;
+    const d = m.get(peer.id);
+    if (d !== undefined) return d;
+    const computed = evaluate(this.#dp, peerFromIdentity(peer), s[lo] as number, this.#clusterName, this.#l7);
+    m.set(peer.id, computed);
+    return computed;
+  }
+}

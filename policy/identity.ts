@@ -1,0 +1,101 @@
+/**
+ * Security identities: Cilium's reserved numbers, cluster identities for pod label sets, CIDR-derived
+ * (local scope) identities, and endpoint IDs. All numbers are deterministic (hash of the label string,
+ * linear probe on collision) and stable across reloads: a rebuild reuses the previous state's number
+ * for every label set (or endpoint) that still exists.
+ */
+import type { Prefix } from './cidr.js';
+import { LabelSet } from './labels.js';
+import type { Identity, PolicyState } from './model.js';
+import type { PeerIdentity } from './selector.js';
+
+/** Reserved identities as Cilium numbers them (pkg/identity/numericidentity.go). */
+export const RESERVED_IDS = {
+  host: 1,
+  world: 2,
+  unmanaged: 3,
+  health: 4,
+  init: 5,
+  'remote-node': 6,
+  'kube-apiserver': 7,
+  ingress: 8,
+  'world-ipv4': 9,
+  'world-ipv6': 10,
+} as const;
+
+export const CLUSTER_ID_MIN = 256;
+export const CLUSTER_ID_MAX = 65535;
+/** Cilium's local (CIDR) identity scope starts at 1 << 24. */
+export const LOCAL_ID_MIN = 16777216;
+export const LOCAL_ID_MAX = 16777216 + 0xffffff;
+export const ENDPOINT_ID_MIN = 1;
+export const ENDPOINT_ID_MAX = 4095;
+
+/** An Identity with what selectors need; what PolicyState.identities holds. */
+export interface IdentityEntry extends Identity, PeerIdentity {}
+
+export function makeIdentity(id: number, labels: readonly string[], cidr?: Prefix): IdentityEntry {
+  return Object.freeze({ id, labels: Object.freeze([...labels]), labelSet: new LabelSet(labels), cidr });
+}
+
+export function reservedIdentities(): IdentityEntry[] {
+  return Object.entries(RESERVED_IDS).map(([name, id]) => makeIdentity(id, [`reserved:${name}`]));
+}
+
+/** FNV-1a, 32 bit: small, stable across Node versions and platforms. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * Assigns a number in [min, max] to each key: the previous number when still free, otherwise the
+ * key's hash slot, probing upward on collision. Keys are processed sorted, so the result depends only
+ * on the key set and `previous`.
+ */
+export function allocate(keys: Iterable<string>, previous: ReadonlyMap<string, number>, min: number, max: number): Map<string, number> {
+  const sorted = [...new Set(keys)].sort();
+  const size = max - min + 1;
+  if (sorted.length > size) throw new RangeError(`cannot allocate ${sorted.length} ids in [${min}, ${max}]`);
+  const out = new Map<string, number>();
+  const used = new Set<number>();
+  for (const k of sorted) {
+    const p = previous.get(k);
+    if (p !== undefined && p >= min && p <= max && !used.has(p)) {
+      out.set(k, p);
+      used.add(p);
+    }
+  }
+  for (const k of sorted) {
+    if (out.has(k)) continue;
+    let n = min + (fnv1a(k) % size);
+    while (used.has(n)) n = n === max ? min : n + 1;
+    out.set(k, n);
+    used.add(n);
+  }
+  return out;
+}
+
+export const labelKey = (labels: readonly string[]) => labels.join(',');
+
+/** label string -> id of the previous state's identities (cluster and CIDR scope). */
+export function previousIdentityNumbers(prev: PolicyState | undefined): Map<string, number> {
+  const m = new Map<string, number>();
+  if (prev) for (const id of prev.identities.values()) if (id.id >= CLUSTER_ID_MIN) m.set(labelKey(id.labels), id.id);
+  return m;
+}
+
+export function previousEndpointIds(prev: PolicyState | undefined): Map<string, number> {
+  const m = new Map<string, number>();
+  if (prev) for (const e of prev.endpoints) m.set(`${e.namespace}/${e.name}`, e.id);
+  return m;
+}
+
+/** CIDR identity labels: `cidr:<prefix>` plus `reserved:world`. */
+export function cidrLabels(p: Prefix): string[] {
+  return [`cidr:${p.text}`, 'reserved:world'].sort();
+}

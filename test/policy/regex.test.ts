@@ -1,0 +1,31 @@
+/** RE2 full-match compilation (cilium-semantics.md §2.6 Anchoring, Regex dialect). */
+import t from 'tap';
+import { compileFullMatch } from '../../policy/regex.js';
+
+t.test('full match, RE2 dialect', async (t) => {
+  const rows: [string, string, boolean, string][] = [
+    ['/public', '/public', true, 'plain literal'],
+    ['/public', '/publicx', false, 'plain literal is a full match'],
+    ['^/public$', '/public', true, 'redundant anchors'],
+    ['GET|HEAD', 'HEAD', true, 'literal alternation'],
+    ['GET|HEAD', 'GET|HEAD', false, 'alternation is not a literal'],
+    ['/v1/.*', '/v1/x', true, 'regex'],
+    ['a.c', 'abc', true, '. is a metacharacter'],
+    ['(?i)abc', 'ABC', true, 'inline flag'],
+    ['\\d{3}', '123', true, 'class and repetition'],
+    ['\\d{3}', '1234', false, 'repetition full match'],
+    ['a|b.*', 'bzz', true, 'alternation with regex part'],
+  ];
+  for (const [p, s, want, name] of rows) t.equal(compileFullMatch(p).test(s), want, `${name}: ${p} ~ ${s}`);
+});
+
+t.test('RE2 rejects backtracking-only syntax', async (t) => {
+  for (const p of ['(a)\\1', '(?=a)', '(?<=a)b', '[unclosed']) t.throws(() => compileFullMatch(p), { name: 'RegexSyntaxError' }, p);
+});
+
+t.test('catastrophic pattern stays linear', async (t) => {
+  const m = compileFullMatch('(a+)+$');
+  const start = Date.now();
+  t.equal(m.test('a'.repeat(5000) + 'b'), false);
+  t.ok(Date.now() - start < 2000, 'no exponential backtracking');
+});
