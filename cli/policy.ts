@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { validatePaths } from '../policy/index.js';
+import { formatProblem, validatePaths } from '../policy/index.js';
 import { UsageError } from './usage-error.js';
 
 const USAGE = `Usage: l7guard policy validate -f PATH [-f PATH ...]
@@ -35,7 +35,23 @@ export async function runPolicy(argv: string[]): Promise<number> {
 
 type Report = Awaited<ReturnType<typeof validatePaths>>;
 
+/** One row per policy, `kubectl get cnp`-style, then the reasons for each invalid one. */
 function printReport(report: Report): number {
-  void report;
-  throw new Error('printReport: wire to the policy/ validation report');
+  const rows = report.policies.map((p) => [p.kind, `${p.namespace ?? '_'}/${p.name}`, p.valid ? 'True' : 'False', p.file]);
+  const header = ['KIND', 'NAME', 'VALID', 'FILE'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('   ');
+  const out: string[] = [line(header), ...rows.map(line)];
+  for (const p of report.policies) {
+    if (p.valid) continue;
+    out.push('', `${p.kind} ${p.namespace ?? '_'}/${p.name} (${p.file}):`);
+    for (const r of p.reasons) out.push(`  - ${r}`);
+  }
+  if (report.fileErrors.length > 0) {
+    out.push('', 'Errors outside any policy:');
+    for (const e of report.fileErrors) out.push(`  - ${formatProblem(e)}`);
+  }
+  for (const w of report.warnings) out.push(`warning: ${w}`);
+  process.stdout.write(out.join('\n') + '\n');
+  return report.valid ? 0 : 1;
 }

@@ -73,7 +73,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   for (const w of first.warnings) opts.log.warn({ revision: first.revision }, w);
   state.swap(first);
 
-  const sink = opts.flowsFile === undefined ? undefined : new FlowSink({ file: opts.flowsFile });
+  const sink = opts.flowsFile === undefined ? undefined : new FlowSink({ file: opts.flowsFile, clusterName: opts.clusterName });
   const flows: FlowOutput = sink ?? { enabled: false, emit() {} };
   const upstream = new Upstream();
   const adminSpec = opts.admin.startsWith('unix:') ? [] : [parseHostPort(admin.address)];

@@ -125,7 +125,9 @@ function forward(
   let started = false;
   let abortUpstream: ((err: Error) => void) | undefined;
   res.onClose(() => {
-    if (abortUpstream !== undefined && !res.sent) abortUpstream(new Error('client closed the connection'));
+    // The client is gone (before or during the response): stop the upstream exchange too, or a
+    // paused upstream body would hold a pooled connection until undici's body timeout.
+    if (abortUpstream !== undefined && !res.finished) abortUpstream(new Error('client closed the connection'));
   });
   ctx.upstream.send(
     backend,

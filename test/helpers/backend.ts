@@ -24,6 +24,8 @@ export async function recordingBackend(
   host: string,
   port: number,
   respond?: (r: Recorded, res: http.ServerResponse) => void,
+  /** Shared, in arrival order across several backends. */
+  journal?: Recorded[],
 ): Promise<RecordingBackend> {
   const seen: Recorded[] = [];
   const server = http.createServer((req, res) => {
@@ -39,6 +41,7 @@ export async function recordingBackend(
         from: req.socket.remoteAddress ?? '',
       };
       seen.push(r);
+      journal?.push(r);
       if (respond !== undefined) return respond(r, res);
       const body = `${name} ${r.method} ${r.url}\n`;
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });

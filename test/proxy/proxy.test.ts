@@ -4,7 +4,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { loopbackBlock, rawExchange, hasCompleteResponse } from '../helpers/net.js';
-import { recordingBackend, type RecordingBackend } from '../helpers/backend.js';
+import { recordingBackend, type Recorded, type RecordingBackend } from '../helpers/backend.js';
 import { serve, runCli, type Served } from '../helpers/serve.js';
 import { starWarsCluster, clusterDir, copyFixture } from '../helpers/cluster.js';
 
@@ -21,12 +21,13 @@ function req(method: string, path: string, host = HOST, extra = ''): string {
 const DENIED = /^HTTP\/1\.1 403 Forbidden\r\ncontent-length: 15\r\ncontent-type: text\/plain\r\ndate: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\r\nserver: l7guard\r\n\r\nAccess denied\r\n$/;
 
 t.test('Star Wars through l7guard serve', { skip: root ? false : 'needs root to bind <pod-ip>:80' }, async (t) => {
+  const journal: Recorded[] = [];
   const backends: RecordingBackend[] = [
-    await recordingBackend('deathstar-b9qmw', ips.deathstar[0], 80),
-    await recordingBackend('deathstar-vhj8x', ips.deathstar[1], 80),
+    await recordingBackend('deathstar-b9qmw', ips.deathstar[0], 80, undefined, journal),
+    await recordingBackend('deathstar-vhj8x', ips.deathstar[1], 80, undefined, journal),
   ];
   t.teardown(() => Promise.all(backends.map((b) => b.close())));
-  const seen = () => backends.flatMap((b) => b.seen);
+  const seen = () => journal;
   const dir = clusterDir(starWarsCluster(ips));
   copyFixture('examples__minikube__sw_l3_l4_policy.yaml', dir, '10-policy.yaml');
 

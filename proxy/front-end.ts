@@ -1,0 +1,206 @@
+/**
+ * The client-facing HTTP/1.1 server: the narrow interface between the data path (request-handler)
+ * and the wire. node:http is not used because it cannot produce the byte-exact 403, a zero-byte
+ * L3/L4 drop, or our strict parsing; the codec lives in ./http1/ and can be swapped behind this
+ * interface.
+ */
+import net from 'node:net';
+import type { Readable } from 'node:stream';
+import type { HeaderList } from '../policy/model.js';
+import { DEFAULT_PARSER_LIMITS, type ParserLimits } from './http1/request-parser.js';
+import { ServerConnection } from './http1/server-connection.js';
+
+export interface FrontRequest {
+  /** Case preserved, as sent. */
+  readonly method: string;
+  /** Raw request-target (normalise with `normalizeTarget`). */
+  readonly target: string;
+  readonly versionMinor: 0 | 1;
+  /** As received: [name0, value0, ...]. Includes hop-by-hop fields (strip before forwarding). */
+  readonly headers: HeaderList;
+  readonly host: string | undefined;
+  /** Whether the client allows another request after this one. */
+  readonly keepAlive: boolean;
+  /** The client sent `Expect: 100-continue`; call `res.sendContinue()` before reading the body. */
+  readonly expectContinue: boolean;
+  /** The Upgrade protocol asked for (upgrades are not performed; the request is served as plain HTTP). */
+  readonly upgrade: string | undefined;
+  /** Remote address, IPv4-mapped IPv6 (`::ffff:a.b.c.d`) unmapped to `a.b.c.d`. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Declared body length (undefined when chunked or absent). */
+  readonly contentLength: number | undefined;
+  readonly chunked: boolean;
+  readonly hasBody: boolean;
+  /** The decoded body (no chunk framing), with backpressure to the socket; null when `!hasBody`. */
+  readonly body: Readable | null;
+  /** `process.hrtime.bigint()` when the request head was parsed. */
+  readonly receivedAt: bigint;
+}
+
+export interface WriteHeadOptions {
+  /** Adds `content-length` unless the headers already carry one. */
+  readonly contentLength?: number;
+  /** Chunked framing (HTTP/1.1 clients) or close-delimited (HTTP/1.0 clients). */
+  readonly chunked?: boolean;
+}
+
+export interface FrontResponse {
+  /**
+   * Sends the status line and headers. The front end adds framing (`content-length`, or
+   * `transfer-encoding: chunked` when no length is known and the client speaks HTTP/1.1), `date`
+   * when absent, and `connection: close` when it will close after this response. A caller-supplied
+   * `transfer-encoding` is replaced by the front end's own framing. No-op once the client has gone.
+   */
+  writeHead(status: number, reason: string, headers: HeaderList, opts?: WriteHeadOptions): void;
+  /** Body bytes (chunk-encoded if needed). Returns false when the socket buffer is full: wait for `onDrain`. */
+  write(chunk: Buffer | string): boolean;
+  end(chunk?: Buffer | string): void;
+  /** Called on every socket drain while this response is in progress. */
+  onDrain(cb: () => void): void;
+  /** A complete pre-serialised response (e.g. `deniedResponse()`); sent as is. */
+  writeRaw(buf: Buffer, endsResponse: true): void;
+  /** `HTTP/1.1 100 Continue`, once, only if the client asked for it and no response was sent yet. */
+  sendContinue(): void;
+  /** L3/L4 drop: reset the connection, zero response bytes. */
+  drop(): void;
+  /** Close the connection after this response (adds `connection: close` if the head is not sent yet). */
+  closeAfterResponse(): void;
+  /** Called once if the client connection closes before this response finished. */
+  onClose(cb: () => void): void;
+  /** Aborted when the client connection closes before this response finished. */
+  readonly signal: AbortSignal;
+  /** The response head (or a raw response) has been written. */
+  readonly sent: boolean;
+  /** The response is complete (ended, raw-written, dropped, or the client went away). */
+  readonly finished: boolean;
+}
+
+export interface FrontEndLimits extends ParserLimits {
+  /**
+   * Time from connection start (or from the first byte of a kept-alive request) to a complete
+   * request head; then 408 and close. 60 s = nginx `client_header_timeout` (Envoy's
+   * `request_headers_timeout` is off by default, which we do not copy: it invites slowloris).
+   */
+  readonly headersTimeoutMs: number;
+  /**
+   * Idle time allowed between requests on a kept-alive connection, then a silent close. 60 s:
+   * between Node's 5 s (short enough that clients racing a reuse against our close is common, cf.
+   * nodejs/undici#3141) and nginx's 75 s / Envoy HCM's 1 h `idle_timeout`; matches our headers timeout.
+   */
+  readonly keepAliveTimeoutMs: number;
+  /** Pipelined bytes held while a response is in flight before the socket is paused. 64 KiB = one socket read. */
+  readonly maxPipelinedBytes: number;
+  /**
+   * Request-body bytes we read and discard after the response ended early (e.g. a 403 on a POST)
+   * to keep the connection; past this, closing is cheaper. 1 MiB.
+   */
+  readonly maxDiscardBytes: number;
+  /** highWaterMark of `FrontRequest.body`; above it the socket is paused. 64 KiB. */
+  readonly bodyHighWaterMark: number;
+  /** After a graceful close (FIN sent), how long we keep reading before destroying. 5 s = nginx `lingering_timeout`. */
+  readonly lingerMs: number;
+}
+
+export const DEFAULT_FRONT_END_LIMITS: FrontEndLimits = Object.freeze({
+  ...DEFAULT_PARSER_LIMITS,
+  headersTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 60_000,
+  maxPipelinedBytes: 64 * 1024,
+  maxDiscardBytes: 1024 * 1024,
+  bodyHighWaterMark: 64 * 1024,
+  lingerMs: 5_000,
+});
+
+export interface FrontErrorInfo {
+  readonly phase: 'parse' | 'timeout' | 'socket' | 'response' | 'handler' | 'server';
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+}
+
+export interface FrontEndOptions {
+  onRequest(req: FrontRequest, res: FrontResponse): void;
+  readonly limits?: Partial<FrontEndLimits>;
+  /** Client errors (parse errors, timeouts, resets, handler throws). Never thrown. */
+  onError?(err: Error, info: FrontErrorInfo): void;
+}
+
+export interface FrontEnd {
+  listen(host: string, port: number): Promise<{ address: string; port: number }>;
+  /** Stop accepting; idle connections close now, busy ones after their current response. */
+  close(): Promise<void>;
+  /** Close connections that have no request in progress. */
+  closeIdle(): void;
+  readonly connections: number;
+}
+
+export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
+  const limits: FrontEndLimits = { ...DEFAULT_FRONT_END_LIMITS, ...opts.limits };
+  const live = new Set<ServerConnection>();
+  let closing = false;
+  /** Set by close(): re-checks "server closed and every connection released". */
+  let onReleased: (() => void) | undefined;
+  const context = {
+    limits,
+    onRequest: opts.onRequest,
+    onError: opts.onError,
+    released(conn: ServerConnection) {
+      live.delete(conn);
+      onReleased?.();
+    },
+  };
+  // allowHalfOpen: a client that shuts down its write side after the request still gets the response.
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    const conn = ServerConnection.accept(socket, context);
+    if (conn === undefined) return;
+    live.add(conn);
+    if (closing) conn.shutdown();
+  });
+  server.on('error', (err) => {
+    if (server.listening) opts.onError?.(err, { phase: 'server', remoteAddress: undefined, remotePort: undefined });
+  });
+
+  return {
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const a = server.address() as net.AddressInfo;
+          resolve({ address: a.address, port: a.port });
+        });
+      });
+    },
+    close() {
+      closing = true;
+      return new Promise((resolve) => {
+        // The server's own close callback can run before the sockets' 'close' events, so
+        // completion is "server closed AND every connection released", whichever comes last.
+        let serverClosed = !server.listening;
+        const check = (): void => {
+          if (serverClosed && live.size === 0) {
+            onReleased = undefined;
+            resolve();
+          }
+        };
+        onReleased = check;
+        if (!serverClosed) {
+          server.close(() => {
+            serverClosed = true;
+            check();
+          });
+        }
+        for (const c of live) c.shutdown();
+        check();
+      });
+    },
+    closeIdle() {
+      for (const c of live) c.closeIfIdle();
+    },
+    get connections() {
+      return live.size;
+    },
+  };
+}

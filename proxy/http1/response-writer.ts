@@ -1,0 +1,145 @@
+/**
+ * HTTP/1.1 response serialisation (RFC 9112 §4, §7.1) and the byte-exact local replies.
+ * Everything constant is built once; per response we only concatenate strings.
+ */
+import type { HeaderList } from '../../policy/model.js';
+import { FrontEndError } from '../errors.js';
+import { FIELD_VALUE, TOKEN } from './chars.js';
+
+/** Our `server` header value on local replies (cilium-envoy says `envoy`). */
+export const SERVER_NAME = 'l7guard';
+
+const DENIED_BODY = 'Access denied\r\n';
+
+let dateSecond = -1;
+let dateValue = '';
+let deniedSecond = -1;
+let deniedBytes: Buffer = Buffer.alloc(0);
+
+/**
+ * RFC 9110 §5.6.7 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") for the `date` header.
+ * Formatting is recomputed at most once per wall-clock second, as Node's and nginx's caches do;
+ * `Date.now()` per call is far cheaper than `toUTCString()`.
+ */
+export function imfDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(second * 1000).toUTCString();
+  }
+  return dateValue;
+}
+
+/**
+ * The L7 policy denial, byte-for-byte cilium-envoy's local reply (cilium-semantics.md §3.1):
+ * lower-case names in Envoy's order, 15-byte body, no `connection` header (the connection stays
+ * open). Rebuilt only when the date second changes. Hot path: do not mutate the returned Buffer.
+ */
+export function deniedResponse(): Buffer {
+  const date = imfDate();
+  if (dateSecond !== deniedSecond) {
+    deniedSecond = dateSecond;
+    deniedBytes = Buffer.from(
+      'HTTP/1.1 403 Forbidden\r\n' +
+        `content-length: ${DENIED_BODY.length}\r\n` +
+        'content-type: text/plain\r\n' +
+        `date: ${date}\r\n` +
+        `server: ${SERVER_NAME}\r\n` +
+        '\r\n' +
+        DENIED_BODY,
+      'latin1',
+    );
+  }
+  return deniedBytes;
+}
+
+/** RFC 9110 §15 reason phrases for the statuses the codec itself produces. */
+export const REASON_PHRASES: Readonly<Record<number, string>> = Object.freeze({
+  100: 'Continue',
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  505: 'HTTP Version Not Supported',
+});
+
+const errorResponses = new Map<number, Buffer>();
+
+/**
+ * The minimal reply to a request we cannot parse (or that timed out): reason phrase as a
+ * text/plain body and `connection: close`, because after a framing error we cannot know where the
+ * next request would start (RFC 9112 §9.6 lets the server close; we announce it).
+ */
+export function errorResponse(status: number): Buffer {
+  let bytes = errorResponses.get(status);
+  if (bytes === undefined) {
+    const reason = REASON_PHRASES[status] ?? 'Error';
+    bytes = Buffer.from(
+      `HTTP/1.1 ${status} ${reason}\r\n` +
+        `content-length: ${reason.length}\r\n` +
+        'content-type: text/plain\r\n' +
+        'connection: close\r\n' +
+        '\r\n' +
+        reason,
+      'latin1',
+    );
+    errorResponses.set(status, bytes);
+  }
+  return bytes;
+}
+
+/** RFC 9110 §10.1.1 / §15.2.1: the interim response that tells the client to send its body. */
+export const CONTINUE_RESPONSE: Buffer = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+
+/** RFC 9112 §7.1: the last-chunk with an empty trailer section. */
+export const LAST_CHUNK = '0\r\n\r\n';
+
+/** RFC 9112 §7.1: chunk-size line (lower-case hex, no extensions). */
+export function chunkHeader(size: number): string {
+  return size.toString(16) + '\r\n';
+}
+
+/**
+ * Serialises `HTTP/1.1 <status> <reason>` + the header list + `extra` (already formatted
+ * `name: value\r\n` lines added by the front end) + the empty line. Names must be tokens and
+ * values must not contain CR/LF/NUL (RFC 9110 §5.5): header values can come from upstreams and
+ * from policy edits, so this is where response splitting is stopped. Hot path — change with care.
+ */
+export function serializeResponseHead(status: number, reason: string, headers: HeaderList, extra = ''): string {
+  if (!Number.isInteger(status) || status < 100 || status > 999) {
+    throw new FrontEndError('L7G_ERR_INVALID_RESPONSE_HEADER', { detail: `status ${status}` });
+  }
+  if (!isFieldValue(reason)) throw new FrontEndError('L7G_ERR_INVALID_RESPONSE_HEADER', { detail: 'reason' });
+  if ((headers.length & 1) === 1) throw new FrontEndError('L7G_ERR_INVALID_RESPONSE_HEADER', { detail: 'odd header list' });
+  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    if (!isToken(name) || !isFieldValue(value)) {
+      throw new FrontEndError('L7G_ERR_INVALID_RESPONSE_HEADER', { detail: JSON.stringify(name) });
+    }
+    head += name + ': ' + value + '\r\n';
+  }
+  return head + extra + '\r\n';
+}
+
+function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || TOKEN[c] !== 1) return false;
+  }
+  return true;
+}
+
+function isFieldValue(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || FIELD_VALUE[c] !== 1) return false;
+  }
+  return true;
+}
