@@ -1,39 +1,62 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { unlink } from 'node:fs/promises';
-import type { PolicyState } from '../policy/model.js';
-import type { StateRef } from './state-ref.js';
 
 /**
- * The admin API (Envoy's vocabulary: /ready, /server_info, /config_dump; Kubernetes' /healthz).
- * It observes the data path and never sits in a request's way. Bound to loopback or a unix socket
- * by default; it has no listener in common with the data plane.
+ * The admin API server (Envoy's vocabulary). It observes the data path and never sits in a
+ * request's way; bound to loopback or a unix socket by default, with no listener in common with the
+ * data plane. Features contribute routes (core, reload, metrics, flows) instead of editing this file.
  */
-export interface AdminInfo {
-  readonly version: string;
-  readonly startedAt: number;
-  readonly commandLine: readonly string[];
-  /** True once the first policy load succeeded and every listener is bound. */
-  ready(): boolean;
-  draining(): boolean;
-  sources(): readonly { readonly file: string; readonly sha256: string }[];
+export interface AdminRoute {
+  /** GET routes answer HEAD too. Mutations are POST/PUT/DELETE only: a GET on them is 405, as Envoy does. */
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Exact path, or a prefix when it ends with "/". */
+  readonly path: string;
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): void | Promise<void>;
 }
 
 export interface AdminServer {
   readonly address: string;
+  /** Routes can be added after start (features that come up later, e.g. after the first load). */
+  addRoutes(routes: readonly AdminRoute[]): void;
   close(): Promise<void>;
 }
 
-export async function startAdmin(spec: string, state: StateRef, info: AdminInfo): Promise<AdminServer> {
-  const server = createServer((req, res) => handle(req, res, state, info));
+export async function startAdmin(spec: string, routes: readonly AdminRoute[]): Promise<AdminServer> {
+  const table: AdminRoute[] = [...routes];
+  const server = createServer((req, res) => {
+    dispatch(table, req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendText(res, 500, `${(err as Error).message}\n`);
+      else res.destroy();
+    });
+  });
   server.on('clientError', (_err, socket) => socket.destroy());
   const address = await listen(server, spec);
   return {
     address,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    addRoutes: (more) => void table.push(...more),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
+}
+
+async function dispatch(table: readonly AdminRoute[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const method = req.method === 'HEAD' ? 'GET' : req.method;
+  let pathMatched = false;
+  for (const r of table) {
+    const hit = r.path.endsWith('/') ? url.pathname.startsWith(r.path) : url.pathname === r.path;
+    if (!hit) continue;
+    pathMatched = true;
+    if (r.method === method) {
+      await r.handle(req, res, url);
+      return;
+    }
+  }
+  if (pathMatched) sendText(res, 405, 'method not allowed\n');
+  else sendText(res, 404, 'not found\n');
 }
 
 async function listen(server: Server, spec: string): Promise<string> {
@@ -63,69 +86,11 @@ export function parseHostPort(spec: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-function send(res: ServerResponse, status: number, body: string, type = 'text/plain'): void {
+export function sendText(res: ServerResponse, status: number, body: string, type = 'text/plain'): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json');
-}
-
-function handle(req: IncomingMessage, res: ServerResponse, ref: StateRef, info: AdminInfo): void {
-  const url = new URL(req.url ?? '/', 'http://admin');
-  const state = ref.current;
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    send(res, 405, 'method not allowed\n');
-    return;
-  }
-  switch (url.pathname) {
-    case '/ready': {
-      const live = info.ready() && !info.draining() && state !== undefined;
-      send(res, live ? 200 : 503, live ? 'LIVE\n' : info.draining() ? 'DRAINING\n' : 'PRE_INITIALIZING\n');
-      return;
-    }
-    case '/healthz':
-      send(res, 200, 'ok\n');
-      return;
-    case '/server_info':
-      json(res, 200, {
-        version: info.version,
-        state: info.draining() ? 'DRAINING' : info.ready() ? 'LIVE' : 'PRE_INITIALIZING',
-        uptime_current_epoch: `${Math.floor((Date.now() - info.startedAt) / 1000)}s`,
-        command_line_options: info.commandLine,
-        policy_revision: state?.revision ?? 0,
-      });
-      return;
-    case '/config_dump':
-      json(res, 200, state === undefined ? { revision: 0 } : configDump(state, info));
-      return;
-    default:
-      send(res, 404, 'not found\n');
-  }
-}
-
-function configDump(state: PolicyState, info: AdminInfo): unknown {
-  return {
-    revision: state.revision,
-    cluster_name: state.clusterName,
-    sources: info.sources(),
-    objects: state.objects,
-    warnings: state.warnings,
-    identities: [...state.identities.values()].map((i) => ({ id: i.id, labels: i.labels })),
-    endpoints: state.endpoints.map((e) => ({
-      id: e.id,
-      namespace: e.namespace,
-      name: e.name,
-      ips: e.ips,
-      identity: e.identity.id,
-    })),
-    services: state.services.map((s) => ({
-      namespace: s.namespace,
-      name: s.name,
-      cluster_ips: s.clusterIPs,
-      ports: s.ports,
-      endpoints: s.endpoints.map((e) => `${e.namespace}/${e.name}`),
-    })),
-  };
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  sendText(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json');
 }

@@ -7,6 +7,7 @@ import { loadPolicyState } from '../policy/index.js';
 import { FlowSink } from '../observe/flow-sink.js';
 import { createFrontEnd } from './front-end.js';
 import { startAdmin, parseHostPort, type AdminServer } from './admin.js';
+import { coreRoutes } from './admin-core-routes.js';
 import { Balancer } from './balancer.js';
 import { createRequestHandler, type FlowOutput } from './request-handler.js';
 import { SelfGuard } from './self-guard.js';
@@ -47,14 +48,17 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const listenSpecs = opts.listen.map(parseHostPort);
 
   // The admin port comes up first so that /ready can say 503 while the policy loads.
-  const admin: AdminServer = await startAdmin(opts.admin, state, {
-    version: opts.version,
-    startedAt: Date.now(),
-    commandLine: opts.commandLine,
-    ready: () => ready,
-    draining: () => draining,
-    sources: () => sources,
-  });
+  const admin: AdminServer = await startAdmin(
+    opts.admin,
+    coreRoutes(state, {
+      version: opts.version,
+      startedAt: Date.now(),
+      commandLine: opts.commandLine,
+      ready: () => ready,
+      draining: () => draining,
+      sources: () => sources,
+    }),
+  );
 
   let first: PolicyState;
   try {
