@@ -9,6 +9,9 @@ Commands:
   serve            enforce CiliumNetworkPolicy L7 rules as an HTTP proxy
   demo             run Cilium's Star Wars demo locally, end to end
   policy validate  check policy files without serving (like kubectl apply --dry-run)
+  observe          show flows like hubble observe (from the admin API or a --flows file)
+  apply            apply objects to a running proxy through its admin API (like kubectl apply -f)
+  delete           delete an object applied through the admin API (like kubectl delete)
   version          print the version
 
 Run "l7guard <command> --help" for a command's options.
@@ -34,6 +37,17 @@ export async function main(argv: string[]): Promise<void> {
       case 'policy':
         process.exitCode = await runPolicy(rest);
         return;
+      case 'observe': {
+        const { runObserve } = await import('./observe.js');
+        process.exitCode = await runObserve(rest);
+        return;
+      }
+      case 'apply':
+      case 'delete': {
+        const { runApply, runDelete } = await import('./apply.js');
+        process.exitCode = await (cmd === 'apply' ? runApply : runDelete)(rest);
+        return;
+      }
       case 'version':
       case '--version':
         process.stdout.write(`l7guard ${version()}\n`);

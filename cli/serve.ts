@@ -1,14 +1,26 @@
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startProxy, type RunningProxy } from '../proxy/proxy.js';
 import { createLogger } from '../observe/log.js';
 import { UsageError } from './usage-error.js';
+import { parseInterception, type InterceptionOptions } from '../proxy/original-destination.js';
 import { version } from './main.js';
+import { parseDuration } from './duration.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../proxy/drain.js';
+import { HARDENING_PARSE_OPTIONS, parseHardening, type Hardening } from '../proxy/hardening.js';
+import { trustedPeers } from '../proxy/proxy-protocol.js';
 
 export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
 
   -f, --file PATH          policy/cluster YAML or JSON: a file, or a folder (not recursive); repeatable,
                            later ones win
-      --listen HOST:PORT   data-plane listener (repeatable; default 0.0.0.0:80)
+      --listen HOST:PORT   data-plane listener (repeatable; default 0.0.0.0:80 unless --redirect is given)
+      --redirect LISTEN_HOST:PORT=DEST_IP:DEST_PORT
+                           a listener whose every connection's original destination is DEST (a Service
+                           clusterIP:port or a Pod IP:port), for an iptables REDIRECT of DEST to that
+                           port; in sidecar mode DEST may be just PORT (repeatable)
+      --mode node|sidecar  node (default): the destination comes from --redirect, else the request's
+                           authority/Host; sidecar: every connection goes to the --pod
+      --pod NAMESPACE/NAME the pod a sidecar protects (required by --mode sidecar)
       --admin HOST:PORT|unix:PATH
                            admin API (default 127.0.0.1:9901)
       --node-ip IP         an address of this node: traffic from it is the "host" identity (repeatable)
@@ -18,25 +30,48 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
       --flows FILE         append every decision as a Hubble flow (JSON lines, hubble observe --input-file)
       --node-name NAME     node name in flows (default: the hostname)
       --log-level LEVEL    trace|debug|info|warn|error (default info)
+      --drain-timeout DURATION
+                           on SIGTERM/SIGINT: how long in-flight requests may take before the remaining
+                           connections are reset (default 25s; e.g. 30, 30s, 500ms)
+
+  Timeouts and limits (README "Hardening"; durations: 30, 30s, 500ms; sizes: 8192, 8k):
+      --header-timeout D   --idle-timeout D   --connect-timeout D   --response-timeout D
+      --body-timeout D     --outlier-ejection-time D                --outlier-failures N
+      --max-header-bytes N --max-headers N    --max-target-length N --max-pipelined-bytes N
+      --max-connections N  --upstream-connections N
+      --proxy-protocol-from CIDR
+                           peers that must start with a PROXY v1/v2 header, whose address is then the
+                           source identity (repeatable); from anyone else a PROXY header is a 400
+
+  Files and folders given with -f are watched and reloaded on change; SIGHUP re-reads them.
 `;
+
+/** The `serve` flag table, exported so deploy/ manifests are checked against the real flags. */
+export const SERVE_OPTIONS = {
+  file: { type: 'string', short: 'f', multiple: true },
+  listen: { type: 'string', multiple: true },
+  redirect: { type: 'string', multiple: true },
+  mode: { type: 'string' },
+  pod: { type: 'string' },
+  admin: { type: 'string' },
+  'node-ip': { type: 'string', multiple: true },
+  'cluster-name': { type: 'string' },
+  'allow-localhost': { type: 'string' },
+  flows: { type: 'string' },
+  'node-name': { type: 'string' },
+  'log-level': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  ...HARDENING_PARSE_OPTIONS,
+  'proxy-protocol-from': { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
 
 export async function runServe(argv: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        file: { type: 'string', short: 'f', multiple: true },
-        listen: { type: 'string', multiple: true },
-        admin: { type: 'string' },
-        'node-ip': { type: 'string', multiple: true },
-        'cluster-name': { type: 'string' },
-        'allow-localhost': { type: 'string' },
-        flows: { type: 'string' },
-        'node-name': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: SERVE_OPTIONS,
       strict: true,
       allowPositionals: false,
     }));
@@ -53,12 +88,30 @@ export async function runServe(argv: string[]): Promise<number> {
   if (allowLocalhost !== 'always' && allowLocalhost !== 'policy') {
     throw new UsageError(`--allow-localhost must be "always" or "policy", not "${allowLocalhost}"`);
   }
+  let interception: InterceptionOptions;
+  try {
+    interception = parseInterception({ mode: values.mode, pod: values.pod, redirect: values.redirect });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const drainMs = values['drain-timeout'] === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : parseDuration(values['drain-timeout']);
+  if (drainMs === undefined) throw new UsageError(`--drain-timeout must be a duration (30, 30s, 500ms), not "${values['drain-timeout']}"`);
+  let hardening: Hardening;
+  try {
+    hardening = parseHardening(values);
+    trustedPeers(values['proxy-protocol-from'] ?? []);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   const log = createLogger(values['log-level']);
   let proxy: RunningProxy;
   try {
     proxy = await startProxy({
       paths,
-      listen: values.listen ?? ['0.0.0.0:80'],
+      listen: values.listen ?? (interception.redirects.length > 0 ? [] : ['0.0.0.0:80']),
+      interception,
+      hardening,
+      proxyProtocolFrom: values['proxy-protocol-from'] ?? [],
       admin: values.admin ?? '127.0.0.1:9901',
       nodeIPs: values['node-ip'] ?? [],
       clusterName: values['cluster-name'] ?? 'default',
@@ -80,7 +133,8 @@ export async function runServe(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'shutting down');
-      proxy.close().then(
+      process.off('SIGHUP', onHup);
+      proxy.drain(drainMs).then(
         () => resolve(0),
         (err: unknown) => {
           log.error({ err: (err as Error).message }, 'shutdown failed');
@@ -88,6 +142,9 @@ export async function runServe(argv: string[]): Promise<number> {
         },
       );
     };
+    // SIGHUP re-reads every -f input and swaps even when nothing changed (a forced reload).
+    const onHup = () => void proxy.reload.reload('SIGHUP', true);
+    process.on('SIGHUP', onHup);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

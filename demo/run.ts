@@ -7,6 +7,7 @@
  * `MISMATCH: ...` and makes the exit code 1.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { applyText, deleteObject } from '../proxy/reload/admin-client.js';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -95,7 +96,8 @@ class Demo {
   readonly #mismatches: string[] = [];
   #replicas: Replica[] = [];
   #proxy: ProxyRun | undefined;
-  #proxyFiles: string | undefined;
+  /** Policy files already applied to the running proxy, in order. */
+  readonly #applied: string[] = [];
   #proxyRuns = 0;
   #flowsSeen = 0;
   #workDir: string | undefined;
@@ -187,33 +189,44 @@ class Demo {
     if (!this.#expectingCrash) this.#mismatch(`${e.pod} to keep running`, `a crash (${how})`);
   }
 
-  /**
-   * Until hot reload exists (a later issue), applying a policy restarts the proxy with the new `-f`
-   * list. Later files win on a name clash, so `-f sw_l3_l4_policy.yaml -f sw_l3_l4_l7_policy.yaml`
-   * serves the L7 `rule1`, as `kubectl apply` of the second file replaces the first.
-   */
-  async #ensureProxy(policies: readonly string[]): Promise<void> {
-    const files = [this.#clusterFile, ...policies.map((p) => join(MANIFESTS, p))];
-    const key = files.join('\0');
-    if (this.#proxy !== undefined && this.#proxyFiles === key) return;
-    if (this.#proxy !== undefined) await stopChild(this.#proxy.child);
-    this.#proxy = undefined;
+  /** The proxy starts once, on the cluster alone; policies then arrive through hot reload. */
+  async #ensureProxy(): Promise<void> {
+    if (this.#proxy !== undefined) return;
     const command = this.#opts.proxyCommand ?? [process.execPath, join(ROOT, 'bin', 'l7guard.js')];
     this.#proxy = await startProxy({
-      command, files, listen: `${this.#clusterIP}:${PORT}`, workDir: this.#workDir!, run: ++this.#proxyRuns,
+      command, files: [this.#clusterFile], listen: `${this.#clusterIP}:${PORT}`, workDir: this.#workDir!, run: ++this.#proxyRuns,
     });
-    this.#proxyFiles = key;
     this.#flowsSeen = 0;
     const shown = ['l7guard', ...this.#proxy.argv.slice(command.length)]
       .map((a) => a.startsWith(this.#workDir!) ? `$WORK${a.slice(this.#workDir!.length)}` : a.startsWith(ROOT) ? a.slice(ROOT.length + 1) : a);
-    this.#say(`# (re)started the proxy: ${shown.join(' ')}`);
+    this.#say(`# started the proxy: ${shown.join(' ')}`);
+  }
+
+  /**
+   * `kubectl apply -f` is `l7guard apply -f` against the running proxy's admin API: each object is
+   * PUT, compiled and swapped in before the answer, so the next request is judged by it. The answer
+   * lines are kubectl's and must be the seed's (`created`, then `configured` for the L7 rule1).
+   */
+  async #applyPolicies(policies: readonly string[], expected: string | undefined): Promise<void> {
+    const fresh = policies.filter((p) => !this.#applied.includes(p));
+    const lines: string[] = [];
+    for (const p of fresh) {
+      const file = join(MANIFESTS, p);
+      for (const l of await applyText(this.#proxy!.adminAddr, await readFile(file, 'utf8'), file)) {
+        lines.push(l.text);
+        if (!l.ok) this.#mismatch(`${p} to apply`, l.text);
+      }
+      this.#applied.push(p);
+    }
+    if (lines.length > 0) this.#say(lines.join('\n'));
+    if (expected !== undefined && lines.join('\n') !== expected) this.#mismatch(`kubectl's "${expected}"`, `"${lines.join('\n')}"`);
   }
 
   async #step(step: DemoStep): Promise<void> {
     this.#say(`\n=== ${step.title} ===`);
     if (step.apply !== undefined) this.#say(`❯ kubectl apply -f ${SHOWN_MANIFESTS}/${step.apply.file}`);
-    await this.#ensureProxy(step.policies);
-    if (step.apply !== undefined) this.#say(step.apply.output);
+    await this.#ensureProxy();
+    await this.#applyPolicies(step.policies, step.apply?.output);
     const flows: string[] = [];
     for (const c of step.commands) flows.push(...(await this.#command(c)));
     this.#say(`\n❯ hubble observe   # this step's decisions`);
@@ -306,12 +319,16 @@ class Demo {
   async #cleanupStep(): Promise<void> {
     this.#say('\n=== 5. Clean-up ===');
     this.#say(`❯ kubectl delete -f ${SHOWN_MANIFESTS}/http-sw-app.yaml`);
-    await stopChild(this.#proxy?.child);
-    this.#proxy = undefined;
     await Promise.all(this.#replicas.map((r) => r.stop()));
     this.#say('service "deathstar" deleted\ndeployment.apps "deathstar" deleted\npod "tiefighter" deleted\npod "xwing" deleted');
     this.#say('❯ kubectl delete cnp rule1');
-    this.#say('ciliumnetworkpolicy.cilium.io "rule1" deleted');
+    if (this.#proxy !== undefined) {
+      const d = await deleteObject(this.#proxy.adminAddr, 'cnp', 'rule1');
+      this.#say(d.text);
+      if (d.text !== 'ciliumnetworkpolicy.cilium.io "rule1" deleted') this.#mismatch('kubectl\'s "ciliumnetworkpolicy.cilium.io "rule1" deleted"', d.text);
+    }
+    await stopChild(this.#proxy?.child);
+    this.#proxy = undefined;
     // Everything must really be gone: every address the demo served on is free again.
     const addrs = [this.#clusterIP, ...this.#replicas.map((r) => r.pod.ip)];
     for (const ip of addrs) {

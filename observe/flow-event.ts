@@ -1,4 +1,4 @@
-import type { DropReason, Endpoint, Identity } from '../policy/model.js';
+import type { DropReason, Endpoint, Identity, RuleRef } from '../policy/model.js';
 
 /** One peer of a flow, as the proxy saw it. */
 export interface FlowPeer {
@@ -43,5 +43,11 @@ export interface FlowEvent {
   } | undefined;
   /** Policy revision that judged the request. */
   readonly revision: number;
+  /**
+   * Provenance (the decision's shared `by`): the rules that allowed ('http-request' FORWARDED, and
+   * the L3/L4 allow under it) or denied ('drop' POLICY_DENY, L7 DROPPED) it. Absent or empty on a
+   * POLICY_DENIED drop: no rule selected this peer.
+   */
+  readonly by?: readonly RuleRef[] | undefined;
   readonly nodeName: string;
 }

@@ -26,6 +26,11 @@ const endpoint = {
 
 const service = { type: 'object', properties: { name: str, namespace: str } } as const;
 
+const policies = {
+  type: 'array',
+  items: { type: 'object', properties: { name: str, namespace: str, labels: { type: 'array', items: str }, revision: str, kind: str } },
+} as const;
+
 export const flowResponseSchema = {
   title: 'observer.GetFlowsResponse',
   type: 'object',
@@ -92,6 +97,10 @@ export const flowResponseSchema = {
         policy_match_type: int,
         drop_reason_desc: str,
         is_reply: bool,
+        egress_allowed_by: policies,
+        ingress_allowed_by: policies,
+        egress_denied_by: policies,
+        ingress_denied_by: policies,
         Summary: str,
       },
     },

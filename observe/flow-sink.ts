@@ -6,11 +6,15 @@
  * `hubble observe --input-file FILE` can filter it.
  *
  * Hot path: emit() converts the event and stores it; serialisation and I/O for the file are
- * deferred to one setImmediate per event-loop turn, which writes the whole batch as one chunk
- * through an fs.WriteStream. Nothing on the request path waits for the disk.
+ * deferred to one setImmediate per event-loop turn, which hands the whole batch, pre-serialised by
+ * fast-json-stringify, as one string to pino's destination (sonic-boom, async, with none of pino's
+ * own fields). sonic-boom's `maxLength` bounds what may wait for the disk: past it a batch is
+ * dropped and counted, so a full disk or a slow device never grows memory or slows proxying.
+ * A line waits at most FLUSH_MS in sonic-boom's buffer (`minLength` batches small writes).
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { openSync } from 'node:fs';
 import fastJson from 'fast-json-stringify';
+import pino from 'pino';
 import type { FlowEvent } from './flow-event.js';
 import { toFlows, type FlowOptions, type HubbleFlowResponse } from './flow.js';
 import { flowResponseSchema } from './flow-schema.js';
@@ -46,6 +50,12 @@ export interface FlowSinkStats {
 
 export const DEFAULT_CAPACITY = 4096;
 const DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024;
+/** sonic-boom writes once this much is buffered... */
+const MIN_WRITE = 4096;
+/** ...or after this long: `tail -f` / `observe --input-file` never lag by more. */
+const FLUSH_MS = 100;
+
+type Destination = ReturnType<typeof pino.destination>;
 
 let serializer: ((doc: HubbleFlowResponse) => string) | undefined;
 
@@ -70,12 +80,14 @@ export class FlowSink {
   readonly #onError: ((err: Error) => void) | undefined;
   readonly #maxBuffered: number;
 
-  #stream: WriteStream | undefined;
-  /** A file was configured and failed: lines for it are counted as dropped. */
+  #dest: Destination | undefined;
+  /** A file was configured and could not be opened: lines for it are counted as dropped. */
   #fileFailed = false;
   #pending: HubbleFlowResponse[] = [];
   #scheduled = false;
-  #lastWrite: Promise<void> = Promise.resolve();
+  /** Lines in the batch being handed to sonic-boom (its 'drop' event is synchronous). */
+  #batchLines = 0;
+  #flushTimer: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(opts: FlowSinkOptions = {}) {
@@ -88,13 +100,28 @@ export class FlowSink {
     if (opts.file !== undefined) {
       // Compile now (a few ms) rather than on the first request's batch.
       serializer ??= fastJson(flowResponseSchema) as (doc: HubbleFlowResponse) => string;
-      const stream = createWriteStream(opts.file, { flags: 'a' });
-      stream.on('error', (err) => {
-        if (this.#stream === stream) this.#fileFailed = true;
-        this.#stream = undefined;
+      // sonic-boom treats maxLength 0 as "unbounded": keep a non-positive bound meaning "drop all".
+      const max = this.#maxBuffered <= 0 ? -1 : this.#maxBuffered;
+      // Opened here, synchronously, once at startup: an unopenable file is reported at once, and
+      // sonic-boom never sits in its "not ready" state (which pino's exit hook would throw on).
+      let fd: number;
+      try {
+        fd = openSync(opts.file, 'a');
+      } catch (err) {
+        this.#fileFailed = true;
+        this.#report(err);
+        return;
+      }
+      const dest = pino.destination({ dest: fd, sync: false, minLength: MIN_WRITE, maxLength: max });
+      dest.on('drop', () => { this.#dropped += this.#batchLines; this.#written -= this.#batchLines; });
+      let last: unknown;
+      dest.on('error', (err: Error) => {
+        // pino's wrapper re-emits the first error: report each error once.
+        if (err === last) return;
+        last = err;
         this.#report(err);
       });
-      this.#stream = stream;
+      this.#dest = dest;
     }
   }
 
@@ -132,19 +159,29 @@ export class FlowSink {
   /** Resolves once every flow emitted so far has been handed to the OS. */
   async flush(): Promise<void> {
     this.#writeBatch();
-    await this.#lastWrite;
+    const dest = this.#dest;
+    if (dest === undefined) return;
+    await new Promise<void>((resolve) => {
+      try {
+        dest.flush(() => resolve());
+      } catch {
+        resolve(); // destroyed meanwhile
+      }
+    });
   }
 
   /** Flush and close the file. Idempotent; emit() afterwards still feeds the ring and subscribers. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      await this.flush();
-      const stream = this.#stream;
-      this.#stream = undefined;
-      if (stream === undefined) return;
+      this.#writeBatch();
+      if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+      const dest = this.#dest;
+      this.#dest = undefined;
+      if (dest === undefined) return;
       await new Promise<void>((resolve) => {
-        stream.end(() => resolve());
-        stream.once('error', () => resolve());
+        dest.once('close', () => resolve());
+        dest.once('error', () => resolve());
+        dest.end();
       });
     })();
     return this.#closed;
@@ -161,7 +198,7 @@ export class FlowSink {
         try { fn(res); } catch (err) { this.#report(err); }
       }
     }
-    if (this.#stream !== undefined) {
+    if (this.#dest !== undefined) {
       this.#pending.push(res);
       if (!this.#scheduled) {
         this.#scheduled = true;
@@ -177,20 +214,21 @@ export class FlowSink {
     const batch = this.#pending;
     if (batch.length === 0) return;
     this.#pending = [];
-    const stream = this.#stream;
-    if (stream === undefined || stream.writableLength > this.#maxBuffered) {
+    const dest = this.#dest;
+    if (dest === undefined) {
       this.#dropped += batch.length;
       return;
     }
     let chunk = '';
     for (let i = 0; i < batch.length; i++) chunk += serializeFlow(batch[i] as HubbleFlowResponse) + '\n';
     this.#written += batch.length;
-    this.#lastWrite = new Promise<void>((resolve) => {
-      stream.write(chunk, (err) => {
-        if (err) this.#report(err);
-        resolve();
-      });
-    });
+    this.#batchLines = batch.length;
+    dest.write(chunk); // over maxLength: 'drop' fires synchronously and moves the batch to #dropped
+    this.#batchLines = 0;
+    this.#flushTimer ??= setTimeout(() => {
+      this.#flushTimer = undefined;
+      if (this.#dest !== undefined) this.#dest.flush();
+    }, FLUSH_MS).unref();
   }
 
   #report(err: unknown): void {

@@ -27,7 +27,7 @@
  * `destination` the server, for requests AND responses; toFlow swaps them for 'http-response'.
  */
 import { randomUUID } from 'node:crypto';
-import type { Endpoint, Identity } from '../policy/model.js';
+import type { Endpoint, Identity, RuleRef } from '../policy/model.js';
 import type { FlowEvent, FlowPeer } from './flow-event.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -70,6 +70,16 @@ export interface HubbleLayer7 {
 
 export interface HubbleService { name?: string; namespace?: string }
 
+/** flow.proto `Policy`: a policy that allowed or denied the flow. */
+export interface HubblePolicy {
+  name?: string;
+  namespace?: string;
+  labels?: string[];
+  /** uint64 as a decimal string (protojson). */
+  revision?: string;
+  kind?: string;
+}
+
 export interface HubbleFlow {
   time?: string;
   uuid?: string;
@@ -92,6 +102,10 @@ export interface HubbleFlow {
   policy_match_type?: number;
   drop_reason_desc?: string;
   is_reply?: boolean;
+  egress_allowed_by?: HubblePolicy[];
+  ingress_allowed_by?: HubblePolicy[];
+  egress_denied_by?: HubblePolicy[];
+  ingress_denied_by?: HubblePolicy[];
   Summary?: string;
 }
 
@@ -259,6 +273,57 @@ export function redactUrlPassword(url: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Policy provenance (cached per decision's shared `by` array and revision)
+
+/**
+ * Hubble's Policy for a rule: the labels Cilium derives for a policy object
+ * (`io.cilium.k8s.policy.derived-from/name/namespace`, sorted) and `kind` = derived-from, as
+ * Hubble's policy correlation fills them.
+ */
+export function toHubblePolicy(ref: RuleRef, revision: number): HubblePolicy {
+  const labels = [`k8s:io.cilium.k8s.policy.derived-from=${ref.kind}`, `k8s:io.cilium.k8s.policy.name=${ref.name}`];
+  if (ref.namespace !== undefined) labels.push(`k8s:io.cilium.k8s.policy.namespace=${ref.namespace}`);
+  const p: HubblePolicy = { name: ref.name };
+  if (ref.namespace !== undefined) p.namespace = ref.namespace;
+  p.labels = labels.sort();
+  if (revision !== 0) p.revision = String(revision);
+  p.kind = ref.kind;
+  return p;
+}
+
+interface PolicySides { revision: number; INGRESS: HubblePolicy[] | undefined; EGRESS: HubblePolicy[] | undefined }
+const policyCache = new WeakMap<readonly RuleRef[], PolicySides>();
+
+function policySides(by: readonly RuleRef[], revision: number): PolicySides {
+  let c = policyCache.get(by);
+  if (c === undefined || c.revision !== revision) {
+    // One Policy per object even when several of its rules took part (Hubble lists policies).
+    const sides: { INGRESS: Map<string, HubblePolicy>; EGRESS: Map<string, HubblePolicy> } = { INGRESS: new Map(), EGRESS: new Map() };
+    for (const r of by) {
+      const key = `${r.kind}/${r.namespace ?? ''}/${r.name}`;
+      if (!sides[r.direction].has(key)) sides[r.direction].set(key, toHubblePolicy(r, revision));
+    }
+    const list = (m: Map<string, HubblePolicy>) => (m.size === 0 ? undefined : [...m.values()]);
+    c = { revision, INGRESS: list(sides.INGRESS), EGRESS: list(sides.EGRESS) };
+    policyCache.set(by, c);
+  }
+  return c;
+}
+
+/** Sets `*_allowed_by` / `*_denied_by` from the event's provenance. */
+function addPolicies(f: HubbleFlow, ev: FlowEvent, denied: boolean): void {
+  if (ev.by === undefined || ev.by.length === 0) return;
+  const s = policySides(ev.by, ev.revision);
+  if (denied) {
+    if (s.EGRESS !== undefined) f.egress_denied_by = s.EGRESS;
+    if (s.INGRESS !== undefined) f.ingress_denied_by = s.INGRESS;
+  } else {
+    if (s.EGRESS !== undefined) f.egress_allowed_by = s.EGRESS;
+    if (s.INGRESS !== undefined) f.ingress_allowed_by = s.INGRESS;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Flows
 
 function ipVersion(ip: string): 'IPv4' | 'IPv6' {
@@ -304,6 +369,7 @@ function l7Flow(ev: FlowEvent, opts: FlowOptions | undefined): HubbleFlow {
   if (ds !== undefined) f.destination_service = ds;
   f.traffic_direction = ev.direction;
   f.is_reply = isResponse;
+  if (!isResponse) addPolicies(f, ev, ev.verdict === 'DROPPED');
 
   const l7 = f.l7 as HubbleLayer7;
   let latencyMs = 0n;
@@ -364,6 +430,8 @@ function l34Flow(ev: FlowEvent, opts: FlowOptions | undefined, eventType: number
   if (ds !== undefined) f.destination_service = ds;
   f.traffic_direction = ev.direction;
   if (code !== 0) f.drop_reason_desc = name;
+  // Hubble correlates policies on policy-verdict events only.
+  if (eventType === MESSAGE_TYPE_POLICY_VERDICT) addPolicies(f, ev, true);
   f.Summary = tcpFlagsSummary(flags);
   return f;
 }

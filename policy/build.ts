@@ -115,6 +115,7 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
   });
 
   const rules = parsed.policies.flatMap((p) => p.rules);
+  const origins = parsed.policies.flatMap((p) => p.rules.map((_, ruleIndex) => ({ kind: p.kind, namespace: p.namespace, name: p.name, ruleIndex })));
   const prefixes = policyPrefixes(rules);
   const cidrNums = allocate(prefixes.map((p) => labelKey(cidrLabels(p))), prevIds, LOCAL_ID_MIN, LOCAL_ID_MAX);
   const cidrIdentities = prefixes
@@ -161,7 +162,7 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
 
   return new CompiledPolicyState({
     revision: opts.revision, clusterName: opts.clusterName, objects: loaded, endpoints, services, identities, warnings,
-    rules: compileRules(rules, secrets), nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost, cidrIdentities,
+    rules: compileRules(rules, secrets, origins), nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost, cidrIdentities,
     resolver: new Resolver(services, endpoints),
   });
 }

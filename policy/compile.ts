@@ -8,7 +8,7 @@
 import { type CompiledHttpRule, compileHttpRule, type HeaderMatchSpec, makeHttpCheck, type MismatchAction } from './http-rule.js';
 import { type IdentityEntry, makeIdentity } from './identity.js';
 import { parsePrefix } from './cidr.js';
-import type { Identity, PortDecision } from './model.js';
+import type { Identity, PortDecision, RuleRef } from './model.js';
 import type { CrdHttpRule, PeerRuleSpec, PortRange, RuleSpec } from './schema.js';
 import { matchRequirements, type Peer, type PeerIdentity, peerMatches } from './selector.js';
 
@@ -35,6 +35,16 @@ export interface Contribution {
   readonly ranges: readonly PortRange[] | undefined;
   /** undefined = no L7 restriction. */
   readonly l7: readonly CompiledHttpRule[] | undefined;
+  /** The policy rule this came from (provenance); absent when compiled without origins. */
+  readonly origin?: RuleRef | undefined;
+}
+
+/** Which object a RuleSpec came from, parallel to the rules given to compileRules. */
+export interface RuleOrigin {
+  readonly kind: RuleRef['kind'];
+  readonly namespace: string | undefined;
+  readonly name: string;
+  readonly ruleIndex: number;
 }
 
 export interface CompiledRule {
@@ -63,29 +73,31 @@ export function compileCrdHttpRule(r: CrdHttpRule, secrets: SecretLookup): Compi
   return compileHttpRule({ method: r.method, path: r.path, host: r.host, headerMatches });
 }
 
-export function compileRules(rules: readonly RuleSpec[], secrets: SecretLookup): CompiledRule[] {
+/** `origins[i]` names the object of `rules[i]`; without it decisions carry no provenance. */
+export function compileRules(rules: readonly RuleSpec[], secrets: SecretLookup, origins?: readonly RuleOrigin[]): CompiledRule[] {
   let next = 1;
-  const contribs = (list: readonly PeerRuleSpec[]): Contribution[] => {
+  const contribs = (list: readonly PeerRuleSpec[], o: RuleOrigin | undefined, direction: Direction): Contribution[] => {
     const out: Contribution[] = [];
     for (const pr of list) {
+      const origin: RuleRef | undefined = o && Object.freeze({ kind: o.kind, namespace: o.namespace, name: o.name, ruleIndex: o.ruleIndex, direction, field: pr.field });
       if (pr.toPorts === undefined) {
-        out.push({ id: next++, peers: pr.peers, ranges: undefined, l7: undefined });
+        out.push({ id: next++, peers: pr.peers, ranges: undefined, l7: undefined, origin });
         continue;
       }
       for (const tp of pr.toPorts) {
         const l7 = tp.http?.map((h) => compileCrdHttpRule(h, secrets));
         // A `{}` rule allows all HTTP: same as no L7 rules (§2.6).
-        out.push({ id: next++, peers: pr.peers, ranges: tp.ports, l7: l7 && !l7.some((r) => r.wildcard) ? l7 : undefined });
+        out.push({ id: next++, peers: pr.peers, ranges: tp.ports, l7: l7 && !l7.some((r) => r.wildcard) ? l7 : undefined, origin });
       }
     }
     return out;
   };
-  return rules.map((spec) => ({
+  return rules.map((spec, i) => ({
     spec,
-    ingress: contribs(spec.ingress),
-    ingressDeny: contribs(spec.ingressDeny),
-    egress: contribs(spec.egress),
-    egressDeny: contribs(spec.egressDeny),
+    ingress: contribs(spec.ingress, origins?.[i], 'INGRESS'),
+    ingressDeny: contribs(spec.ingressDeny, origins?.[i], 'INGRESS'),
+    egress: contribs(spec.egress, origins?.[i], 'EGRESS'),
+    egressDeny: contribs(spec.egressDeny, origins?.[i], 'EGRESS'),
   }));
 }
 
@@ -118,16 +130,45 @@ export function directionPolicy(rules: readonly CompiledRule[], subject: PeerIde
 const coversPort = (c: Contribution, port: number) =>
   c.ranges === undefined || c.ranges.some((r) => r.lo <= port && port <= r.hi && (r.protocol === 'TCP' || r.protocol === 'ANY'));
 
-const matchesPeer = (c: Contribution, peer: PeerIdentity, clusterName: string) => c.peers.some((p) => peerMatches(p, peer, clusterName));
+/** Whether a contribution's peers select an identity (indexed for build-time identities). */
+export type PeerMatcher = (c: Contribution, peer: PeerIdentity) => boolean;
 
-/** Shares L7 decisions between tables: same contributing rule sets -> same decision object. */
+export const scanMatcher = (clusterName: string): PeerMatcher => (c, peer) => c.peers.some((p) => peerMatches(p, peer, clusterName));
+
+/** Distinct origins of some contributions, in rule order (one toPorts entry can yield several). */
+function originsOf(entries: readonly Contribution[]): readonly RuleRef[] {
+  const out: RuleRef[] = [];
+  for (const e of entries) if (e.origin !== undefined && !out.includes(e.origin)) out.push(e.origin);
+  return Object.freeze(out);
+}
+
+/**
+ * Shares decisions between tables: same contributing rule sets -> same decision object, so the
+ * provenance (`by`) costs nothing per request.
+ */
 export class L7DecisionCache {
   readonly #m = new Map<string, PortDecision>();
   get(entries: readonly Contribution[]): PortDecision {
-    const key = entries.map((e) => e.id).join(',');
+    return this.#shared('l7', entries, () => ({ kind: 'l7', check: makeHttpCheck(entries.flatMap((e) => e.l7 ?? [])), by: originsOf(entries) }));
+  }
+
+  /** An L3/L4 allow by these covering rules. */
+  allow(entries: readonly Contribution[]): PortDecision {
+    if (entries.every((e) => e.origin === undefined)) return ALLOW;
+    return this.#shared('allow', entries, () => ({ kind: 'allow', by: originsOf(entries) }));
+  }
+
+  /** An explicit deny (POLICY_DENY) by these deny rules. */
+  deny(direction: Direction, entries: readonly Contribution[]): PortDecision {
+    if (entries.every((e) => e.origin === undefined)) return DROP[direction].POLICY_DENY;
+    return this.#shared(`deny:${direction}`, entries, () => ({ kind: 'drop', reason: 'POLICY_DENY', direction, by: originsOf(entries) }));
+  }
+
+  #shared(tag: string, entries: readonly Contribution[], make: () => PortDecision): PortDecision {
+    const key = `${tag}:${entries.map((e) => e.id).join(',')}`;
     let d = this.#m.get(key);
     if (d === undefined) {
-      d = Object.freeze({ kind: 'l7', check: makeHttpCheck(entries.flatMap((e) => e.l7 ?? [])) }) as PortDecision;
+      d = Object.freeze(make());
       this.#m.set(key, d);
     }
     return d;
@@ -135,18 +176,19 @@ export class L7DecisionCache {
 }
 
 /** The reference decision procedure of §2.9 for one (subject, peer, port). */
-export function evaluate(dp: DirectionPolicy, peer: PeerIdentity, port: number, clusterName: string, l7: L7DecisionCache): PortDecision {
-  for (const d of dp.denies) if (coversPort(d, port) && matchesPeer(d, peer, clusterName)) return DROP[dp.direction].POLICY_DENY;
+export function evaluate(dp: DirectionPolicy, peer: PeerIdentity, port: number, matches: PeerMatcher, l7: L7DecisionCache): PortDecision {
+  const denies = dp.denies.filter((d) => coversPort(d, port) && matches(d, peer));
+  if (denies.length > 0) return l7.deny(dp.direction, denies);
   const withL7: Contribution[] = [];
-  let covered = false;
+  const plain: Contribution[] = [];
   for (const a of dp.allows) {
-    if (!coversPort(a, port) || !matchesPeer(a, peer, clusterName)) continue;
-    // A covering contribution without L7 rules shadows every L7 rule for this peer (§2.7.3).
-    if (a.l7 === undefined) return ALLOW;
-    covered = true;
-    withL7.push(a);
+    if (!coversPort(a, port) || !matches(a, peer)) continue;
+    if (a.l7 === undefined) plain.push(a);
+    else withL7.push(a);
   }
-  if (!covered) return dp.enforcing ? DROP[dp.direction].POLICY_DENIED : ALLOW;
+  // A covering contribution without L7 rules shadows every L7 rule for this peer (§2.7.3).
+  if (plain.length > 0) return l7.allow(plain);
+  if (withL7.length === 0) return dp.enforcing ? DROP[dp.direction].POLICY_DENIED : ALLOW;
   return l7.get(withL7);
 }
 
@@ -169,31 +211,56 @@ export function peerFromIdentity(id: Identity): PeerIdentity {
   return makeIdentity(id.id, id.labels, cidrLabel ? parsePrefix(cidrLabel.slice('cidr:'.length)) : undefined);
 }
 
+/** What a PortTable needs from the build it belongs to. */
+export interface TableContext {
+  readonly clusterName: string;
+  readonly l7: L7DecisionCache;
+  /** Identities known at build time (by id): exactly those `peers` can tell about. */
+  readonly known: ReadonlyMap<number, PeerIdentity>;
+  /** Build-time identities each contribution selects. */
+  readonly peers: { of(c: Contribution): ReadonlySet<number> };
+}
+
 /**
- * Port-interval table for one subject identity and direction: decisions for every known peer
- * identity are precomputed; others are computed on first use and cached per (interval, identity).
+ * Port-interval table for one subject identity and direction. Decisions are precomputed for the
+ * identities some contributing selector matches; every other known identity gets the interval's
+ * "nobody selected this peer" default (drop under default deny, else allow), which is what the full
+ * procedure yields for a peer no selector matches. Identities unknown at build time (e.g. from an
+ * older revision's endpoint) are evaluated on first use and cached.
  */
 export class PortTable {
   readonly #starts: Uint32Array;
   readonly #byPeer: Map<number, PortDecision>[];
   readonly #dp: DirectionPolicy;
-  readonly #clusterName: string;
-  readonly #l7: L7DecisionCache;
+  readonly #ctx: TableContext;
+  readonly #default: PortDecision;
+  readonly #scan: PeerMatcher;
 
-  constructor(dp: DirectionPolicy, peers: Iterable<PeerIdentity>, clusterName: string, l7: L7DecisionCache) {
+  constructor(dp: DirectionPolicy, peerPool: readonly PeerIdentity[], ctx: TableContext) {
     this.#dp = dp;
-    this.#clusterName = clusterName;
-    this.#l7 = l7;
+    this.#ctx = ctx;
+    this.#scan = scanMatcher(ctx.clusterName);
+    this.#default = dp.enforcing ? DROP[dp.direction].POLICY_DENIED : ALLOW;
     const b = boundaries(dp);
     this.#starts = Uint32Array.from(b);
     this.#byPeer = b.map(() => new Map());
-    for (const p of peers) {
-      for (let i = 0; i < b.length; i++) (this.#byPeer[i] as Map<number, PortDecision>).set(p.id, evaluate(dp, p, b[i] as number, clusterName, l7));
+    const relevant = new Set<number>();
+    for (const c of dp.allows) for (const id of ctx.peers.of(c)) relevant.add(id);
+    for (const c of dp.denies) for (const id of ctx.peers.of(c)) relevant.add(id);
+    const indexed: PeerMatcher = (c, peer) => ctx.peers.of(c).has(peer.id);
+    for (const p of peerPool) {
+      if (!relevant.has(p.id)) continue;
+      for (let i = 0; i < b.length; i++) (this.#byPeer[i] as Map<number, PortDecision>).set(p.id, evaluate(dp, p, b[i] as number, indexed, ctx.l7));
     }
   }
 
   get intervals(): readonly number[] {
     return [...this.#starts];
+  }
+
+  /** Default deny is on for this subject and direction. */
+  get enforcing(): boolean {
+    return this.#dp.enforcing;
   }
 
   // Hot path: called per request — change with care. Binary search over a handful of interval
@@ -210,7 +277,9 @@ export class PortTable {
     const m = this.#byPeer[lo] as Map<number, PortDecision>;
     const d = m.get(peer.id);
     if (d !== undefined) return d;
-    const computed = evaluate(this.#dp, peerFromIdentity(peer), s[lo] as number, this.#clusterName, this.#l7);
+    // Same object, not just the same number: an identity from another build may reuse a number.
+    if ((this.#ctx.known.get(peer.id) as Identity | undefined) === peer) return this.#default;
+    const computed = evaluate(this.#dp, peerFromIdentity(peer), s[lo] as number, this.#scan, this.#ctx.l7);
     m.set(peer.id, computed);
     return computed;
   }

@@ -6,7 +6,7 @@ import { loadObjects } from './load.js';
 import type { PolicyState } from './model.js';
 
 export { buildPolicyState, type BuildOptions } from './build.js';
-export { loadObjects, type SourcedObject } from './load.js';
+export { loadObjects, expand as expandPaths, parseText, objectKey, type SourcedObject } from './load.js';
 export { validatePaths, type ValidationReport, type PolicyValidation } from './validate.js';
 export { PolicyLoadError, PolicyErrorCodes, ProblemCodes, formatProblem, type LoadProblem } from './errors.js';
 export { RESERVED_IDS } from './identity.js';

@@ -104,6 +104,22 @@ export interface L7Result {
 
 export type DropReason = 'POLICY_DENIED' | 'POLICY_DENY';
 
+/**
+ * Provenance: one policy rule that took part in a decision (flows' `*_allowed_by` / `*_denied_by`,
+ * `policy trace`). Precomputed at compile time and shared; never built per request.
+ */
+export interface RuleRef {
+  readonly kind: 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy' | 'NetworkPolicy';
+  /** undefined for a CiliumClusterwideNetworkPolicy. */
+  readonly namespace: string | undefined;
+  readonly name: string;
+  /** Index of the rule in the object: `spec` first, then `specs[]` in order (so `specs[i]` alone is i). */
+  readonly ruleIndex: number;
+  readonly direction: 'INGRESS' | 'EGRESS';
+  /** The peer rule as written, e.g. "spec.ingress[0]" or "specs[1].egressDeny[0]". */
+  readonly field: string;
+}
+
 /** The verdict at L3/L4 for (source, destination endpoint, destination port). */
 export type PortDecision =
   | {
@@ -111,11 +127,19 @@ export type PortDecision =
       /** POLICY_DENIED: no allow rule under default deny; POLICY_DENY: an explicit ingressDeny/egressDeny. */
       readonly reason: DropReason;
       readonly direction: 'INGRESS' | 'EGRESS';
+      /** POLICY_DENY: the deny rules that matched. POLICY_DENIED: empty or absent = no rule selected this peer. */
+      readonly by?: readonly RuleRef[] | undefined;
     }
-  /** Allowed with no L7 restriction (no policy, or an L3/L4-only rule covers the peer). */
-  | { readonly kind: 'allow' }
-  /** Allowed at L3/L4; each request must pass the compiled HTTP rules (egress and ingress both, when both apply). */
-  | { readonly kind: 'l7'; readonly check: (req: L7Request) => L7Result };
+  /**
+   * Allowed with no L7 restriction (no policy, or an L3/L4-only rule covers the peer).
+   * `by`: the covering rules; empty or absent = no policy enforces this direction.
+   */
+  | { readonly kind: 'allow'; readonly by?: readonly RuleRef[] | undefined }
+  /**
+   * Allowed at L3/L4; each request must pass the compiled HTTP rules (egress and ingress both, when both apply).
+   * `by`: the rules whose HTTP rules judge the request (they allow it, or it is denied for matching none).
+   */
+  | { readonly kind: 'l7'; readonly check: (req: L7Request) => L7Result; readonly by?: readonly RuleRef[] | undefined };
 
 /** Summary of one loaded object, for /config_dump and `policy validate`. */
 export interface LoadedObject {
@@ -144,6 +168,16 @@ export interface PolicyState {
    * case-insensitive; trailing dot allowed). `srcNamespace` is the source pod's namespace ("default" otherwise).
    */
   resolve(authority: string, srcNamespace: string | undefined): Destination | undefined;
+  /**
+   * Precomputes decision tables until `deadline` (performance.now() ms); true when done. Optional:
+   * decide() builds what it needs on first use, this only moves that work off the request path.
+   */
+  warm?(deadline: number): boolean;
   /** The hot path: O(1) per source identity after a port-range lookup. */
   decide(src: Source, dst: Endpoint, port: number): PortDecision;
+  /**
+   * Whether policy is enforced (default deny) for an identity, per direction, as `cilium endpoint
+   * list` shows it: true when a rule selecting it enforces that direction. Off the hot path.
+   */
+  enforcement?(identity: Identity): { readonly ingress: boolean; readonly egress: boolean };
 }

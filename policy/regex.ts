@@ -30,11 +30,34 @@ export class RegexSyntaxError extends Error {
   }
 }
 
+/**
+ * Matchers are pure, so equal patterns share one across rules and builds: a 10,000-rule policy has
+ * few distinct patterns, and re2js compilation dominated its build time before this cache. Bounded,
+ * since policies come and go over a long-running proxy's life.
+ */
+const cache = new Map<string, StringMatcher>();
+const CACHE_MAX = 20_000;
+
 /** Compiles once at load time; throws RegexSyntaxError on patterns RE2 rejects. */
 export function compileFullMatch(pattern: string): StringMatcher {
+  let m = cache.get(pattern);
+  if (m === undefined) {
+    m = compileUncached(pattern);
+    if (cache.size >= CACHE_MAX) cache.clear();
+    cache.set(pattern, m);
+  }
+  return m;
+}
+
+function compileUncached(pattern: string): StringMatcher {
   const bare = stripAnchors(pattern);
   if (!META.test(bare)) {
     return { source: pattern, test: (s) => s === bare };
+  }
+  // "literal.*": a prefix test. RE2's `.` excludes only \n, so that is the one byte to rule out.
+  if (bare.endsWith('.*') && !META.test(bare.slice(0, -2))) {
+    const prefix = bare.slice(0, -2);
+    return { source: pattern, test: (s) => s.startsWith(prefix) && !s.includes('\n', prefix.length) };
   }
   if (bare.includes('|') && bare.split('|').every((alt) => alt !== '' && !META.test(alt))) {
     const set = new Set(bare.split('|'));

@@ -3,7 +3,8 @@
  * (authority -> destination) and decide (the per-request verdict from precomputed tables).
  */
 import { canonicalIP, parseIP, type Prefix, prefixContainsAddr } from './cidr.js';
-import { ALLOW, type DirectionPolicy, L7DecisionCache, PortTable, directionPolicy, type CompiledRule, peerFromIdentity } from './compile.js';
+import { ALLOW, type DirectionPolicy, L7DecisionCache, PortTable, directionPolicy, type CompiledRule, peerFromIdentity, type TableContext } from './compile.js';
+import { IdentityIndex, PeerMatches, rulesBySubject } from './selector-index.js';
 import { type IdentityEntry, RESERVED_IDS } from './identity.js';
 import { L7_DENY } from './http-rule.js';
 import type { Destination, Endpoint, Identity, L7Request, L7Result, LoadedObject, PolicyState, PortDecision, Service, Source } from './model.js';
@@ -51,6 +52,8 @@ export class CompiledPolicyState implements PolicyState {
   readonly #l7 = new L7DecisionCache();
   readonly #podPeers: PeerIdentity[];
   readonly #allPeers: PeerIdentity[];
+  readonly #ctx: TableContext;
+  readonly #bySubject: Map<number, CompiledRule[]>;
   readonly #both = new WeakMap<PortDecision, WeakMap<PortDecision, PortDecision>>();
 
   constructor(p: StateParts) {
@@ -80,18 +83,43 @@ export class CompiledPolicyState implements PolicyState {
     const podIds = new Map<number, PeerIdentity>();
     for (const e of p.endpoints) podIds.set(e.identity.id, e.identity as IdentityEntry);
     this.#podPeers = [...podIds.values()];
-    // Precompute both directions for every pod identity: same labels = same policy.
-    for (const id of this.#podPeers) {
-      this.#ingress.set(id.id, this.#table(id, 'INGRESS'));
-      this.#egress.set(id.id, this.#table(id, 'EGRESS'));
-    }
+    const index = new IdentityIndex(this.#allPeers);
+    this.#ctx = {
+      clusterName: this.clusterName,
+      l7: this.#l7,
+      known: new Map(this.#allPeers.map((i) => [i.id, i])),
+      peers: new PeerMatches(index, this.clusterName),
+    };
+    this.#bySubject = rulesBySubject(this.#rules, new IdentityIndex(this.#podPeers));
+    // Tables are built on first use or by warm(), not here: a reload's swap must not wait for
+    // (pod identities x directions) tables, and a table built later is the same table.
     Object.freeze(this);
   }
 
+  #warmed = 0;
+
+  /**
+   * Builds the tables of every pod identity (same labels = same policy) until `deadline`
+   * (performance.now() ms); true when all are built. Called off the request path after a swap, so
+   * that requests find ready tables; a request that comes first builds the one it needs.
+   */
+  warm(deadline: number): boolean {
+    const ids = this.#podPeers;
+    while (this.#warmed < ids.length) {
+      const id = ids[this.#warmed++] as IdentityEntry;
+      this.#slot(this.#ingress, id, 'INGRESS');
+      this.#slot(this.#egress, id, 'EGRESS');
+      if (performance.now() >= deadline) break;
+    }
+    return this.#warmed >= ids.length;
+  }
+
   #table(subject: PeerIdentity, dir: 'INGRESS' | 'EGRESS'): TableSlot {
-    const dp: DirectionPolicy | undefined = directionPolicy(this.#rules, subject, dir);
+    // Pod identities of this build have their selecting rules indexed; anything else scans them all.
+    const candidates = this.#ctx.known.get(subject.id) === subject ? (this.#bySubject.get(subject.id) ?? []) : this.#rules;
+    const dp: DirectionPolicy | undefined = directionPolicy(candidates, subject, dir);
     if (dp === undefined) return null;
-    return new PortTable(dp, dir === 'INGRESS' ? this.#allPeers : this.#podPeers, this.clusterName, this.#l7);
+    return new PortTable(dp, dir === 'INGRESS' ? this.#allPeers : this.#podPeers, this.#ctx);
   }
 
   /** Table for an identity built elsewhere (e.g. an Endpoint of an older state): built once, cached. */
@@ -101,6 +129,12 @@ export class CompiledPolicyState implements PolicyState {
     const built = this.#table(peerFromIdentity(id), dir);
     map.set(id.id, built);
     return built;
+  }
+
+  enforcement(identity: Identity): { readonly ingress: boolean; readonly egress: boolean } {
+    const i = this.#slot(this.#ingress, identity, 'INGRESS');
+    const e = this.#slot(this.#egress, identity, 'EGRESS');
+    return { ingress: i !== null && i.enforcing, egress: e !== null && e.enforcing };
   }
 
   identify(ip: string): Source {
@@ -136,12 +170,16 @@ export class CompiledPolicyState implements PolicyState {
     }
     const it = this.#slot(this.#ingress, dst.identity, 'INGRESS');
     const ingress = it === null ? ALLOW : it.lookup(src.identity, port);
-    if (ingress.kind === 'drop' || egress.kind === 'allow') return ingress;
-    if (ingress.kind === 'allow') return egress;
+    // ALLOW (no provenance) on one side: the other side's decision says everything.
+    if (ingress.kind === 'drop' || egress === ALLOW) return ingress;
+    if (ingress === ALLOW) return egress;
     return this.#combine(egress, ingress);
   }
 
-  /** Both directions have L7 rules: the request must pass egress, then ingress. */
+  /**
+   * Both directions took part: an allow-by-rule and/or L7 rules on each side. The result carries
+   * both sides' provenance; an L7 request must pass egress, then ingress. Built once per pair.
+   */
   #combine(egress: PortDecision, ingress: PortDecision): PortDecision {
     let inner = this.#both.get(egress);
     if (inner === undefined) {
@@ -150,23 +188,31 @@ export class CompiledPolicyState implements PolicyState {
     }
     let d = inner.get(ingress);
     if (d === undefined) {
-      const e = egress as Extract<PortDecision, { kind: 'l7' }>;
-      const i = ingress as Extract<PortDecision, { kind: 'l7' }>;
-      const check = (req: L7Request): L7Result => {
-        const er = e.check(req);
-        if (!er.allowed) return er.edits.length === 0 ? L7_DENY : er;
-        const ir = i.check(req);
-        if (er.edits.length === 0 && er.missing.length === 0 && er.rejected.length === 0) return ir;
-        return {
-          allowed: ir.allowed,
-          edits: [...er.edits, ...ir.edits],
-          missing: [...er.missing, ...ir.missing],
-          rejected: [...er.rejected, ...ir.rejected],
-        };
-      };
-      d = Object.freeze({ kind: 'l7', check }) as PortDecision;
+      d = this.#combined(egress, ingress);
       inner.set(ingress, d);
     }
     return d;
+  }
+
+  #combined(egress: PortDecision, ingress: PortDecision): PortDecision {
+    const by = Object.freeze([...(egress.by ?? []), ...(ingress.by ?? [])]);
+    if (egress.kind === 'allow' && ingress.kind === 'allow') return Object.freeze({ kind: 'allow', by });
+    if (egress.kind === 'allow' && ingress.kind === 'l7') return Object.freeze({ kind: 'l7', check: ingress.check, by });
+    if (egress.kind === 'l7' && ingress.kind === 'allow') return Object.freeze({ kind: 'l7', check: egress.check, by });
+    const e = egress as Extract<PortDecision, { kind: 'l7' }>;
+    const i = ingress as Extract<PortDecision, { kind: 'l7' }>;
+    const check = (req: L7Request): L7Result => {
+      const er = e.check(req);
+      if (!er.allowed) return er.edits.length === 0 ? L7_DENY : er;
+      const ir = i.check(req);
+      if (er.edits.length === 0 && er.missing.length === 0 && er.rejected.length === 0) return ir;
+      return {
+        allowed: ir.allowed,
+        edits: [...er.edits, ...ir.edits],
+        missing: [...er.missing, ...ir.missing],
+        rejected: [...er.rejected, ...ir.rejected],
+      };
+    };
+    return Object.freeze({ kind: 'l7', check, by }) as PortDecision;
   }
 }

@@ -12,6 +12,10 @@ export interface AdminInfo {
   ready(): boolean;
   draining(): boolean;
   sources(): readonly { readonly file: string; readonly sha256: string }[];
+  /** Reload counters and where each object came from (`file:<path>` or `api`); reload/reload-controller.ts. */
+  reload?(): { readonly objects: readonly unknown[] };
+  /** Effective `limits` and `timeouts` (proxy/hardening.ts). */
+  hardening?(): { readonly limits: unknown; readonly timeouts: unknown };
 }
 
 /** /ready, /healthz, /server_info, /config_dump. */
@@ -52,12 +56,16 @@ export function coreRoutes(ref: StateRef, info: AdminInfo): AdminRoute[] {
 }
 
 function configDump(state: PolicyState, info: AdminInfo): unknown {
+  const reload = info.reload?.();
   return {
     revision: state.revision,
     cluster_name: state.clusterName,
     sources: info.sources(),
-    objects: state.objects,
+    // JSON.stringify drops the undefined: objects are listed once, below, each with its source.
+    ...(reload === undefined ? {} : { reload: { ...reload, objects: undefined } }),
+    objects: reload?.objects ?? state.objects,
     warnings: state.warnings,
+    ...info.hardening?.(),
     identities: [...state.identities.values()].map((i) => ({ id: i.id, labels: i.labels })),
     endpoints: state.endpoints.map((e) => ({ id: e.id, namespace: e.namespace, name: e.name, ips: e.ips, identity: e.identity.id })),
     services: state.services.map((s) => ({

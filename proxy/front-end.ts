@@ -9,6 +9,9 @@ import type { Readable } from 'node:stream';
 import type { HeaderList } from '../policy/model.js';
 import { DEFAULT_PARSER_LIMITS, type ParserLimits } from './http1/request-parser.js';
 import { ServerConnection } from './http1/server-connection.js';
+import { errorResponse } from './http1/response-writer.js';
+import { readProxyHeader, type ProxiedPeer } from './proxy-protocol.js';
+import type { BlockList } from 'node:net';
 
 export interface FrontRequest {
   /** Case preserved, as sent. */
@@ -23,7 +26,7 @@ export interface FrontRequest {
   readonly keepAlive: boolean;
   /** The client sent `Expect: 100-continue`; call `res.sendContinue()` before reading the body. */
   readonly expectContinue: boolean;
-  /** The Upgrade protocol asked for (upgrades are not performed; the request is served as plain HTTP). */
+  /** The Upgrade protocol asked for (with `Connection: upgrade`); performed only through `res.takeOver()`. */
   readonly upgrade: string | undefined;
   /** Remote address, IPv4-mapped IPv6 (`::ffff:a.b.c.d`) unmapped to `a.b.c.d`. */
   readonly remoteAddress: string;
@@ -68,6 +71,12 @@ export interface FrontResponse {
   drop(): void;
   /** Close the connection after this response (adds `connection: close` if the head is not sent yet). */
   closeAfterResponse(): void;
+  /**
+   * Protocol upgrade (WebSocket): take the raw socket and the bytes that followed the head; the
+   * front end forgets the connection. Only before any response byte, for a request without a body;
+   * undefined otherwise. The caller owns every byte from now on, including the 101.
+   */
+  takeOver(): { socket: import('node:net').Socket; head: Buffer } | undefined;
   /** Called once if the client connection closes before this response finished. */
   onClose(cb: () => void): void;
   /** Aborted when the client connection closes before this response finished. */
@@ -123,6 +132,13 @@ export interface FrontErrorInfo {
 export interface FrontEndOptions {
   onRequest(req: FrontRequest, res: FrontResponse): void;
   readonly limits?: Partial<FrontEndLimits>;
+  /**
+   * Peers allowed (and then required) to start with a PROXY protocol v1/v2 header, whose address
+   * becomes the connection's source (`--proxy-protocol-from`). Absent: nobody.
+   */
+  readonly proxyProtocolFrom?: BlockList | undefined;
+  /** Open client connections per listener; past it new ones are closed at accept. 0 or absent: unlimited. */
+  readonly maxConnections?: number;
   /** Client errors (parse errors, timeouts, resets, handler throws). Never thrown. */
   onError?(err: Error, info: FrontErrorInfo): void;
 }
@@ -133,6 +149,8 @@ export interface FrontEnd {
   close(): Promise<void>;
   /** Close connections that have no request in progress. */
   closeIdle(): void;
+  /** Drain deadline: reset every connection still open, busy or not (a pending close() then resolves). */
+  closeAll(): void;
   readonly connections: number;
 }
 
@@ -152,12 +170,35 @@ export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
     },
   };
   // allowHalfOpen: a client that shuts down its write side after the request still gets the response.
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-    const conn = ServerConnection.accept(socket, context);
+  const accept = (socket: net.Socket, peer?: ProxiedPeer): void => {
+    const conn = ServerConnection.accept(socket, context, peer);
     if (conn === undefined) return;
     live.add(conn);
     if (closing) conn.shutdown();
+  };
+  const trusted = opts.proxyProtocolFrom;
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    const remote = socket.remoteAddress;
+    if (trusted === undefined || remote === undefined || !trusted.check(remote, net.isIPv4(remote) ? 'ipv4' : 'ipv6')) {
+      accept(socket);
+      return;
+    }
+    socket.on('error', () => socket.destroy());
+    readProxyHeader(socket, limits.headersTimeoutMs).then(
+      (peer) => {
+        if (socket.destroyed) return;
+        socket.removeAllListeners('error');
+        accept(socket, peer);
+        socket.resume();
+      },
+      (err: Error) => {
+        opts.onError?.(err, { phase: 'parse', remoteAddress: remote, remotePort: socket.remotePort });
+        if (!socket.destroyed) socket.end(errorResponse(400));
+        socket.setTimeout(limits.lingerMs, () => socket.destroy());
+      },
+    );
   });
+  if (opts.maxConnections !== undefined && opts.maxConnections > 0) server.maxConnections = opts.maxConnections;
   server.on('error', (err) => {
     if (server.listening) opts.onError?.(err, { phase: 'server', remoteAddress: undefined, remotePort: undefined });
   });
@@ -198,6 +239,9 @@ export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
     },
     closeIdle() {
       for (const c of live) c.closeIfIdle();
+    },
+    closeAll() {
+      for (const c of live) c.socket.destroy();
     },
     get connections() {
       return live.size;

@@ -1,18 +1,24 @@
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { PolicyState } from '../policy/model.js';
-import { loadPolicyState } from '../policy/index.js';
 import { FlowSink } from '../observe/flow-sink.js';
+import { ProxyMetrics } from '../observe/metrics.js';
+import { observeRoutes } from './admin-observe-routes.js';
 import { createFrontEnd } from './front-end.js';
 import { startAdmin, parseHostPort, type AdminServer } from './admin.js';
 import { coreRoutes } from './admin-core-routes.js';
 import { Balancer } from './balancer.js';
-import { createRequestHandler, type FlowOutput } from './request-handler.js';
+import { OutlierDetector } from './outlier.js';
+import { trustedPeers } from './proxy-protocol.js';
+import { frontEndLimits, hardeningDump, outlierOptions, parseHardening, upstreamOptions, type Hardening } from './hardening.js';
+import { createRequestHandler, type FlowOutput, type HandlerContext } from './request-handler.js';
 import { SelfGuard } from './self-guard.js';
 import { StateRef } from './state-ref.js';
 import { Upstream } from './upstream.js';
+import { checkInterception, planListeners, type InterceptionOptions } from './original-destination.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, drainFrontEnds } from './drain.js';
+import { reloadRoutes } from './reload/admin-routes.js';
+import { ReloadController } from './reload/reload-controller.js';
 
 export interface ProxyOptions {
   readonly paths: readonly string[];
@@ -26,12 +32,23 @@ export interface ProxyOptions {
   readonly version: string;
   readonly commandLine: readonly string[];
   readonly log: Logger;
+  /** `--mode`, `--pod` and `--redirect` listeners (original-destination.ts); absent: node mode. */
+  readonly interception?: InterceptionOptions | undefined;
+  /** Timeouts and limits (proxy/hardening.ts); absent: every default. */
+  readonly hardening?: Hardening | undefined;
+  /** `--proxy-protocol-from` CIDRs (proxy/proxy-protocol.ts). */
+  readonly proxyProtocolFrom?: readonly string[] | undefined;
 }
 
 export interface RunningProxy {
   readonly listening: readonly string[];
   readonly admin: string;
   readonly state: StateRef;
+  /** File watch, SIGHUP and the admin object API all go through it (reload/reload-controller.ts). */
+  readonly reload: ReloadController;
+  /** Stop accepting, finish in-flight requests, reset what is left after `timeoutMs`; then close everything. */
+  drain(timeoutMs: number): Promise<void>;
+  /** drain() with the default timeout. */
   close(): Promise<void>;
 }
 
@@ -44,8 +61,14 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const state = new StateRef();
   let ready = false;
   let draining = false;
-  let sources: { file: string; sha256: string }[] = [];
   const listenSpecs = opts.listen.map(parseHostPort);
+  const listeners = planListeners(listenSpecs, opts.interception);
+  const reload = new ReloadController({
+    paths: opts.paths,
+    build: { clusterName: opts.clusterName, nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost },
+    ref: state,
+    log: opts.log,
+  });
 
   // The admin port comes up first so that /ready can say 503 while the policy loads.
   const admin: AdminServer = await startAdmin(
@@ -56,81 +79,110 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       commandLine: opts.commandLine,
       ready: () => ready,
       draining: () => draining,
-      sources: () => sources,
+      sources: () => reload.stats().files,
+      reload: () => reload.stats(),
+      hardening: () => hardeningDump(opts.hardening ?? parseHardening({})),
     }),
   );
 
   let first: PolicyState;
   try {
-    first = await loadPolicyState([...opts.paths], {
-      clusterName: opts.clusterName,
-      nodeIPs: opts.nodeIPs,
-      allowLocalhost: opts.allowLocalhost,
-      previous: undefined,
-      revision: 1,
-    });
-    sources = await hashSources(first);
+    first = await reload.start();
+    if (opts.interception !== undefined) checkInterception(first, opts.interception);
   } catch (err) {
     await admin.close();
     throw err;
   }
-  for (const w of first.warnings) opts.log.warn({ revision: first.revision }, w);
-  state.swap(first);
 
-  const sink = opts.flowsFile === undefined ? undefined : new FlowSink({ file: opts.flowsFile, clusterName: opts.clusterName });
-  const flows: FlowOutput = sink ?? { enabled: false, emit() {} };
-  const upstream = new Upstream();
+  // The ring buffer always exists (admin /flows, `l7guard observe`); the file only with --flows.
+  const sink = new FlowSink({
+    file: opts.flowsFile, clusterName: opts.clusterName,
+    onError: (err) => opts.log.warn({ err: err.message, file: opts.flowsFile }, 'flow log error'),
+  });
+  const metrics = new ProxyMetrics({
+    revision: () => state.current?.revision ?? 0,
+    connectionsActive: () => frontEnds.reduce((n, f) => n + f.connections, 0),
+    reloads: () => reload.stats(),
+    flowFile: opts.flowsFile === undefined ? undefined : () => sink.stats,
+  });
+  const flows: FlowOutput = {
+    enabled: true,
+    emit(ev) {
+      sink.emit(ev);
+      metrics.count(ev);
+    },
+  };
+  const hardening = opts.hardening ?? parseHardening({});
+  // CIDRs were validated by the CLI (trustedPeers throws only on programming errors here).
+  const proxyProtocolFrom = trustedPeers(opts.proxyProtocolFrom ?? []);
+  const upstream = new Upstream(upstreamOptions(hardening));
   const adminSpec = opts.admin.startsWith('unix:') ? [] : [parseHostPort(admin.address)];
-  const handler = createRequestHandler({
+  const handlerContext: HandlerContext = {
     state,
     balancer: new Balancer(),
+    outlier: new OutlierDetector(outlierOptions(hardening)),
     upstream,
-    self: new SelfGuard([...listenSpecs, ...adminSpec]),
+    self: new SelfGuard([...listeners, ...adminSpec]),
     flows,
     nodeName: opts.nodeName ?? hostname(),
-    onUpstreamError: (err, backend) =>
-      opts.log.warn({ err: err.message, code: (err as { code?: string }).code, backend: `${backend.ip}:${backend.port}` }, 'upstream error'),
-  });
+    onUpstreamError: (err, backend) => {
+      metrics.upstreamError((err as { code?: string }).code);
+      opts.log.warn({ err: err.message, code: (err as { code?: string }).code, backend: `${backend.ip}:${backend.port}` }, 'upstream error');
+    },
+  };
+  const handler = createRequestHandler(handlerContext);
 
   const frontEnds: ReturnType<typeof createFrontEnd>[] = [];
   const listening: string[] = [];
   try {
-    for (const { host, port } of listenSpecs) {
+    for (const { host, port, original, redirect } of listeners) {
       const fe = createFrontEnd({
-        onRequest: handler,
-        onError: (err: Error & { code?: string }) => opts.log.debug({ err: err.message, code: err.code }, 'client error'),
+        limits: frontEndLimits(hardening),
+        maxConnections: hardening.maxConnections,
+        proxyProtocolFrom,
+        onRequest: original === undefined ? handler : createRequestHandler({ ...handlerContext, original }),
+        onError: (err: Error & { code?: string }, info) => {
+          if (info.phase === 'parse') metrics.parseError();
+          opts.log.debug({ err: err.message, code: err.code }, 'client error');
+        },
       });
       const a = await fe.listen(host, port);
       frontEnds.push(fe);
       const shown = a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
       listening.push(shown);
-      opts.log.info({ address: shown, revision: first.revision }, 'listening');
+      opts.log.info({ address: shown, revision: first.revision, redirect }, 'listening');
     }
   } catch (err) {
     await Promise.allSettled(frontEnds.map((f) => f.close()));
     await admin.close();
     throw new StartupError(`cannot listen: ${(err as Error).message}`);
   }
+  admin.addRoutes(reloadRoutes(reload));
+  admin.addRoutes(observeRoutes(state, sink, metrics));
+  await reload.watch();
+  // Catches an edit made between the first read and the watch being set up (a no-op otherwise).
+  void reload.reload('file');
   ready = true;
   opts.log.info({ admin: admin.address, revision: first.revision, objects: first.objects.length }, 'ready');
 
+  let stopping: Promise<void> | undefined;
+  const drain = (timeoutMs: number): Promise<void> => {
+    stopping ??= (async () => {
+      draining = true; // /ready answers 503 from now on
+      reload.close();
+      await drainFrontEnds(frontEnds, timeoutMs, opts.log);
+      await upstream.close();
+      await sink?.close();
+      await admin.close();
+    })();
+    return stopping;
+  };
   return {
     listening,
     admin: admin.address,
     state,
-    async close() {
-      draining = true;
-      await Promise.allSettled(frontEnds.map((f) => f.close()));
-      await upstream.close();
-      await sink?.close();
-      await admin.close();
-    },
+    reload,
+    drain,
+    close: () => drain(DEFAULT_DRAIN_TIMEOUT_MS),
   };
-}
-
-async function hashSources(state: PolicyState): Promise<{ file: string; sha256: string }[]> {
-  const files = [...new Set(state.objects.map((o) => o.file))].sort();
-  return Promise.all(
-    files.map(async (file) => ({ file, sha256: createHash('sha256').update(await readFile(file)).digest('hex') })),
-  );
 }

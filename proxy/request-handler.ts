@@ -1,13 +1,18 @@
-import type { Backend, Endpoint, HeaderEdit, HeaderList, L7Request, PolicyState, Source } from '../policy/model.js';
+import type { Backend, Destination, Endpoint, HeaderEdit, HeaderList, L7Request, PolicyState, RuleRef, Source } from '../policy/model.js';
 import type { FlowEvent, FlowPeer } from '../observe/flow-event.js';
 import type { FrontRequest, FrontResponse } from './front-end.js';
 import type { Balancer } from './balancer.js';
 import type { StateRef } from './state-ref.js';
 import type { SelfGuard } from './self-guard.js';
 import type { Upstream } from './upstream.js';
+import type { OriginalDestination } from './original-destination.js';
 import { upstreamErrorStatus } from './upstream.js';
 import { replies, replyForUpstreamStatus, type LocalReply } from './local-replies.js';
 import { normalizeTarget } from './http1/normalize-path.js';
+import { isValidAuthority } from './http1/authority.js';
+import { isWebSocketUpgrade, tunnelWebSocket } from './websocket-tunnel.js';
+import { backendKey, type OutlierDetector } from './outlier.js';
+import { failedBeforeSend, MAX_ATTEMPTS, pickBackend } from './retry.js';
 import { deniedResponse } from './http1/response-writer.js';
 import { stripRequestHopByHop, stripResponseHopByHop } from './http1/hop-by-hop.js';
 
@@ -25,6 +30,10 @@ export interface HandlerContext {
   readonly flows: FlowOutput;
   readonly nodeName: string;
   readonly onUpstreamError?: (err: Error, backend: Backend) => void;
+  /** Passive outlier ejection (proxy/outlier.ts); none: every pod is always eligible. */
+  readonly outlier?: OutlierDetector;
+  /** Set on a `--redirect` listener or in sidecar mode: where the connection was really going. */
+  readonly original?: OriginalDestination | undefined;
 }
 
 /**
@@ -52,53 +61,95 @@ export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, r
       return;
     }
     const src = state.identify(req.remoteAddress);
-    const authority = target.authority ?? req.host;
-    if (authority === undefined) {
+    // The original destination (issue 7) outranks the absolute-form authority and Host: a pinned
+    // listener is never steered by what the client wrote, only the flow's URL shows its words.
+    const original = ctx.original;
+    const authority = target.authority ?? req.host ?? original?.authority(req.localPort);
+    if (authority === undefined || !isValidAuthority(authority)) {
       localReply(res, replies.badRequest, true);
       return;
     }
-    const dest = state.resolve(authority, src.endpoint?.namespace);
+    const dest = original === undefined
+      ? state.resolve(authority, src.endpoint?.namespace)
+      : original.destination(state, req.localPort);
     if (dest === undefined) {
       if (ctx.flows.enabled) emitDrop(ctx, state, req, src, undefined, 'UNKNOWN_L3_TARGET_ADDRESS');
       localReply(res, replies.misdirected, false);
       return;
     }
-    const backend = ctx.balancer.pick(dest);
+    const backend = pickBackend(ctx.balancer, dest, ctx.outlier, undefined);
     if (backend === undefined) {
       if (ctx.flows.enabled) emitDrop(ctx, state, req, src, undefined, 'NO_SERVICE');
       localReply(res, replies.noHealthyUpstream, false);
       return;
     }
-    if (ctx.self.isSelf(backend.ip, backend.port)) {
-      if (ctx.flows.enabled) emitDrop(ctx, state, req, src, backend, 'UNKNOWN_L3_TARGET_ADDRESS');
-      localReply(res, replies.misdirected, false);
-      return;
-    }
-
-    const decision = state.decide(src, backend.endpoint, backend.port);
-    let edits: readonly HeaderEdit[] | undefined;
-    if (decision.kind === 'drop') {
-      // L3/L4: the client gets no HTTP bytes at all, as when Cilium drops the SYN.
-      if (ctx.flows.enabled) emitDrop(ctx, state, req, src, backend, decision.reason, decision.direction);
-      res.drop();
-      return;
-    }
-    if (decision.kind === 'l7') {
-      const l7req: L7Request = { method: req.method, path: target.path, host: req.host, headers: req.headers };
-      const result = decision.check(l7req);
-      if (!result.allowed) {
-        if (ctx.flows.enabled) {
-          emitHttp(ctx, state, req, src, backend, authority, target.path, 'http-request', 'DROPPED', undefined);
-          emitHttp(ctx, state, req, src, backend, authority, target.path, 'http-response', 'FORWARDED', 403);
-        }
-        res.writeRaw(deniedResponse(), true);
-        return;
-      }
-      if (result.edits.length > 0) edits = result.edits;
-    }
-    if (ctx.flows.enabled) emitHttp(ctx, state, req, src, backend, authority, target.path, 'http-request', 'FORWARDED', undefined);
-    forward(ctx, state, req, res, src, backend, authority, target.path, edits);
+    dispatch(ctx, state, req, res, src, dest, target.path, target.authority, authority, backend, undefined);
   };
+}
+
+/**
+ * Judge the request against the chosen pod's policy and drop / 403 / forward it. Called again with
+ * another pod when the first could not be reached (proxy/retry.ts): a retry is judged afresh,
+ * against the new pod's policy, as Cilium judges after service translation.
+ */
+function dispatch(
+  ctx: HandlerContext,
+  state: PolicyState,
+  req: FrontRequest,
+  res: FrontResponse,
+  src: Source,
+  dest: Destination,
+  path: string,
+  targetAuthority: string | undefined,
+  authority: string,
+  backend: Backend,
+  tried: Set<string> | undefined,
+): void {
+  if (ctx.self.isSelf(backend.ip, backend.port)) {
+    if (ctx.flows.enabled) emitDrop(ctx, state, req, src, backend, 'UNKNOWN_L3_TARGET_ADDRESS');
+    localReply(res, replies.misdirected, false);
+    return;
+  }
+
+  const decision = state.decide(src, backend.endpoint, backend.port);
+  let edits: readonly HeaderEdit[] | undefined;
+  if (decision.kind === 'drop') {
+    // L3/L4: the client gets no HTTP bytes at all, as when Cilium drops the SYN.
+    if (ctx.flows.enabled) emitDrop(ctx, state, req, src, backend, decision.reason, decision.direction, decision.by);
+    res.drop();
+    return;
+  }
+  if (decision.kind === 'l7') {
+    const l7req: L7Request = { method: req.method, path, host: targetAuthority ?? req.host, headers: req.headers };
+    const result = decision.check(l7req);
+    if (!result.allowed) {
+      if (ctx.flows.enabled) {
+        emitHttp(ctx, state, req, src, backend, authority, path, 'http-request', 'DROPPED', undefined, decision.by);
+        emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'FORWARDED', 403);
+      }
+      res.writeRaw(deniedResponse(), true);
+      return;
+    }
+    if (result.edits.length > 0) edits = result.edits;
+  }
+  if (ctx.flows.enabled) emitHttp(ctx, state, req, src, backend, authority, path, 'http-request', 'FORWARDED', undefined, decision.by);
+  if (req.upgrade !== undefined && isWebSocketUpgrade(req)) {
+    // Judged above like any request; only now does the connection stop being HTTP.
+    tunnelWebSocket(req, res, backend, path, upstreamHeaders(req, edits, authority), undefined, (err) => ctx.onUpstreamError?.(err, backend));
+    return;
+  }
+  const retry = (err: Error): boolean => {
+    if (!failedBeforeSend(err, req.body)) return false;
+    ctx.outlier?.failure(backend);
+    const done = tried ?? new Set<string>();
+    done.add(backendKey(backend));
+    if (done.size >= MAX_ATTEMPTS) return false;
+    const next = pickBackend(ctx.balancer, dest, ctx.outlier, done);
+    if (next === undefined) return false;
+    dispatch(ctx, state, req, res, src, dest, path, targetAuthority, authority, next, done);
+    return true;
+  };
+  forward(ctx, state, req, res, src, backend, authority, path, edits, retry);
 }
 
 function localReply(res: FrontResponse, r: LocalReply, close: boolean): void {
@@ -119,15 +170,18 @@ function forward(
   authority: string,
   path: string,
   edits: readonly HeaderEdit[] | undefined,
+  retry: ((err: Error) => boolean) | undefined,
 ): void {
-  const headers = upstreamHeaders(req, edits);
+  const headers = upstreamHeaders(req, edits, authority);
   if (req.expectContinue) res.sendContinue();
   let started = false;
   let abortUpstream: ((err: Error) => void) | undefined;
   res.onClose(() => {
     // The client is gone (before or during the response): stop the upstream exchange too, or a
     // paused upstream body would hold a pooled connection until undici's body timeout.
-    if (abortUpstream !== undefined && !res.finished) abortUpstream(new Error('client closed the connection'));
+    // No `res.finished` check: onClose only fires for an unfinished response, and the front end
+    // marks the response finished before calling it (server-response.ts #notifyAborted).
+    if (abortUpstream !== undefined) abortUpstream(new Error('client closed the connection'));
   });
   ctx.upstream.send(
     backend,
@@ -140,6 +194,7 @@ function forward(
       },
       onHeaders(status, reason, h) {
         started = true;
+        ctx.outlier?.success(backend);
         const flat = stripResponseHopByHop(flattenHeaders(h));
         const cl = h['content-length'];
         const contentLength = typeof cl === 'string' ? Number(cl) : undefined;
@@ -156,6 +211,7 @@ function forward(
       },
       onError(err) {
         ctx.onUpstreamError?.(err, backend);
+        if (!started && !res.sent && retry !== undefined && retry(err)) return;
         if (started || res.sent) {
           // Bytes of this response are already on the wire: the only honest signal left is to close.
           res.drop();
@@ -171,8 +227,9 @@ function forward(
 }
 
 /** Request headers for the backend: hop-by-hop removed (RFC 9110 §7.6.1), L7 edits applied, X-Forwarded-* set. */
-function upstreamHeaders(req: FrontRequest, edits: readonly HeaderEdit[] | undefined): string[] {
+function upstreamHeaders(req: FrontRequest, edits: readonly HeaderEdit[] | undefined, authority: string): string[] {
   const out = stripRequestHopByHop(req.headers);
+  if (authority !== req.host) setRoutedHost(out, authority);
   let xff: string | undefined;
   for (let i = out.length - 2; i >= 0; i -= 2) {
     const name = out[i]!;
@@ -187,6 +244,18 @@ function upstreamHeaders(req: FrontRequest, edits: readonly HeaderEdit[] | undef
   out.push('x-forwarded-proto', 'http');
   if (edits !== undefined) applyEdits(out, edits);
   return out;
+}
+
+/**
+ * RFC 9112 §3.2.2: a proxy that forwards a request with an absolute-form target MUST ignore the
+ * received Host and generate one from the target's authority, so the backend acts on the same
+ * authority that was routed and judged.
+ */
+function setRoutedHost(headers: string[], authority: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i]!.length === 4 && headers[i]!.toLowerCase() === 'host') headers.splice(i, 2);
+  }
+  headers.unshift('host', authority);
 }
 
 /** headerMatches mismatch actions (cilium-semantics.md §3.3): ADD appends, DELETE removes, REPLACE sets. */
@@ -247,6 +316,7 @@ function emitDrop(
   backend: Backend | undefined,
   reason: NonNullable<FlowEvent['dropReason']>,
   direction: 'INGRESS' | 'EGRESS' = 'INGRESS',
+  by?: readonly RuleRef[],
 ): void {
   ctx.flows.emit({
     timeMs: Date.now(),
@@ -258,6 +328,7 @@ function emitDrop(
     destination: dstPeer(state, backend, req),
     revision: state.revision,
     nodeName: ctx.nodeName,
+    by,
   });
 }
 
@@ -272,6 +343,7 @@ function emitHttp(
   kind: 'http-request' | 'http-response',
   verdict: FlowEvent['verdict'],
   code: number | undefined,
+  by?: readonly RuleRef[],
 ): void {
   ctx.flows.emit({
     timeMs: Date.now(),
@@ -289,6 +361,7 @@ function emitHttp(
     },
     revision: state.revision,
     nodeName: ctx.nodeName,
+    by,
   });
 }
 

@@ -11,6 +11,8 @@
  * - `Expect` is stripped from requests: the front end answers `100-continue` itself (Envoy's
  *   default, `proxy_100_continue: false`), and undici refuses requests that carry it.
  * - `Trailer` is stripped: trailer fields are not forwarded (yet), so announcing them would lie.
+ * - `HTTP2-Settings` is stripped even when `Connection` does not name it: it only means something
+ *   with an h2c upgrade (RFC 9113 §3.2.1 makes it connection-specific), which we never perform.
  * - A `Connection` option naming `host` is ignored: RFC 9110 §7.6.1 forbids listing end-to-end
  *   fields there, and honouring it would let a client make the request unroutable upstream.
  */
@@ -20,7 +22,7 @@ import { parseConnectionTokens } from './request-parser.js';
 
 /**
  * RFC 9110 §7.6.1 (request direction): remove Connection and every field it names, Keep-Alive,
- * Proxy-Connection, TE (§10.1.4), Transfer-Encoding, Upgrade, Trailer, and Expect (see above).
+ * Proxy-Connection, TE (§10.1.4), Transfer-Encoding, Upgrade, Trailer, Expect and HTTP2-Settings (see above).
  * Always returns a new array (callers append forwarding fields to it).
  */
 export function stripRequestHopByHop(headers: HeaderList): string[] {
@@ -58,6 +60,8 @@ function isAlwaysHopByHop(name: string, request: boolean): boolean {
       return equalsLower(name, 'upgrade') || equalsLower(name, 'trailer');
     case 10:
       return equalsLower(name, 'connection') || equalsLower(name, 'keep-alive');
+    case 14:
+      return request && equalsLower(name, 'http2-settings');
     case 16:
       return equalsLower(name, 'proxy-connection');
     case 17:

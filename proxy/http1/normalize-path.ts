@@ -14,6 +14,8 @@
  * - `%2E` (any case) counts as `.` inside dot segments (Envoy does the same), so
  *   `/a/%2e%2e/b` cannot smuggle a `..` past the policy to a decoding backend. Other escapes are
  *   left as sent; malformed escapes and `%00` are rejected (Envoy rejects both).
+ * - A segment that is a dot segment once its `;` parameters are removed (`/a/..;/b`) is rejected
+ *   (400): servlet containers climb on it, RFC 3986 does not (see hasDotSegmentWithParams).
  * - The query is never touched. A fragment (`#`) is not part of a request-target (RFC 9112 §3.2).
  */
 import { HEX_VALUE } from './chars.js';
@@ -25,7 +27,8 @@ export type NormalizeErrorCode =
   | 'L7G_ERR_TARGET_NUL'
   | 'L7G_ERR_TARGET_ASTERISK'
   | 'L7G_ERR_TARGET_FORM'
-  | 'L7G_ERR_TARGET_AUTHORITY';
+  | 'L7G_ERR_TARGET_AUTHORITY'
+  | 'L7G_ERR_TARGET_DOT_PARAMS';
 
 export type NormalizedTarget =
   /** `path` includes the query; `authority` is set for absolute-form (it overrides Host, RFC 9112 §3.2.2). */
@@ -66,6 +69,7 @@ export function normalizeTarget(target: string, method?: string): NormalizedTarg
 
   const scan = scanPath(rawPath);
   if (typeof scan === 'string') return { error: scan };
+  if (rawPath.indexOf(';') !== -1 && hasDotSegmentWithParams(rawPath)) return { error: 'L7G_ERR_TARGET_DOT_PARAMS' };
   if (scan === Scan.EscapedSlash) return { redirect: removeDotSegments(unescapeSlashes(rawPath)) + query };
   const path = scan === Scan.Clean ? rawPath : removeDotSegments(rawPath);
   const normalized = scan === Scan.Clean && pathStart === 0 ? target : path + query;
@@ -99,6 +103,23 @@ function scanPath(path: string): Scan | NormalizeErrorCode {
     prev = c;
   }
   return result;
+}
+
+/**
+ * A segment that is `.` or `..` once its `;` parameters are cut off (`/public/..;/admin`,
+ * `/a/.;x/b`). RFC 3986 does not treat it as a dot segment, so neither do we nor Envoy, but
+ * servlet containers (Tomcat, Jetty) strip path parameters first and then climb: the rules would
+ * judge `/public/..;/admin` while the backend serves `/admin`. No meaning survives that
+ * disagreement, so it is a 400 (a rule choice where Cilium and Envoy are silent).
+ */
+function hasDotSegmentWithParams(path: string): boolean {
+  for (const seg of path.split('/')) {
+    const semi = seg.indexOf(';');
+    if (semi === -1) continue;
+    const name = seg.slice(0, semi);
+    if (isDot(name) || isDotDot(name)) return true;
+  }
+  return false;
 }
 
 /** `http://authority/...` or `https://...` (scheme case-insensitive): the authority and where the path starts. */

@@ -134,6 +134,18 @@ export class RequestParser {
     return this.#state === State.RequestLine && this.#headBytes === 0;
   }
 
+  /**
+   * Hands over every byte not yet consumed (those after an upgrade request's head belong to the
+   * new protocol) and kills the parser: nothing here may interpret them as HTTP any more.
+   */
+  takeBuffered(): Buffer {
+    const rest = this.#buf.subarray(this.#pos);
+    this.#buf = EMPTY_BUFFER;
+    this.#pos = 0;
+    this.#state = State.Dead;
+    return rest;
+  }
+
   push(chunk: Buffer): void {
     if (this.#state === State.Dead) return;
     if (this.#pos >= this.#buf.length) {

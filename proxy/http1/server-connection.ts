@@ -73,22 +73,23 @@ export class ServerConnection implements ResponseHost {
   #closed = false;
 
   /** Wraps an accepted socket; undefined (socket destroyed) if it is already gone. */
-  static accept(socket: Socket, ctx: ConnectionContext): ServerConnection | undefined {
+  /** `peer`: the client address a trusted PROXY protocol header announced (proxy/proxy-protocol.ts). */
+  static accept(socket: Socket, ctx: ConnectionContext, peer?: { address: string; port: number }): ServerConnection | undefined {
     socket.on('error', (err) => ctx.onError?.(err, { phase: 'socket', remoteAddress: undefined, remotePort: undefined }));
     const remote = socket.remoteAddress;
     if (remote === undefined || socket.destroyed) {
       socket.destroy();
       return undefined;
     }
-    return new ServerConnection(socket, ctx, remote);
+    return new ServerConnection(socket, ctx, peer?.address ?? remote, peer?.port);
   }
 
-  private constructor(socket: Socket, ctx: ConnectionContext, remote: string) {
+  private constructor(socket: Socket, ctx: ConnectionContext, remote: string, remotePort: number | undefined) {
     this.socket = socket;
     this.#ctx = ctx;
     this.#parser = new RequestParser(ctx.limits);
     this.#remoteAddress = unmapIPv4(remote);
-    this.#remotePort = socket.remotePort ?? 0;
+    this.#remotePort = remotePort ?? socket.remotePort ?? 0;
     this.#localAddress = unmapIPv4(socket.localAddress ?? '');
     this.#localPort = socket.localPort ?? 0;
     // The accept-time 'error' listener only knows the server; from now on errors carry the peer.
@@ -153,6 +154,29 @@ export class ServerConnection implements ResponseHost {
   failConnection(err: Error): void {
     this.#report(err, 'response');
     this.socket.destroy();
+  }
+
+  /**
+   * Upgrade hand-over: only for a body-less request whose head was the last thing parsed. Our
+   * listeners and timers go; an 'error' listener stays so there is never a window without one
+   * (the new owner adds its own). The connection no longer counts as ours.
+   */
+  detach(): { socket: Socket; head: Buffer } | undefined {
+    const ex = this.#exchange;
+    if (ex === undefined || ex.body !== null || this.#ending || this.#closed) return undefined;
+    this.#clearTimer();
+    const head = this.#parser.takeBuffered();
+    this.#exchange = undefined;
+    this.#closed = true;
+    const socket = this.socket;
+    for (const ev of ['data', 'end', 'drain', 'close', 'error'] as const) socket.removeAllListeners(ev);
+    socket.on('error', () => undefined);
+    // Paused, not flowing: with our 'data' listener gone, a flowing socket would drop bytes
+    // before the new owner pipes it.
+    socket.pause();
+    this.#paused = true;
+    this.#ctx.released(this);
+    return { socket, head };
   }
 
   callbackThrew(err: unknown): void {

@@ -24,6 +24,8 @@ export interface ResponseHost {
   failConnection(err: Error): void;
   /** An onClose/onDrain callback threw: reported, never rethrown into socket event handlers. */
   callbackThrew(err: unknown): void;
+  /** Give up the socket (protocol upgrade); undefined when it is not possible in this state. */
+  detach(): { socket: Socket; head: Buffer } | undefined;
 }
 
 export interface ResponseRequestInfo {
@@ -226,6 +228,22 @@ export class ServerResponse implements FrontResponse {
     this.#phase = Phase.Finished;
     this.#drainCbs = undefined;
     this.#host.dropConnection();
+  }
+
+  /**
+   * Protocol upgrade: the connection stops being HTTP. Only before any response byte and once the
+   * request (which must have no body) is complete; returns the socket and the bytes that followed
+   * the head, or undefined when the connection cannot be handed over.
+   */
+  takeOver(): { socket: Socket; head: Buffer } | undefined {
+    if (this.#sent || this.#phase === Phase.Finished) return undefined;
+    const taken = this.#host.detach();
+    if (taken === undefined) return undefined;
+    this.#sent = true;
+    this.#phase = Phase.Finished;
+    this.#drainCbs = undefined;
+    this.#closeCbs = undefined;
+    return taken;
   }
 
   /** The request failed to parse (mid-body) before this response was sent: answer for the caller. */

@@ -56,9 +56,15 @@ const backends = pods.filter((p) => p.metadata.labels.class === 'deathstar');
 let rr = 0;
 const pick = () => backends[rr++ % backends.length]!;
 
-const active = fault === 'allow-all' ? [] : [...policies.values()];
-const httpRules = active.flatMap((p) => (p.spec.ingress ?? []).flatMap((i: Obj) => (i.toPorts ?? [])
-  .flatMap((tp: Obj) => tp.rules?.http ?? [])));
+let active: Obj[] = [];
+let httpRules: Obj[] = [];
+/** Recomputed after every admin PUT/DELETE, as l7guard swaps a new revision. */
+function activate(): void {
+  active = fault === 'allow-all' ? [] : [...policies.values()];
+  httpRules = active.flatMap((p) => (p.spec.ingress ?? []).flatMap((i: Obj) => (i.toPorts ?? [])
+    .flatMap((tp: Obj) => tp.rules?.http ?? [])));
+}
+activate();
 const l3Allowed = (src: Obj | undefined) => active.length === 0 || src?.metadata.labels.org === 'empire';
 
 function peer(p: Obj | undefined) {
@@ -123,7 +129,26 @@ server.on('connection', (sock: net.Socket) => {
 const [lhost, lport] = (values.listen ?? `${clusterIP}:80`).split(':') as [string, string];
 const [ahost, aport] = (values.admin ?? '127.0.0.1:9901').split(':') as [string, string];
 let ready = false;
+let revision = 1;
 const admin = http.createServer((req, res) => {
+  // The admin object API, CiliumNetworkPolicies only: PUT/DELETE /v1/ciliumnetworkpolicies/{ns}/{name}.
+  const m = /^\/v1\/ciliumnetworkpolicies\/[^/]+\/([^/]+)$/.exec(req.url ?? '');
+  if (m !== null && (req.method === 'PUT' || req.method === 'DELETE')) {
+    let body = '';
+    req.setEncoding('utf8').on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      const name = m[1]!;
+      const object = `ciliumnetworkpolicy.cilium.io/${name}`;
+      const existed = policies.has(name);
+      if (req.method === 'DELETE' && !existed) return void res.writeHead(404).end(JSON.stringify({ code: 'L7G_ERR_APPLY_NOT_FOUND', message: 'not found' }));
+      if (req.method === 'DELETE') policies.delete(name);
+      else policies.set(name, JSON.parse(body) as Obj);
+      activate();
+      const result = req.method === 'DELETE' ? 'deleted' : existed ? 'configured' : 'created';
+      res.writeHead(result === 'created' ? 201 : 200).end(JSON.stringify({ result, object, revision: ++revision }));
+    });
+    return;
+  }
   res.writeHead(req.url === '/ready' && ready ? 200 : 503).end();
 });
 admin.listen(Number(aport), ahost);

@@ -127,3 +127,27 @@ t.test('backpressure bound drops instead of buffering forever', async (t) => {
   await sink.close();
   t.same(sink.stats, { seen: 1, written: 0, dropped: 1 });
 });
+
+t.test('sonic-boom bound: a batch that would exceed maxBufferedBytes is dropped and counted, later ones still written', async (t) => {
+  const file = join(tmp(t), 'flows.ndjson');
+  const sink = new FlowSink({ file, maxBufferedBytes: 3000 });
+  t.teardown(() => sink.close());
+  for (let i = 0; i < 10; i++) sink.emit(scenarios.landingRequest); // ~10 KiB in one event-loop turn
+  await sink.flush();
+  t.same(sink.stats, { seen: 10, written: 0, dropped: 10 }, 'the whole oversized batch dropped, nothing half-written');
+  sink.emit(scenarios.exhaustRequest);
+  await sink.flush();
+  t.same(sink.stats, { seen: 11, written: 1, dropped: 10 });
+  const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  t.equal(lines.length, 1);
+  t.same(Object.keys(JSON.parse(lines[0]!) as object), ['flow', 'node_name', 'time'], 'pre-serialised line only: no pino level/time/pid/hostname');
+});
+
+t.test('a line reaches the file within ~100 ms without flush() (no 4 KiB minLength lag)', async (t) => {
+  const file = join(tmp(t), 'flows.ndjson');
+  const sink = new FlowSink({ file });
+  t.teardown(() => sink.close());
+  sink.emit(scenarios.exhaustRequest);
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(readFileSync(file, 'utf8').split('\n').filter(Boolean).length, 1);
+});

@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { rfc3339, toFlow, toFlows, canonicalHeaderKey, redactUrlPassword, DROP_REASONS, type HubbleFlowResponse } from '../../observe/flow.js';
 import type { FlowEvent } from '../../observe/flow-event.js';
+import { serializeFlow } from '../../observe/flow-sink.js';
 import { ENUMS, PROTO_DROP_REASONS, unknownKeys } from './flow-proto.js';
 import { scenarios, uuidSeq, podPeer, XWING, DEATHSTAR, WORLD_ID, DEATHSTAR_SVC, jul, type ScenarioName } from './seed-scenarios.js';
 
@@ -178,4 +179,38 @@ t.test('uuid per flow', async (t) => {
   const b = toFlow(scenarios.landingRequest).flow.uuid;
   t.match(a, /^[0-9a-f-]{36}$/);
   t.not(a, b);
+});
+
+t.test('policy provenance: *_allowed_by / *_denied_by as flow.proto Policy', async (t) => {
+  const rule1 = { kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'rule1', ruleIndex: 0, direction: 'INGRESS', field: 'spec.ingress[0]' } as const;
+  const out = { kind: 'CiliumClusterwideNetworkPolicy', namespace: undefined, name: 'ships-out', ruleIndex: 0, direction: 'EGRESS', field: 'spec.egress[0]' } as const;
+  const deny = { kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'no-xwing', ruleIndex: 1, direction: 'INGRESS', field: 'specs[1].ingressDeny[0]' } as const;
+  const RULE1 = {
+    name: 'rule1', namespace: 'default',
+    labels: ['k8s:io.cilium.k8s.policy.derived-from=CiliumNetworkPolicy', 'k8s:io.cilium.k8s.policy.name=rule1', 'k8s:io.cilium.k8s.policy.namespace=default'],
+    revision: '3', kind: 'CiliumNetworkPolicy',
+  };
+  const allowed = asJson(toFlow({ ...scenarios.landingRequest, by: [out, rule1, rule1] }, { uuid: uuidSeq() })) as { flow: Record<string, unknown> };
+  t.strictSame(allowed.flow['ingress_allowed_by'], [RULE1], 'request FORWARDED: ingress_allowed_by, one entry per object');
+  t.strictSame(allowed.flow['egress_allowed_by'], [{
+    name: 'ships-out',
+    labels: ['k8s:io.cilium.k8s.policy.derived-from=CiliumClusterwideNetworkPolicy', 'k8s:io.cilium.k8s.policy.name=ships-out'],
+    revision: '3', kind: 'CiliumClusterwideNetworkPolicy',
+  }], 'egress side, clusterwide: no namespace');
+  t.notOk('ingress_denied_by' in allowed.flow, 'nothing denied');
+  t.same(Object.keys(allowed.flow).slice(-3), ['egress_allowed_by', 'ingress_allowed_by', 'Summary'], 'declaration order: before Summary');
+
+  const l7deny = asJson(toFlow({ ...scenarios.exhaustRequest, by: [rule1] })) as { flow: Record<string, unknown> };
+  t.strictSame(l7deny.flow['ingress_denied_by'], [RULE1], 'L7 DROPPED: the policy whose HTTP rules refused it');
+  const resp = asJson(toFlow({ ...scenarios.exhaustResponse, by: [rule1] })) as { flow: Record<string, unknown> };
+  t.notOk('ingress_denied_by' in resp.flow || 'ingress_allowed_by' in resp.flow, 'responses carry no policies');
+
+  const [verdict, drop] = toFlows({ ...scenarios.xwingDrop, dropReason: 'POLICY_DENY', by: [deny] }).map((r) => asJson(r) as { flow: Record<string, unknown> });
+  t.same((verdict!.flow['ingress_denied_by'] as { name: string }[]).map((p) => p.name), ['no-xwing'], 'policy-verdict names the deny policy');
+  t.notOk('ingress_denied_by' in drop!.flow, 'the drop notification does not (Hubble correlates policy verdicts only)');
+  const [noRule] = toFlows(scenarios.xwingDrop).map((r) => asJson(r) as { flow: Record<string, unknown> });
+  t.notOk('ingress_denied_by' in noRule!.flow, 'default deny: no policy to name');
+  for (const f of [allowed, l7deny, verdict]) t.same(unknownKeys(f), [], 'flow.proto field names');
+  const res = toFlow({ ...scenarios.landingRequest, by: [out, rule1] });
+  t.strictSame(JSON.parse(serializeFlow(res)), asJson(res), 'fast-json-stringify schema keeps the policy fields');
 });

@@ -222,7 +222,7 @@ t.test('§4.2 cilium_network_policy_test.cc', async (t) => {
   t.equal(verdict(s.decide(from(s, 'a'), pod(s, 'server'), 10001), req('GET', '/allowed')), 'drop:POLICY_DENIED:INGRESS', 'deny range ends at 10000; no allow above');
   // EmptyRulesAllow: a port policy with no rules allows everything
   s = build([base, cnp('endpointSelector: {matchLabels: {app: server}}\ningress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80"}]}]}]')]);
-  t.equal(s.decide(from(s, 'a'), pod(s, 'server'), 80), ALLOW, 'EmptyRulesAllow');
+  t.equal(s.decide(from(s, 'a'), pod(s, 'server'), 80).kind, ALLOW.kind, 'EmptyRulesAllow');
 });
 
 t.test('egress (toEndpoints, toEntities, toCIDR, egressDeny, default deny)', async (t) => {
@@ -290,4 +290,37 @@ t.test('tables: intervals and lazy identities', async (t) => {
   t.equal(verdict(s.decide(foreign, pod(s, 'server'), 91)), 'drop:POLICY_DENIED:INGRESS', 'outside the interval');
   t.equal(verdict(s.decide(foreign, pod(s, 'server'), 79)), 'drop:POLICY_DENIED:INGRESS', 'below the interval');
   t.equal(verdict(s.decide(foreign, pod(s, 'server'), 90)), 'allow', 'interval end inclusive');
+});
+
+t.test('provenance: decisions name the rules that allowed or denied (by)', async (t) => {
+  const sel = 'endpointSelector: {matchLabels: {app: server}}\n';
+  const by = (d: { by?: readonly { kind: string; namespace: string | undefined; name: string; ruleIndex: number; direction: string; field: string }[] | undefined }) =>
+    (d.by ?? []).map((r) => `${r.kind} ${r.namespace ?? '-'}/${r.name} #${r.ruleIndex} ${r.direction} ${r.field}`);
+  const rows: { name: string; policy: string[]; src: string; port?: number; want: string; by: string[] }[] = [
+    { name: 'no policy: allowed by nothing', policy: [], src: 'a', want: 'allow', by: [] },
+    { name: 'L3 allow names its rule', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: b}}]}, {fromEndpoints: [{matchLabels: {id: a}}]}]', 'allow-a')], src: 'a', want: 'allow', by: ['CiliumNetworkPolicy default/allow-a #0 INGRESS spec.ingress[1]'] },
+    { name: 'default-deny drop: no rule selected this peer', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: b}}]}]', 'allow-b')], src: 'a', want: 'drop:POLICY_DENIED:INGRESS', by: [] },
+    { name: 'explicit deny names the deny rule (specs[1])', policy: ['apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: deny-a, namespace: default}\nspecs:\n- ' + sel + '  ingress: [{}]\n- ' + sel + '  ingressDeny: [{fromEndpoints: [{matchLabels: {id: a}}]}]'], src: 'a', want: 'drop:POLICY_DENY:INGRESS', by: ['CiliumNetworkPolicy default/deny-a #1 INGRESS specs[1].ingressDeny[0]'] },
+    { name: 'L7 rules name every covering rule, across objects', policy: [
+      cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: a}}], toPorts: [{ports: [{port: "80"}], rules: {http: [{method: GET}]}}]}]', 'l7-get'),
+      cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80"}], rules: {http: [{method: PUT}]}}]}]', 'l7-put'),
+    ], src: 'a', want: 'l7', by: ['CiliumNetworkPolicy default/l7-get #0 INGRESS spec.ingress[0]', 'CiliumNetworkPolicy default/l7-put #0 INGRESS spec.ingress[0]'] },
+    { name: 'an L3-only rule shadows L7 and alone is reported', policy: [
+      cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: a}}], toPorts: [{ports: [{port: "80"}], rules: {http: [{method: GET}]}}]}, {fromEndpoints: [{matchLabels: {id: a}}]}]', 'mixed'),
+    ], src: 'a', want: 'allow', by: ['CiliumNetworkPolicy default/mixed #0 INGRESS spec.ingress[1]'] },
+    { name: 'egress and ingress both reported, egress first', policy: [
+      cnp('endpointSelector: {matchLabels: {id: a}}\negress: [{toEndpoints: [{matchLabels: {app: server}}]}]', 'a-out'),
+      cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: a}}]}]', 'server-in'),
+    ], src: 'a', want: 'allow', by: ['CiliumNetworkPolicy default/a-out #0 EGRESS spec.egress[0]', 'CiliumNetworkPolicy default/server-in #0 INGRESS spec.ingress[0]'] },
+    { name: 'CCNP has no namespace', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: a}}]}]', 'cw', 'CiliumClusterwideNetworkPolicy')], src: 'a', want: 'allow', by: ['CiliumClusterwideNetworkPolicy -/cw #0 INGRESS spec.ingress[0]'] },
+  ];
+  for (const c of rows) {
+    const s = build([base, ...c.policy]);
+    const d = s.decide(from(s, c.src), pod(s, 'server'), c.port ?? 80);
+    t.equal(verdict(d), c.want, `${c.name}: verdict`);
+    t.same(by(d), c.by, `${c.name}: by`);
+  }
+  // Precomputed and shared: asking twice gives the very same object (and the same by array).
+  const s = build([base, rows[6]!.policy[0]!, rows[6]!.policy[1]!]);
+  t.equal(s.decide(from(s, 'a'), pod(s, 'server'), 80), s.decide(from(s, 'a'), pod(s, 'server'), 80), 'combined decision cached');
 });

@@ -15,7 +15,18 @@ t.test('full match, RE2 dialect', async (t) => {
     ['\\d{3}', '123', true, 'class and repetition'],
     ['\\d{3}', '1234', false, 'repetition full match'],
     ['a|b.*', 'bzz', true, 'alternation with regex part'],
+    // The "literal.*" prefix fast path must agree with RE2 on every edge.
+    ['/v1/.*', '/v1/', true, 'prefix: empty rest'],
+    ['/v1/.*', '/v1', false, 'prefix: shorter than the literal'],
+    ['/v1/.*', '/v2/x', false, 'prefix: other literal'],
+    ['/v1/.*', '/v1/a\nb', false, 'prefix: RE2 . does not match a newline'],
+    ['^/v1/.*$', '/v1/x?y=1', true, 'prefix with redundant anchors'],
   ];
+  // Same answers from the cached matcher and from re2js itself, for the prefix rows.
+  for (const [p, s] of rows.filter(([p]) => p.endsWith('.*') || p.endsWith('.*$'))) {
+    t.equal(compileFullMatch(p).test(s), compileFullMatch(`(?:${p})`).test(s), `fast path agrees with re2js: ${p} ~ ${JSON.stringify(s)}`);
+  }
+  t.equal(compileFullMatch('/v1/.*'), compileFullMatch('/v1/.*'), 'equal patterns share one compiled matcher');
   for (const [p, s, want, name] of rows) t.equal(compileFullMatch(p).test(s), want, `${name}: ${p} ~ ${s}`);
 });
 

@@ -48,3 +48,8 @@ t.test('nothing to strip still returns a mutable copy', async (t) => {
   out.push('b', '2');
   t.same(input, ['a', '1']);
 });
+
+t.test('HTTP2-Settings is stripped from requests even when Connection does not name it', async (t) => {
+  t.same(stripRequestHopByHop(['host', 'h', 'HTTP2-Settings', 'AAMA', 'content-length', '0']), ['host', 'h', 'content-length', '0']);
+  t.same(stripResponseHopByHop(['http2-settings', 'x']), ['http2-settings', 'x'], 'responses: not a known field, left alone');
+});

@@ -77,3 +77,11 @@ t.test('removeDotSegments follows RFC 3986 §5.2.4 examples', async (t) => {
   t.equal(removeDotSegments('/a/b/c/./../../g'), '/a/g');
   t.equal(removeDotSegments('/mid/content=5/../6'), '/mid/6');
 });
+
+t.test('a dot segment hidden behind ;parameters is refused (servlet containers would climb on it)', async (t) => {
+  t.same(normalizeTarget('/public/..;/admin'), { error: 'L7G_ERR_TARGET_DOT_PARAMS' });
+  t.same(normalizeTarget('/public/.;x=1/admin'), { error: 'L7G_ERR_TARGET_DOT_PARAMS' });
+  t.same(normalizeTarget('/public/%2e%2e;/admin'), { error: 'L7G_ERR_TARGET_DOT_PARAMS' });
+  t.same(normalizeTarget('/public/a;b=1/c'), { path: '/public/a;b=1/c' }, 'ordinary ;parameters are kept');
+  t.same(normalizeTarget('/public/...;/c'), { path: '/public/...;/c' }, 'three dots are a name');
+});

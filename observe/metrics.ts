@@ -1,0 +1,260 @@
+/**
+ * Prometheus metrics for `/metrics` (and Envoy's `/stats/prometheus`), with the names dashboards
+ * already use: Hubble's flow, drop and httpV2 metrics (cilium/cilium:pkg/hubble/metrics/{flow,drop,
+ * http}/handler.go), Cilium's `cilium_policy_l7_total` (Documentation/observability/metrics.rst,
+ * "Policy L7"), and `l7guard_*` where neither has one.
+ *
+ * Cost model: the data path only bumps plain numbers (`count()` per FlowEvent: a few Map lookups on
+ * the method string and status number, no allocation once a (method, status) pair was seen).
+ * prom-client objects are filled from those numbers in their `collect()` at scrape time, so label
+ * hashing happens per scrape, not per request (prom-client hashes the label set on every inc()).
+ * Nothing is ever labelled by path; methods outside RFC 9110's + PATCH are folded into "OTHER" so a
+ * client cannot mint label values.
+ */
+import { Counter, Gauge, type Metric, Registry } from 'prom-client';
+import type { FlowEvent } from './flow-event.js';
+
+/** prometheus.DefBuckets, which Hubble's request-duration histogram uses. */
+export const DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+/** What the metrics read from the running proxy at scrape time. */
+export interface MetricsSources {
+  revision(): number;
+  connectionsActive(): number;
+  /** The reload controller's counters, when one runs. */
+  reloads?(): { readonly reloads: number; readonly failures: number };
+  /** The flow log writer's counters, when `--flows` is set. */
+  flowFile?(): { readonly written: number; readonly dropped: number };
+}
+
+interface Histo {
+  readonly buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** flows_processed label sets, indexed by a small integer so counting is an array increment. */
+const FLOW_KINDS = [
+  { type: 'L7', subtype: 'HTTP', verdict: 'FORWARDED' },
+  { type: 'L7', subtype: 'HTTP', verdict: 'DROPPED' },
+  { type: 'L7', subtype: 'HTTP', verdict: 'ERROR' },
+  { type: 'PolicyVerdict', subtype: '', verdict: 'DROPPED' },
+  { type: 'Drop', subtype: '', verdict: 'DROPPED' },
+] as const;
+const L7_FWD = 0;
+const L7_DROP = 1;
+const L7_ERR = 2;
+const POLICY_VERDICT = 3;
+const DROP = 4;
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly #flowKinds = new Float64Array(FLOW_KINDS.length);
+  /** hubble_drop_total: "reason\0protocol" -> count (a handful of keys). */
+  readonly #drops = new Map<string, number>();
+  /** hubble_http_requests_total: method -> protocol -> status -> reporter "server". */
+  readonly #requests = new Map<string, Map<string, Map<number, { n: number }>>>();
+  readonly #durations = new Map<string, Histo>();
+  readonly #l7 = { received: 0, forwarded: 0, denied: 0, parse_errors: 0 };
+  readonly #upstreamErrors = new Map<string, number>();
+
+  constructor(sources: MetricsSources) {
+    const reg = this.registry;
+    // The collect() callbacks run with `this` = the prom-client metric: read our counters via locals.
+    const kinds = this.#flowKinds;
+    const drops = this.#drops;
+    const requests = this.#requests;
+    const l7 = this.#l7;
+    const upstreamErrors = this.#upstreamErrors;
+    new Counter({
+      name: 'hubble_flows_processed_total', help: 'Total number of flows processed', labelNames: ['type', 'subtype', 'verdict'], registers: [reg],
+      collect() {
+        this.reset();
+        FLOW_KINDS.forEach((k, i) => { if (kinds[i]! > 0) this.inc({ ...k }, kinds[i]); });
+      },
+    });
+    new Counter({
+      name: 'hubble_drop_total', help: 'Number of drops', labelNames: ['reason', 'protocol'], registers: [reg],
+      collect() {
+        this.reset();
+        for (const [k, n] of drops) {
+          const [reason, protocol] = k.split('\0') as [string, string];
+          this.inc({ reason, protocol }, n);
+        }
+      },
+    });
+    new Counter({
+      name: 'hubble_http_requests_total', help: 'Count of HTTP requests', labelNames: ['method', 'protocol', 'status', 'reporter'], registers: [reg],
+      collect() {
+        this.reset();
+        for (const [method, byProto] of requests) {
+          for (const [protocol, byStatus] of byProto) {
+            for (const [status, c] of byStatus) this.inc({ method, protocol, status: String(status), reporter: 'server' }, c.n);
+          }
+        }
+      },
+    });
+    // Registry reads only name/help/type/get() (prom-client lib/registry.js getMetricsAsString).
+    reg.registerMetric(durationHistogram(this.#durations) as unknown as Metric);
+    new Counter({
+      name: 'cilium_policy_l7_total', help: 'Number of total proxy requests handled', labelNames: ['rule', 'proxy_type'], registers: [reg],
+      collect() {
+        this.reset();
+        for (const rule of ['received', 'forwarded', 'denied', 'parse_errors'] as const) this.inc({ rule, proxy_type: 'http' }, l7[rule]);
+      },
+    });
+    new Gauge({
+      name: 'l7guard_connections_active', help: 'Client connections currently open on the data-plane listeners', registers: [reg],
+      collect() { this.set(sources.connectionsActive()); },
+    });
+    new Counter({
+      name: 'l7guard_upstream_errors_total', help: 'Failed upstream exchanges, by error code', labelNames: ['code'], registers: [reg],
+      collect() {
+        this.reset();
+        for (const [code, n] of upstreamErrors) this.inc({ code }, n);
+      },
+    });
+    new Gauge({
+      name: 'l7guard_policy_revision', help: 'Revision of the policy being enforced (0 before the first load)', registers: [reg],
+      collect() { this.set(sources.revision()); },
+    });
+    if (sources.reloads !== undefined) {
+      const reloads = sources.reloads;
+      new Counter({
+        name: 'l7guard_policy_reloads_total', help: 'Policy reloads after the initial load, by result', labelNames: ['result'], registers: [reg],
+        collect() {
+          const s = reloads();
+          this.reset();
+          this.inc({ result: 'success' }, s.reloads);
+          this.inc({ result: 'error' }, s.failures);
+        },
+      });
+    }
+    if (sources.flowFile !== undefined) {
+      const file = sources.flowFile;
+      new Counter({
+        name: 'l7guard_flow_log_lines_total', help: 'Flow log (--flows) lines, by outcome; dropped = the writer fell behind', labelNames: ['result'], registers: [reg],
+        collect() {
+          const s = file();
+          this.reset();
+          this.inc({ result: 'written' }, s.written);
+          this.inc({ result: 'dropped' }, s.dropped);
+        },
+      });
+    }
+  }
+
+  // Hot path: called per FlowEvent — change with care. Array/Map increments only.
+  count(ev: FlowEvent): void {
+    if (ev.kind === 'drop') {
+      const reason = ev.dropReason === 'NO_SERVICE' ? 'SERVICE_BACKEND_NOT_FOUND' : (ev.dropReason ?? 'POLICY_DENIED');
+      if (reason === 'POLICY_DENIED' || reason === 'POLICY_DENY') {
+        // Hubble sees two DROPPED flows for a policy drop (policy-verdict + drop notification) and
+        // its drop handler counts every DROPPED flow; we count the same way.
+        this.#flowKinds[POLICY_VERDICT]!++;
+        this.#drop(reason, 'TCP', 2);
+      } else {
+        this.#drop(reason, 'TCP', 1);
+      }
+      this.#flowKinds[DROP]!++;
+      return;
+    }
+    const http = ev.http;
+    if (ev.kind === 'http-request') {
+      this.#l7.received++;
+      if (ev.verdict === 'DROPPED') {
+        this.#l7.denied++;
+        this.#flowKinds[L7_DROP]!++;
+        // L7 flows carry no drop_reason_desc: Hubble labels them DROP_REASON_UNKNOWN.
+        this.#drop('DROP_REASON_UNKNOWN', 'HTTP', 1);
+      } else {
+        this.#l7.forwarded++;
+        this.#flowKinds[L7_FWD]!++;
+      }
+      return;
+    }
+    this.#flowKinds[ev.verdict === 'ERROR' ? L7_ERR : L7_FWD]!++;
+    if (http === undefined) return;
+    // httpV2 counts responses; reporter "server": we observe ingress, at the server's side.
+    const method = KNOWN_METHODS.has(http.method) ? http.method : 'OTHER';
+    let byProto = this.#requests.get(method);
+    if (byProto === undefined) this.#requests.set(method, (byProto = new Map()));
+    let byStatus = byProto.get(http.protocol);
+    if (byStatus === undefined) byProto.set(http.protocol, (byStatus = new Map()));
+    const code = http.code ?? 0;
+    const c = byStatus.get(code);
+    if (c === undefined) byStatus.set(code, { n: 1 });
+    else c.n++;
+    if (http.latencyNs !== undefined) {
+      let h = this.#durations.get(method);
+      if (h === undefined) this.#durations.set(method, (h = { buckets: new Float64Array(DURATION_BUCKETS.length), sum: 0, count: 0 }));
+      const s = Number(http.latencyNs) / 1e9;
+      h.sum += s;
+      h.count++;
+      for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+        if (s <= DURATION_BUCKETS[i]!) {
+          h.buckets[i]!++;
+          break;
+        }
+      }
+    }
+  }
+
+  /** A request the front end could not parse (cilium_policy_l7_total{rule="parse_errors"}). */
+  parseError(): void {
+    this.#l7.parse_errors++;
+  }
+
+  /** An upstream failure; `code` is the error's code (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...). */
+  upstreamError(code: string | undefined): void {
+    const k = code ?? 'UNKNOWN';
+    this.#upstreamErrors.set(k, (this.#upstreamErrors.get(k) ?? 0) + 1);
+  }
+
+  /** Prometheus text exposition (format 0.0.4). */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  #drop(reason: string, protocol: string, n: number): void {
+    const k = reason + '\0' + protocol;
+    this.#drops.set(k, (this.#drops.get(k) ?? 0) + n);
+  }
+}
+
+/**
+ * hubble_http_request_duration_seconds{method, reporter} as a prom-client metric object whose
+ * values come from the precounted (non-cumulative) buckets; prom-client's Registry only needs
+ * `name`, `help`, `type` and `get()`.
+ */
+function durationHistogram(src: ReadonlyMap<string, Histo>) {
+  const name = 'hubble_http_request_duration_seconds';
+  return {
+    name,
+    help: 'Quantiles of HTTP request duration in seconds',
+    type: 'histogram' as const,
+    aggregator: 'sum' as const,
+    collect: undefined,
+    reset() {},
+    get() {
+      const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+      for (const [method, h] of src) {
+        let cum = 0;
+        DURATION_BUCKETS.forEach((le, i) => {
+          cum += h.buckets[i]!;
+          values.push({ metricName: `${name}_bucket`, labels: { le, method, reporter: 'server' }, value: cum });
+        });
+        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', method, reporter: 'server' }, value: h.count });
+        values.push({ metricName: `${name}_sum`, labels: { method, reporter: 'server' }, value: h.sum });
+        values.push({ metricName: `${name}_count`, labels: { method, reporter: 'server' }, value: h.count });
+      }
+      return { name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+    },
+  };
+}

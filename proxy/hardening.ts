@@ -1,0 +1,106 @@
+/**
+ * Every timeout and limit of the data path in one table: its default, whose default that is, the
+ * `serve` flag that changes it, and where it is applied. `/config_dump` shows the effective values
+ * (`limits`, `timeouts`), and the README's "Hardening" table is this table.
+ */
+import type { FrontEndLimits } from './front-end.js';
+import type { UpstreamOptions } from './upstream.js';
+import type { OutlierOptions } from './outlier.js';
+import { DEFAULT_FRONT_END_LIMITS } from './front-end.js';
+import { defaultUpstreamOptions } from './upstream.js';
+import { DEFAULT_OUTLIER_OPTIONS } from './outlier.js';
+
+type Kind = 'duration' | 'bytes' | 'count';
+
+interface Setting {
+  readonly flag: string;
+  readonly kind: Kind;
+  readonly section: 'limits' | 'timeouts';
+  readonly default: number;
+  /** Why this number (shown in the README). */
+  readonly source: string;
+}
+
+/** Flag → setting. Durations in ms; `0` / Infinity mean "off" where noted. */
+export const SETTINGS = {
+  headersTimeoutMs: { flag: 'header-timeout', kind: 'duration', section: 'timeouts', default: DEFAULT_FRONT_END_LIMITS.headersTimeoutMs, source: 'nginx client_header_timeout 60s' },
+  keepAliveTimeoutMs: { flag: 'idle-timeout', kind: 'duration', section: 'timeouts', default: DEFAULT_FRONT_END_LIMITS.keepAliveTimeoutMs, source: "between Node's 5s and nginx's 75s keepalive_timeout" },
+  connectTimeoutMs: { flag: 'connect-timeout', kind: 'duration', section: 'timeouts', default: defaultUpstreamOptions.connectTimeout, source: 'Envoy cluster connect_timeout 5s' },
+  responseTimeoutMs: { flag: 'response-timeout', kind: 'duration', section: 'timeouts', default: defaultUpstreamOptions.headersTimeout, source: 'Envoy route timeout 15s' },
+  bodyTimeoutMs: { flag: 'body-timeout', kind: 'duration', section: 'timeouts', default: defaultUpstreamOptions.bodyTimeout, source: 'Envoy stream_idle_timeout 5m' },
+  outlierEjectionMs: { flag: 'outlier-ejection-time', kind: 'duration', section: 'timeouts', default: DEFAULT_OUTLIER_OPTIONS.ejectionMs, source: 'Envoy outlier_detection base_ejection_time 30s' },
+  maxHeaderBytes: { flag: 'max-header-bytes', kind: 'bytes', section: 'limits', default: DEFAULT_FRONT_END_LIMITS.maxHeaderBytes, source: 'Envoy max_request_headers_kb 60' },
+  maxHeaderCount: { flag: 'max-headers', kind: 'count', section: 'limits', default: DEFAULT_FRONT_END_LIMITS.maxHeaderCount, source: 'Envoy max_headers_count 100' },
+  maxTargetLength: { flag: 'max-target-length', kind: 'bytes', section: 'limits', default: DEFAULT_FRONT_END_LIMITS.maxTargetLength, source: 'nginx large_client_header_buffers 8k; RFC 9112 §3 ≥ 8000' },
+  maxPipelinedBytes: { flag: 'max-pipelined-bytes', kind: 'bytes', section: 'limits', default: DEFAULT_FRONT_END_LIMITS.maxPipelinedBytes, source: 'one socket read (64 KiB); one request in flight per connection' },
+  maxConnections: { flag: 'max-connections', kind: 'count', section: 'limits', default: 0, source: 'Envoy: none without the overload manager (0 = unlimited)' },
+  upstreamConnections: { flag: 'upstream-connections', kind: 'count', section: 'limits', default: defaultUpstreamOptions.connections, source: 'per pod; Envoy circuit breaker max_connections 1024 is per cluster' },
+  outlierFailures: { flag: 'outlier-failures', kind: 'count', section: 'limits', default: DEFAULT_OUTLIER_OPTIONS.maxFailures, source: 'Envoy consecutive_local_origin_failure 5' },
+} as const satisfies Record<string, Setting>;
+
+export type SettingName = keyof typeof SETTINGS;
+export type Hardening = Record<SettingName, number>;
+
+/** parseArgs option entries for every flag above. */
+export const HARDENING_PARSE_OPTIONS = Object.fromEntries(
+  Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]),
+) as Record<(typeof SETTINGS)[SettingName]['flag'], { type: 'string' }>;
+
+/** Flag values (strings) → numbers; throws an Error naming the flag on a bad value. */
+export function parseHardening(values: Readonly<Record<string, unknown>>): Hardening {
+  const out = {} as Hardening;
+  for (const [name, s] of Object.entries(SETTINGS) as [SettingName, Setting][]) {
+    const raw = values[s.flag];
+    if (raw === undefined) {
+      out[name] = s.default;
+      continue;
+    }
+    const n = parseValue(String(raw), s.kind);
+    if (n === undefined) throw new Error(`--${s.flag} must be ${s.kind === 'duration' ? 'a duration (30, 30s, 500ms)' : 'a non-negative integer'}, not "${String(raw)}"`);
+    out[name] = n;
+  }
+  return out;
+}
+
+function parseValue(text: string, kind: Kind): number | undefined {
+  if (kind === 'duration') {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+    if (m === null) return undefined;
+    const n = Number(m[1]);
+    const unit = m[2] ?? 's';
+    return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
+  }
+  const m = /^(\d+)(k|ki|kib)?$/i.exec(text.trim());
+  if (m === null) return undefined;
+  return Number(m[1]) * (m[2] === undefined ? 1 : 1024);
+}
+
+export function frontEndLimits(h: Hardening): Partial<FrontEndLimits> {
+  return {
+    headersTimeoutMs: h.headersTimeoutMs,
+    keepAliveTimeoutMs: h.keepAliveTimeoutMs,
+    maxHeaderBytes: h.maxHeaderBytes,
+    maxHeaderCount: h.maxHeaderCount,
+    maxTargetLength: h.maxTargetLength,
+    maxPipelinedBytes: h.maxPipelinedBytes,
+  };
+}
+
+export function upstreamOptions(h: Hardening): Partial<UpstreamOptions> {
+  return { connectTimeout: h.connectTimeoutMs, headersTimeout: h.responseTimeoutMs, bodyTimeout: h.bodyTimeoutMs, connections: h.upstreamConnections };
+}
+
+export function outlierOptions(h: Hardening): Partial<OutlierOptions> {
+  return { maxFailures: h.outlierFailures, ejectionMs: h.outlierEjectionMs };
+}
+
+/** `/config_dump`'s `limits` and `timeouts`: flag name → { value, default, source }. */
+export function hardeningDump(h: Hardening): { limits: Record<string, unknown>; timeouts: Record<string, unknown> } {
+  const limits: Record<string, unknown> = {};
+  const timeouts: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(SETTINGS) as [SettingName, Setting][]) {
+    const entry = s.kind === 'duration' ? { ms: h[name], default_ms: s.default, source: s.source } : { value: h[name], default: s.default, source: s.source };
+    (s.section === 'limits' ? limits : timeouts)[s.flag] = entry;
+  }
+  return { limits, timeouts };
+}
