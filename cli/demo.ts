@@ -1,12 +1,17 @@
 import { parseArgs } from 'node:util';
 import { runDemo } from '../demo/run.js';
+import { runNetnsDemo } from '../demo/run-netns.js';
 import { UsageError } from './usage-error.js';
 
-const USAGE = `Usage: l7guard demo [--keep]
+const USAGE = `Usage: l7guard demo [--keep] [--netns]
 
 Runs Cilium's Star Wars demo on loopback addresses: two deathstar replicas, tiefighter and xwing,
 l7guard on port 80, the L3/L4 policy, then the L7 policy. Exits non-zero if any outcome differs
 from Cilium's. Needs root or an unprivileged user namespace (it re-executes itself under unshare).
+
+  --netns   the same steps over real interception: pods as Linux network namespaces, an iptables
+            REDIRECT in the node namespace to l7guard's --redirect listener, curl run inside the
+            ships' namespaces; everything deleted at the end. Needs root, iproute2, iptables, curl.
 `;
 
 export async function runDemoCommand(argv: string[]): Promise<number> {
@@ -14,7 +19,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { keep: { type: 'boolean' }, netns: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
       allowPositionals: false,
     }));
@@ -25,5 +30,6 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (values.netns) return runNetnsDemo({ out: process.stdout, keep: values.keep ?? false });
   return runDemo({ out: process.stdout, keep: values.keep ?? false });
 }

@@ -9,9 +9,14 @@ Commands:
   serve            enforce CiliumNetworkPolicy L7 rules as an HTTP proxy
   demo             run Cilium's Star Wars demo locally, end to end
   policy validate  check policy files without serving (like kubectl apply --dry-run)
+  policy get       the loaded policy rules and revision of a running proxy (like cilium-dbg policy get)
+  policy trace     which rule allows or denies a source, destination, port and request (like cilium policy trace)
   observe          show flows like hubble observe (from the admin API or a --flows file)
   apply            apply objects to a running proxy through its admin API (like kubectl apply -f)
   delete           delete an object applied through the admin API (like kubectl delete)
+  endpoint list    the proxy's endpoints with policy enforcement and identity (like cilium endpoint list)
+  identity list    the security identities and their labels (like cilium identity list)
+  certs            make a local CA and TLS certificates (init, issue)
   version          print the version
 
 Run "l7guard <command> --help" for a command's options.
@@ -46,6 +51,17 @@ export async function main(argv: string[]): Promise<void> {
       case 'delete': {
         const { runApply, runDelete } = await import('./apply.js');
         process.exitCode = await (cmd === 'apply' ? runApply : runDelete)(rest);
+        return;
+      }
+      case 'certs': {
+        const { runCerts } = await import('./certs.js');
+        process.exitCode = await runCerts(rest);
+        return;
+      }
+      case 'endpoint':
+      case 'identity': {
+        const { runEndpoint, runIdentity } = await import('./operator.js');
+        process.exitCode = await (cmd === 'endpoint' ? runEndpoint : runIdentity)(rest);
         return;
       }
       case 'version':

@@ -3,6 +3,8 @@ import { formatProblem, validatePaths } from '../policy/index.js';
 import { UsageError } from './usage-error.js';
 
 const USAGE = `Usage: l7guard policy validate -f PATH [-f PATH ...]
+       l7guard policy get [--server HOST:PORT|unix:PATH] [-o json]
+       l7guard policy trace (-s LABELS | --src-pod NS/NAME) (-d LABELS | --dst-pod NS/NAME) --dport PORT [--http-*] [--server ADDR | -f PATH]
 
 Checks every object as serve would load it, without serving. Prints one line per policy
 (KIND NAMESPACE/NAME VALID True|False) followed by the reasons of invalid ones.
@@ -11,6 +13,10 @@ Exit code 0 only when everything is valid.
 
 export async function runPolicy(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === 'get' || sub === 'trace') {
+    const { runPolicyGet, runPolicyTrace } = await import('./policy-inspect.js');
+    return (sub === 'get' ? runPolicyGet : runPolicyTrace)(rest);
+  }
   if (sub !== 'validate') throw new UsageError(`unknown policy subcommand "${sub ?? ''}"\n\n${USAGE}`);
   let values;
   try {

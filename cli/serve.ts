@@ -1,5 +1,8 @@
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { startProxy, type RunningProxy } from '../proxy/proxy.js';
+import { startProxy, type ProxyOptions, type RunningProxy } from '../proxy/proxy.js';
+import { startCluster } from '../proxy/cluster/primary.js';
 import { createLogger } from '../observe/log.js';
 import { UsageError } from './usage-error.js';
 import { parseInterception, type InterceptionOptions } from '../proxy/original-destination.js';
@@ -8,6 +11,7 @@ import { parseDuration } from './duration.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../proxy/drain.js';
 import { HARDENING_PARSE_OPTIONS, parseHardening, type Hardening } from '../proxy/hardening.js';
 import { trustedPeers } from '../proxy/proxy-protocol.js';
+import { parseListenTls, type TlsServeOptions } from '../proxy/tls/options.js';
 
 export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
 
@@ -28,8 +32,11 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
       --allow-localhost always|policy
                            traffic from the host identity: always allowed (Cilium's default) or judged by policy
       --flows FILE         append every decision as a Hubble flow (JSON lines, hubble observe --input-file)
+      --flow-buffer N      flows kept in memory for /flows and \`observe\` (default 4096; 0 = none)
       --node-name NAME     node name in flows (default: the hostname)
       --log-level LEVEL    trace|debug|info|warn|error (default info)
+      --workers N          data-plane processes sharing the listeners (default 1: this process serves);
+                           N > 1: a primary keeps the admin API, reload and metrics, N workers serve
       --drain-timeout DURATION
                            on SIGTERM/SIGINT: how long in-flight requests may take before the remaining
                            connections are reset (default 25s; e.g. 30, 30s, 500ms)
@@ -39,6 +46,19 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
       --body-timeout D     --outlier-ejection-time D                --outlier-failures N
       --max-header-bytes N --max-headers N    --max-target-length N --max-pipelined-bytes N
       --max-connections N  --upstream-connections N
+      --request-timeout D  --client-body-timeout D                  --send-timeout D
+      --health-check-interval D (default 0 = off)  --health-check-timeout D
+      --health-check-path PATH (default: TCP connect only)
+      --health-check-unhealthy-threshold N         --health-check-healthy-threshold N
+      --listen-tls HOST:PORT[=SERVICE_PORT]
+                           TLS listener (repeatable): the SNI names the destination Service (its port
+                           SERVICE_PORT, default 443); TLS is terminated with the policy's terminatingTLS
+                           certificate and the HTTP inside is judged as on --listen (README "TLS")
+      --identity-from address|mtls
+                           source identity on --listen-tls listeners: the peer address (default), or the
+                           client certificate's SPIFFE ID spiffe://TD/ns/NS/sa/SA (needs --client-ca)
+      --client-ca FILE     PEM CA that client certificates must chain to (--identity-from mtls)
+      --trust-domain NAME  only SPIFFE IDs of this trust domain name an identity (default: any)
       --proxy-protocol-from CIDR
                            peers that must start with a PROXY v1/v2 header, whose address is then the
                            source identity (repeatable); from anyone else a PROXY header is a 400
@@ -58,11 +78,17 @@ export const SERVE_OPTIONS = {
   'cluster-name': { type: 'string' },
   'allow-localhost': { type: 'string' },
   flows: { type: 'string' },
+  'flow-buffer': { type: 'string' },
   'node-name': { type: 'string' },
   'log-level': { type: 'string' },
   'drain-timeout': { type: 'string' },
+  workers: { type: 'string' },
   ...HARDENING_PARSE_OPTIONS,
   'proxy-protocol-from': { type: 'string', multiple: true },
+  'listen-tls': { type: 'string', multiple: true },
+  'identity-from': { type: 'string' },
+  'client-ca': { type: 'string' },
+  'trust-domain': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -103,12 +129,23 @@ export async function runServe(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const flowBuffer = values['flow-buffer'] === undefined ? undefined : Number(values['flow-buffer']);
+  if (flowBuffer !== undefined && !(Number.isInteger(flowBuffer) && flowBuffer >= 0 && flowBuffer <= 1_000_000)) {
+    throw new UsageError(`--flow-buffer must be an integer from 0 to 1000000, not "${values['flow-buffer']}"`);
+  }
+  const workers = values.workers === undefined ? 1 : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new UsageError(`--workers must be an integer from 1 to 256, not "${values.workers}"`);
+  const tls = await parseTlsFlags(values);
   const log = createLogger(values['log-level']);
   let proxy: RunningProxy;
   try {
-    proxy = await startProxy({
+    const start = workers > 1
+      ? (o: ProxyOptions) => startCluster({ ...o, workers, logLevel: values['log-level'] })
+      : startProxy;
+    proxy = await start({
       paths,
-      listen: values.listen ?? (interception.redirects.length > 0 ? [] : ['0.0.0.0:80']),
+      listen: values.listen ?? (interception.redirects.length > 0 || tls.listeners.length > 0 ? [] : ['0.0.0.0:80']),
+      tls,
       interception,
       hardening,
       proxyProtocolFrom: values['proxy-protocol-from'] ?? [],
@@ -117,6 +154,7 @@ export async function runServe(argv: string[]): Promise<number> {
       clusterName: values['cluster-name'] ?? 'default',
       allowLocalhost,
       flowsFile: values.flows,
+      flowBuffer,
       nodeName: values['node-name'],
       version: version(),
       commandLine: ['l7guard', 'serve', ...argv],
@@ -148,4 +186,31 @@ export async function runServe(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** `--listen-tls`, `--identity-from`, `--client-ca`, `--trust-domain` (proxy/tls/). */
+async function parseTlsFlags(values: { 'listen-tls'?: string[]; 'identity-from'?: string; 'client-ca'?: string; 'trust-domain'?: string }): Promise<TlsServeOptions> {
+  let listeners;
+  try {
+    listeners = (values['listen-tls'] ?? []).map(parseListenTls);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const from = values['identity-from'] ?? 'address';
+  if (from !== 'address' && from !== 'mtls') throw new UsageError(`--identity-from must be "address" or "mtls", not "${from}"`);
+  if (from === 'address') {
+    if (values['client-ca'] !== undefined || values['trust-domain'] !== undefined) throw new UsageError('--client-ca and --trust-domain need --identity-from mtls');
+    return { listeners };
+  }
+  if (listeners.length === 0) throw new UsageError('--identity-from mtls needs a --listen-tls listener');
+  const file = values['client-ca'];
+  if (file === undefined) throw new UsageError('--identity-from mtls needs --client-ca FILE');
+  let ca: string;
+  try {
+    ca = await readFile(file, 'utf8');
+    new X509Certificate(ca);
+  } catch (err) {
+    throw new UsageError(`--client-ca ${file}: ${(err as Error).message}`);
+  }
+  return { listeners, mtls: { ca, trustDomain: values['trust-domain'] } };
 }

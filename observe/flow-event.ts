@@ -51,3 +51,73 @@ export interface FlowEvent {
   readonly by?: readonly RuleRef[] | undefined;
   readonly nodeName: string;
 }
+
+/**
+ * One decision as the data path hands it over: a flat, mutable record the caller fills in place
+ * (one scratch object reused for every request) and the sink copies field by field, so recording
+ * a decision allocates nothing. `toFlowEvent` builds the FlowEvent only for whoever needs one
+ * (the `--flows` file, a follower, a read of the ring buffer).
+ */
+export interface FlowRecord {
+  timeMs: number;
+  kind: FlowEvent['kind'];
+  verdict: FlowEvent['verdict'];
+  dropReason: FlowEvent['dropReason'];
+  direction: FlowEvent['direction'];
+  srcIp: string;
+  srcPort: number;
+  srcIdentity: Identity;
+  srcEndpoint: Endpoint | undefined;
+  dstIp: string;
+  dstPort: number;
+  dstIdentity: Identity;
+  dstEndpoint: Endpoint | undefined;
+  /** HTTP kinds only ('' otherwise). */
+  method: string;
+  /** The URL is `http://${authority}${path}`. */
+  authority: string;
+  path: string;
+  http10: boolean;
+  /** Response status; 0 = none. */
+  code: number;
+  /** Request-to-response latency in ns; negative = none. */
+  latencyNs: number;
+  revision: number;
+  by: readonly RuleRef[] | undefined;
+  nodeName: string;
+}
+
+export function newFlowRecord(): FlowRecord {
+  const none: Identity = { id: 0, labels: [] };
+  return {
+    timeMs: 0, kind: 'drop', verdict: 'DROPPED', dropReason: undefined, direction: 'INGRESS',
+    srcIp: '', srcPort: 0, srcIdentity: none, srcEndpoint: undefined,
+    dstIp: '', dstPort: 0, dstIdentity: none, dstEndpoint: undefined,
+    method: '', authority: '', path: '', http10: false, code: 0, latencyNs: -1,
+    revision: 0, by: undefined, nodeName: '',
+  };
+}
+
+/** The FlowEvent a record stands for (the same object the proxy used to build per decision). */
+export function toFlowEvent(r: FlowRecord): FlowEvent {
+  const source: FlowPeer = { ip: r.srcIp, port: r.srcPort, identity: r.srcIdentity, endpoint: r.srcEndpoint };
+  const destination: FlowPeer = { ip: r.dstIp, port: r.dstPort, identity: r.dstIdentity, endpoint: r.dstEndpoint };
+  if (r.kind === 'drop') {
+    return {
+      timeMs: r.timeMs, kind: 'drop', verdict: r.verdict, dropReason: r.dropReason, direction: r.direction,
+      source, destination, revision: r.revision, nodeName: r.nodeName, by: r.by,
+    };
+  }
+  const response = r.kind === 'http-response';
+  return {
+    timeMs: r.timeMs, kind: r.kind, verdict: r.verdict, direction: r.direction, source, destination,
+    http: {
+      method: r.method,
+      url: `http://${r.authority}${r.path}`,
+      protocol: r.http10 ? 'HTTP/1.0' : 'HTTP/1.1',
+      code: response && r.code !== 0 ? r.code : undefined,
+      latencyNs: response && r.latencyNs >= 0 ? BigInt(Math.round(r.latencyNs)) : undefined,
+    },
+    revision: r.revision, nodeName: r.nodeName, by: r.by,
+  };
+}

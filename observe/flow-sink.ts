@@ -5,7 +5,9 @@
  * NDJSON to a file (`--flows FILE`) in the exact `hubble observe -o jsonpb` line format, so
  * `hubble observe --input-file FILE` can filter it.
  *
- * Hot path: emit() converts the event and stores it; serialisation and I/O for the file are
+ * Hot path: record() copies a decision into the ring (observe/flow-ring.ts) and converts nothing;
+ * Hubble JSON is built when /flows is read, or at once when a follower or the file needs it
+ * (`enabled` tells the proxy whether anyone does). Serialisation and I/O for the file are
  * deferred to one setImmediate per event-loop turn, which hands the whole batch, pre-serialised by
  * fast-json-stringify, as one string to pino's destination (sonic-boom, async, with none of pino's
  * own fields). sonic-boom's `maxLength` bounds what may wait for the disk: past it a batch is
@@ -15,14 +17,16 @@
 import { openSync } from 'node:fs';
 import fastJson from 'fast-json-stringify';
 import pino from 'pino';
-import type { FlowEvent } from './flow-event.js';
-import { toFlows, type FlowOptions, type HubbleFlowResponse } from './flow.js';
+import type { FlowEvent, FlowRecord } from './flow-event.js';
+import { toFlowEvent } from './flow-event.js';
+import { flowCount as toFlowsCount, toFlows, type FlowOptions, type HubbleFlowResponse } from './flow.js';
+import { FlowRing } from './flow-ring.js';
 import { flowResponseSchema } from './flow-schema.js';
 
 export type FlowSubscriber = (res: HubbleFlowResponse) => void;
 
 export interface FlowSinkOptions {
-  /** Ring buffer size (default 4096). */
+  /** Ring buffer size (default 4096; 0 = no ring buffer: `--flow-buffer 0`). */
   readonly capacity?: number | undefined;
   /** Append NDJSON flow lines to this file. */
   readonly file?: string | undefined;
@@ -69,9 +73,7 @@ export function serializeFlow(res: HubbleFlowResponse): string {
 }
 
 export class FlowSink {
-  readonly #ring: (HubbleFlowResponse | undefined)[];
-  #head = 0; // next slot to write
-  #count = 0;
+  readonly #ring: FlowRing;
   #seen = 0;
   #written = 0;
   #dropped = 0;
@@ -92,8 +94,8 @@ export class FlowSink {
 
   constructor(opts: FlowSinkOptions = {}) {
     const capacity = opts.capacity ?? DEFAULT_CAPACITY;
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`FlowSink capacity must be a positive integer, got ${capacity}`);
-    this.#ring = new Array<HubbleFlowResponse | undefined>(capacity);
+    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`FlowSink capacity must be a non-negative integer, got ${capacity}`);
+    this.#ring = new FlowRing(capacity);
     this.#flowOpts = { clusterName: opts.clusterName, uuid: opts.uuid };
     this.#onError = opts.onError;
     this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
@@ -125,14 +127,35 @@ export class FlowSink {
     }
   }
 
-  /** Always true: a FlowSink keeps a ring buffer, so the proxy should always build FlowEvents for it. */
-  get enabled(): boolean { return true; }
-  get capacity(): number { return this.#ring.length; }
-  get size(): number { return this.#count; }
+  /** Whether anyone keeps flows (ring buffer, file, follower): when false the proxy records nothing. */
+  get enabled(): boolean {
+    return this.#ring.capacity > 0 || this.#dest !== undefined || this.#fileFailed || this.#subscribers.size > 0;
+  }
+  get capacity(): number { return this.#ring.capacity; }
+  get size(): number { return this.#ring.size; }
   get stats(): FlowSinkStats { return { seen: this.#seen, written: this.#written, dropped: this.#dropped }; }
 
-  /** Hot path: called by the proxy per decision. */
+  /**
+   * Hot path: called by the proxy per decision, with a scratch record it reuses (read synchronously,
+   * never kept). Only the ring wants it: stored as is, converted on read. Otherwise as emit().
+   */
+  record(r: FlowRecord): void {
+    if (this.#dest === undefined && !this.#fileFailed && this.#subscribers.size === 0) {
+      if (this.#ring.capacity === 0) return;
+      this.#ring.record(r);
+      this.#seen += toFlowsCount(r);
+      return;
+    }
+    this.emit(toFlowEvent(r));
+  }
+
+  /** One decision as a FlowEvent: converted now when a follower or the file wants it, else kept raw. */
   emit(ev: FlowEvent): void {
+    if (this.#dest === undefined && !this.#fileFailed && this.#subscribers.size === 0) {
+      if (this.#ring.capacity > 0) this.#ring.push(ev);
+      this.#seen += toFlowsCount(ev);
+      return;
+    }
     const responses = toFlows(ev, this.#flowOpts);
     for (let i = 0; i < responses.length; i++) this.#push(responses[i] as HubbleFlowResponse);
   }
@@ -144,16 +167,8 @@ export class FlowSink {
   }
 
   /** The most recent flow responses, oldest first (at most `limit`). */
-  recent(limit: number = this.#count): HubbleFlowResponse[] {
-    const n = Math.max(0, Math.min(limit, this.#count));
-    const cap = this.#ring.length;
-    const out = new Array<HubbleFlowResponse>(n);
-    let idx = (this.#head - n + cap) % cap;
-    for (let i = 0; i < n; i++) {
-      out[i] = this.#ring[idx] as HubbleFlowResponse;
-      idx = idx + 1 === cap ? 0 : idx + 1;
-    }
-    return out;
+  recent(limit: number = this.#ring.size): HubbleFlowResponse[] {
+    return this.#ring.recent(limit, this.#flowOpts);
   }
 
   /** Resolves once every flow emitted so far has been handed to the OS. */
@@ -188,10 +203,7 @@ export class FlowSink {
   }
 
   #push(res: HubbleFlowResponse): void {
-    const cap = this.#ring.length;
-    this.#ring[this.#head] = res;
-    this.#head = this.#head + 1 === cap ? 0 : this.#head + 1;
-    if (this.#count < cap) this.#count++;
+    if (this.#ring.capacity > 0) this.#ring.pushFlow(res);
     this.#seen++;
     if (this.#subscribers.size > 0) {
       for (const fn of this.#subscribers) {

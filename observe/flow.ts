@@ -464,3 +464,16 @@ export function toFlows(ev: FlowEvent, opts?: FlowOptions): HubbleFlowResponse[]
   }
   return [toFlow(ev, opts)];
 }
+
+/** How many flows toFlows(ev) yields (2 for a policy drop: policy-verdict + drop), without building them. */
+export function flowCount(ev: { readonly kind: FlowEvent['kind']; readonly dropReason?: FlowEvent['dropReason'] }): 1 | 2 {
+  if (ev.kind !== 'drop') return 1;
+  const name = dropReasonName(ev.dropReason);
+  return name === 'POLICY_DENIED' || name === 'POLICY_DENY' ? 2 : 1;
+}
+
+/** toFlows(ev)[index], building only that one (the ring buffer converts each slot on read). */
+export function toFlowAt(ev: FlowEvent, index: number, opts?: FlowOptions): HubbleFlowResponse {
+  if (flowCount(ev) === 2) return wrap(l34Flow(ev, opts, index === 0 ? MESSAGE_TYPE_POLICY_VERDICT : MESSAGE_TYPE_DROP), ev);
+  return toFlow(ev, opts);
+}

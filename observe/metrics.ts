@@ -4,8 +4,9 @@
  * http}/handler.go), Cilium's `cilium_policy_l7_total` (Documentation/observability/metrics.rst,
  * "Policy L7"), and `l7guard_*` where neither has one.
  *
- * Cost model: the data path only bumps plain numbers (`count()` per FlowEvent: a few Map lookups on
- * the method string and status number, no allocation once a (method, status) pair was seen).
+ * Cost model: the data path only bumps plain numbers (`l7Request`/`l7Response`/`dropped` per
+ * decision, or `count()` per FlowEvent from a worker: a few Map lookups on the method string and
+ * status number, no allocation once a (method, status) pair was seen).
  * prom-client objects are filled from those numbers in their `collect()` at scrape time, so label
  * hashing happens per scrape, not per request (prom-client hashes the label set on every inc()).
  * Nothing is ever labelled by path; methods outside RFC 9110's + PATCH are folded into "OTHER" so a
@@ -146,51 +147,76 @@ export class ProxyMetrics {
     }
   }
 
-  // Hot path: called per FlowEvent — change with care. Array/Map increments only.
+  /** One FlowEvent (workers' flows arrive this way); the same counting as the direct calls below. */
   count(ev: FlowEvent): void {
     if (ev.kind === 'drop') {
-      const reason = ev.dropReason === 'NO_SERVICE' ? 'SERVICE_BACKEND_NOT_FOUND' : (ev.dropReason ?? 'POLICY_DENIED');
-      if (reason === 'POLICY_DENIED' || reason === 'POLICY_DENY') {
-        // Hubble sees two DROPPED flows for a policy drop (policy-verdict + drop notification) and
-        // its drop handler counts every DROPPED flow; we count the same way.
-        this.#flowKinds[POLICY_VERDICT]!++;
-        this.#drop(reason, 'TCP', 2);
-      } else {
-        this.#drop(reason, 'TCP', 1);
-      }
-      this.#flowKinds[DROP]!++;
+      this.dropped(ev.dropReason);
+      return;
+    }
+    if (ev.kind === 'http-request') {
+      this.l7Request(ev.verdict === 'DROPPED');
       return;
     }
     const http = ev.http;
-    if (ev.kind === 'http-request') {
-      this.#l7.received++;
-      if (ev.verdict === 'DROPPED') {
-        this.#l7.denied++;
-        this.#flowKinds[L7_DROP]!++;
-        // L7 flows carry no drop_reason_desc: Hubble labels them DROP_REASON_UNKNOWN.
-        this.#drop('DROP_REASON_UNKNOWN', 'HTTP', 1);
-      } else {
-        this.#l7.forwarded++;
-        this.#flowKinds[L7_FWD]!++;
-      }
+    if (http === undefined) {
+      this.#flowKinds[ev.verdict === 'ERROR' ? L7_ERR : L7_FWD]!++;
       return;
     }
-    this.#flowKinds[ev.verdict === 'ERROR' ? L7_ERR : L7_FWD]!++;
-    if (http === undefined) return;
-    // httpV2 counts responses; reporter "server": we observe ingress, at the server's side.
-    const method = KNOWN_METHODS.has(http.method) ? http.method : 'OTHER';
-    let byProto = this.#requests.get(method);
-    if (byProto === undefined) this.#requests.set(method, (byProto = new Map()));
-    let byStatus = byProto.get(http.protocol);
-    if (byStatus === undefined) byProto.set(http.protocol, (byStatus = new Map()));
-    const code = http.code ?? 0;
+    const latency = http.latencyNs === undefined ? -1 : Number(http.latencyNs);
+    this.l7Response(http.method, http.protocol === 'HTTP/1.0', http.code ?? 0, latency, ev.verdict === 'ERROR');
+  }
+
+  // Hot path: the data path counts each decision here directly (no FlowEvent needed) — change with care.
+  // Array/Map increments only.
+
+  /** An L3/L4 or proxy-level drop (a 'drop' FlowEvent). */
+  dropped(dropReason: FlowEvent['dropReason']): void {
+    const reason = dropReason === 'NO_SERVICE' ? 'SERVICE_BACKEND_NOT_FOUND' : (dropReason ?? 'POLICY_DENIED');
+    if (reason === 'POLICY_DENIED' || reason === 'POLICY_DENY') {
+      // Hubble sees two DROPPED flows for a policy drop (policy-verdict + drop notification) and
+      // its drop handler counts every DROPPED flow; we count the same way.
+      this.#flowKinds[POLICY_VERDICT]!++;
+      this.#drop(reason, 'TCP', 2);
+    } else {
+      this.#drop(reason, 'TCP', 1);
+    }
+    this.#flowKinds[DROP]!++;
+  }
+
+  /** An L7 request judged: forwarded, or denied with a 403 (an 'http-request' FlowEvent). */
+  l7Request(denied: boolean): void {
+    this.#l7.received++;
+    if (denied) {
+      this.#l7.denied++;
+      this.#flowKinds[L7_DROP]!++;
+      // L7 flows carry no drop_reason_desc: Hubble labels them DROP_REASON_UNKNOWN.
+      this.#drop('DROP_REASON_UNKNOWN', 'HTTP', 1);
+    } else {
+      this.#l7.forwarded++;
+      this.#flowKinds[L7_FWD]!++;
+    }
+  }
+
+  /**
+   * A response to an L7 request (an 'http-response' FlowEvent): `code` 0 = none, `latencyNs`
+   * negative = unknown. httpV2 counts responses; reporter "server": we observe ingress, at the
+   * server's side.
+   */
+  l7Response(method: string, http10: boolean, code: number, latencyNs: number, error: boolean): void {
+    this.#flowKinds[error ? L7_ERR : L7_FWD]!++;
+    const m = KNOWN_METHODS.has(method) ? method : 'OTHER';
+    let byProto = this.#requests.get(m);
+    if (byProto === undefined) this.#requests.set(m, (byProto = new Map()));
+    const protocol = http10 ? 'HTTP/1.0' : 'HTTP/1.1';
+    let byStatus = byProto.get(protocol);
+    if (byStatus === undefined) byProto.set(protocol, (byStatus = new Map()));
     const c = byStatus.get(code);
     if (c === undefined) byStatus.set(code, { n: 1 });
     else c.n++;
-    if (http.latencyNs !== undefined) {
-      let h = this.#durations.get(method);
-      if (h === undefined) this.#durations.set(method, (h = { buckets: new Float64Array(DURATION_BUCKETS.length), sum: 0, count: 0 }));
-      const s = Number(http.latencyNs) / 1e9;
+    if (latencyNs >= 0) {
+      let h = this.#durations.get(m);
+      if (h === undefined) this.#durations.set(m, (h = { buckets: new Float64Array(DURATION_BUCKETS.length), sum: 0, count: 0 }));
+      const s = latencyNs / 1e9;
       h.sum += s;
       h.count++;
       for (let i = 0; i < DURATION_BUCKETS.length; i++) {

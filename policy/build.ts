@@ -12,10 +12,11 @@ import {
 import { readCluster } from './kube.js';
 import { podIdentityLabels } from './labels.js';
 import { dedupe, type SourcedObject } from './load.js';
-import type { Endpoint, LoadedObject, PolicyState, Service } from './model.js';
+import type { Endpoint, LoadedObject, PolicyRuleSource, PolicyState, Service } from './model.js';
 import { Resolver } from './resolve.js';
 import { parsePolicy, type PolicySpec, type RuleSpec } from './schema.js';
 import { CompiledPolicyState } from './state.js';
+import { resolveTls } from './tls.js';
 
 export interface BuildOptions {
   clusterName: string;
@@ -81,6 +82,23 @@ function matchesLabels(sel: Readonly<Record<string, string>>, labels: Readonly<R
   return true;
 }
 
+/** Every valid policy's rules as written, numbered as RuleRef.ruleIndex: `spec` first, then `specs[]`. */
+function policyRuleSources(results: ReturnType<typeof parseObjects>['results']): PolicyRuleSource[] {
+  const out: PolicyRuleSource[] = [];
+  for (const { object: o, problems } of results) {
+    if (problems.length > 0 || !POLICY_KINDS.has(o.kind)) continue;
+    const kind = o.kind as PolicyRuleSource['kind'];
+    const namespace = kind === 'CiliumClusterwideNetworkPolicy' ? undefined : (o.namespace ?? 'default');
+    const specs: unknown[] = [];
+    if (o.raw['spec'] !== undefined && o.raw['spec'] !== null) specs.push(o.raw['spec']);
+    if (kind !== 'NetworkPolicy' && Array.isArray(o.raw['specs'])) specs.push(...(o.raw['specs'] as unknown[]));
+    specs.forEach((spec, ruleIndex) => out.push(Object.freeze({ kind, namespace, name: o.name, ruleIndex, file: o.file, spec })));
+  }
+  return out;
+}
+
+const POLICY_KINDS = new Set(['CiliumNetworkPolicy', 'CiliumClusterwideNetworkPolicy', 'NetworkPolicy']);
+
 export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): PolicyState {
   const warnings: string[] = [];
   const objects = dedupe(input, warnings);
@@ -88,6 +106,7 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
   warnings.push(...parsed.warnings);
   const problems = [...parsed.problems];
   const cluster = readCluster(objects, problems);
+  const tls = resolveTls(parsed.policies, cluster.secrets, problems);
   if (problems.length > 0) throw new PolicyLoadError(problems);
 
   // Identities: reserved, then one cluster identity per distinct pod label set.
@@ -162,7 +181,7 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
 
   return new CompiledPolicyState({
     revision: opts.revision, clusterName: opts.clusterName, objects: loaded, endpoints, services, identities, warnings,
-    rules: compileRules(rules, secrets, origins), nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost, cidrIdentities,
-    resolver: new Resolver(services, endpoints),
+    rules: compileRules(rules, secrets, origins, (tp) => tls.get(tp)), nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost, cidrIdentities,
+    resolver: new Resolver(services, endpoints), policyRules: policyRuleSources(parsed.results),
   });
 }

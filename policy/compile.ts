@@ -9,7 +9,8 @@ import { type CompiledHttpRule, compileHttpRule, type HeaderMatchSpec, makeHttpC
 import { type IdentityEntry, makeIdentity } from './identity.js';
 import { parsePrefix } from './cidr.js';
 import type { Identity, PortDecision, RuleRef } from './model.js';
-import type { CrdHttpRule, PeerRuleSpec, PortRange, RuleSpec } from './schema.js';
+import type { CrdHttpRule, PeerRuleSpec, PortRange, PortRuleSpec, RuleSpec } from './schema.js';
+import type { PortTls } from './tls.js';
 import { matchRequirements, type Peer, type PeerIdentity, peerMatches } from './selector.js';
 
 export type Direction = 'INGRESS' | 'EGRESS';
@@ -37,6 +38,8 @@ export interface Contribution {
   readonly l7: readonly CompiledHttpRule[] | undefined;
   /** The policy rule this came from (provenance); absent when compiled without origins. */
   readonly origin?: RuleRef | undefined;
+  /** terminatingTLS / originatingTLS / serverNames of the toPorts entry (policy/tls.ts). */
+  readonly tls?: PortTls | undefined;
 }
 
 /** Which object a RuleSpec came from, parallel to the rules given to compileRules. */
@@ -53,6 +56,8 @@ export interface CompiledRule {
   readonly ingressDeny: readonly Contribution[];
   readonly egress: readonly Contribution[];
   readonly egressDeny: readonly Contribution[];
+  /** Which object and rule this is (policy trace); absent when compiled without origins. */
+  readonly origin?: RuleOrigin | undefined;
 }
 
 /** Resolves `secret: {namespace, name}` to its value, or undefined. */
@@ -74,7 +79,12 @@ export function compileCrdHttpRule(r: CrdHttpRule, secrets: SecretLookup): Compi
 }
 
 /** `origins[i]` names the object of `rules[i]`; without it decisions carry no provenance. */
-export function compileRules(rules: readonly RuleSpec[], secrets: SecretLookup, origins?: readonly RuleOrigin[]): CompiledRule[] {
+export function compileRules(
+  rules: readonly RuleSpec[],
+  secrets: SecretLookup,
+  origins?: readonly RuleOrigin[],
+  tlsOf?: (tp: PortRuleSpec) => PortTls | undefined,
+): CompiledRule[] {
   let next = 1;
   const contribs = (list: readonly PeerRuleSpec[], o: RuleOrigin | undefined, direction: Direction): Contribution[] => {
     const out: Contribution[] = [];
@@ -87,7 +97,8 @@ export function compileRules(rules: readonly RuleSpec[], secrets: SecretLookup, 
       for (const tp of pr.toPorts) {
         const l7 = tp.http?.map((h) => compileCrdHttpRule(h, secrets));
         // A `{}` rule allows all HTTP: same as no L7 rules (§2.6).
-        out.push({ id: next++, peers: pr.peers, ranges: tp.ports, l7: l7 && !l7.some((r) => r.wildcard) ? l7 : undefined, origin });
+        const tls = tlsOf?.(tp);
+        out.push({ id: next++, peers: pr.peers, ranges: tp.ports, l7: l7 && !l7.some((r) => r.wildcard) ? l7 : undefined, origin, ...(tls && { tls }) });
       }
     }
     return out;
@@ -98,6 +109,7 @@ export function compileRules(rules: readonly RuleSpec[], secrets: SecretLookup, 
     ingressDeny: contribs(spec.ingressDeny, origins?.[i], 'INGRESS'),
     egress: contribs(spec.egress, origins?.[i], 'EGRESS'),
     egressDeny: contribs(spec.egressDeny, origins?.[i], 'EGRESS'),
+    origin: origins?.[i],
   }));
 }
 
@@ -127,7 +139,7 @@ export function directionPolicy(rules: readonly CompiledRule[], subject: PeerIde
 }
 
 // Our traffic is HTTP over TCP: UDP/SCTP-only ranges never cover it (§2.5).
-const coversPort = (c: Contribution, port: number) =>
+export const coversPort = (c: Contribution, port: number): boolean =>
   c.ranges === undefined || c.ranges.some((r) => r.lo <= port && port <= r.hi && (r.protocol === 'TCP' || r.protocol === 'ANY'));
 
 /** Whether a contribution's peers select an identity (indexed for build-time identities). */

@@ -141,6 +141,42 @@ export type PortDecision =
    */
   | { readonly kind: 'l7'; readonly check: (req: L7Request) => L7Result; readonly by?: readonly RuleRef[] | undefined };
 
+/** One policy rule as written (`spec`, then each of `specs[]`), for `policy get`. */
+export interface PolicyRuleSource {
+  readonly kind: RuleRef['kind'];
+  readonly namespace: string | undefined;
+  readonly name: string;
+  /** Same numbering as RuleRef.ruleIndex. */
+  readonly ruleIndex: number;
+  readonly file: string;
+  /** The rule object exactly as loaded (YAML/JSON), not normalised. */
+  readonly spec: unknown;
+}
+
+/**
+ * A resolved CNP TLSContext: PEM text from a Secret given with `-f` (checked at load time).
+ * `secret` is "namespace/name", for logs; never log the PEM.
+ */
+export interface TlsMaterial {
+  readonly secret: string;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly ca: string | undefined;
+}
+
+/**
+ * What TLS applies to (source, destination endpoint, destination port): the contexts of the covering
+ * allow rules (egress of the source first, then ingress of the destination) and the SNI gate.
+ */
+export interface TlsDecision {
+  /** Server side: the certificate the proxy presents; undefined = nothing to terminate with. */
+  readonly terminating: TlsMaterial | undefined;
+  /** Client side towards the backend: verify it against `ca` (and present `cert` if set). */
+  readonly originating: TlsMaterial | undefined;
+  /** `serverNames`: false = an L3/L4 drop for this SNI. */
+  serverNameAllowed(sni: string): boolean;
+}
+
 /** Summary of one loaded object, for /config_dump and `policy validate`. */
 export interface LoadedObject {
   readonly kind: string;
@@ -159,6 +195,8 @@ export interface PolicyState {
   readonly identities: ReadonlyMap<number, Identity>;
   /** Warnings produced while loading (skipped kinds, Deployments in serve, ...). */
   readonly warnings: readonly string[];
+  /** The loaded policy rules as written, in load order (`policy get`). */
+  readonly policyRules?: readonly PolicyRuleSource[];
 
   /** Source identity for a connection's remote address (IPv4, IPv6, or IPv4-mapped IPv6). O(1) for pod/node IPs. */
   identify(ip: string): Source;
@@ -180,4 +218,9 @@ export interface PolicyState {
    * list` shows it: true when a rule selecting it enforces that direction. Off the hot path.
    */
   enforcement?(identity: Identity): { readonly ingress: boolean; readonly egress: boolean };
+  /**
+   * TLS interception for (source, destination endpoint, port): `terminatingTLS`, `originatingTLS`
+   * and `serverNames` of the allow rules that cover it. Off the hot path (once per TLS handshake).
+   */
+  tls?(src: Source, dst: Endpoint, port: number): TlsDecision;
 }

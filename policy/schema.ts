@@ -36,11 +36,31 @@ export interface CrdHttpRule {
   readonly headerMatches: readonly CrdHeaderMatch[];
 }
 
+/** A CNP TLSContext (cilium/cilium pkg/policy/api/l4.go): Secret items, defaults applied when resolved. */
+export interface TlsContextSpec {
+  readonly secret: { readonly namespace: string; readonly name: string };
+  /** Item names as written; undefined = Cilium's default item (`tls.crt`, `tls.key`, `ca.crt`) if present. */
+  readonly certificate: string | undefined;
+  readonly privateKey: string | undefined;
+  readonly trustedCA: string | undefined;
+  readonly field: string;
+}
+
+/** `terminatingTLS` / `originatingTLS` / `serverNames` of one toPorts entry (ingress or egress allow rules). */
+export interface PortTlsSpec {
+  readonly terminating: TlsContextSpec | undefined;
+  readonly originating: TlsContextSpec | undefined;
+  /** Lower-cased; empty = any SNI (and no TLS required). */
+  readonly serverNames: readonly string[];
+}
+
 export interface PortRuleSpec {
   /** undefined = every port, every protocol. */
   readonly ports: readonly PortRange[] | undefined;
   /** undefined = no L7 restriction (no rules, or `http: []`). */
   readonly http: readonly CrdHttpRule[] | undefined;
+  /** undefined = no TLS fields on this port rule. */
+  readonly tls?: PortTlsSpec | undefined;
 }
 
 export interface PeerRuleSpec {
@@ -92,9 +112,6 @@ const UNSUPPORTED: Record<string, string> = {
   dns: 'DNS L7 rules are not enforced by l7guard (HTTP only)',
   l7proto: 'generic l7proto rules are not enforced by l7guard (HTTP only)',
   l7: 'generic l7 rules are not enforced by l7guard (HTTP only)',
-  terminatingTLS: 'TLS interception (terminatingTLS) is not supported yet',
-  originatingTLS: 'TLS origination (originatingTLS) is not supported yet',
-  serverNames: 'serverNames (SNI) matching is not supported yet',
   authentication: 'mutual authentication is not enforced by l7guard',
   icmps: 'ICMP rules are not enforced by l7guard (TCP HTTP only)',
   listener: 'custom Envoy listeners are not supported by l7guard',
@@ -298,11 +315,15 @@ function portRules(c: Ctx, v: unknown, field: string, deny: boolean, policyNs: s
   const out: PortRuleSpec[] = [];
   c.list(v, field).forEach((pr, i) => {
     const f = `${field}[${i}]`;
-    const o = c.fields(pr, f, ['ports', 'rules']);
+    const o = c.fields(pr, f, ['ports', 'rules', ...TLS_FIELDS]);
     if (!o) return;
     if (deny && o.rules !== undefined) {
       c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.rules`, 'L7 rules are not allowed in a deny section (PortDenyRule has ports only)');
     }
+    for (const k of TLS_FIELDS) {
+      if (deny && o[k] !== undefined) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.${k}`, `${k} is not allowed in a deny section (PortDenyRule has ports only)`);
+    }
+    const tls = deny ? undefined : portTls(c, o, f, policyNs);
     let ports: PortRange[] | undefined;
     if (o.ports !== undefined && o.ports !== null) {
       ports = [];
@@ -330,9 +351,56 @@ function portRules(c: Ctx, v: unknown, field: string, deny: boolean, policyNs: s
         }
       }
     }
-    out.push({ ports, http });
+    out.push(tls === undefined ? { ports, http } : { ports, http, tls });
   });
   return out;
+}
+
+const TLS_FIELDS = ['terminatingTLS', 'originatingTLS', 'serverNames'] as const;
+
+/** An SNI value: a DNS name, optionally `*.` + name (one leftmost label), matched case-insensitively. */
+const SERVER_NAME = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+
+function tlsContext(c: Ctx, v: unknown, field: string, policyNs: string | undefined): TlsContextSpec | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = c.fields(v, field, ['secret', 'certificate', 'privateKey', 'trustedCA']);
+  if (!o) return undefined;
+  if (o.secret === undefined || o.secret === null) {
+    // TLSContext.Secret is required (+kubebuilder:validation:Required); l7guard reads no files.
+    c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.secret`, 'secret is required');
+    return undefined;
+  }
+  const so = c.fields(o.secret, `${field}.secret`, ['namespace', 'name']);
+  const name = so ? c.str(so.name, `${field}.secret.name`) : undefined;
+  const ns = so ? c.str(so.namespace, `${field}.secret.namespace`) : undefined;
+  if (so && !name) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.secret.name`, 'name is required');
+  const item = (k: 'certificate' | 'privateKey' | 'trustedCA') => {
+    const s = c.str(o[k], `${field}.${k}`);
+    return s === '' ? undefined : s;
+  };
+  const certificate = item('certificate');
+  const privateKey = item('privateKey');
+  const trustedCA = item('trustedCA');
+  if (!name) return undefined;
+  // Same default as headerMatches secrets: the policy's namespace (cilium pkg/crypto/certificatemanager).
+  return { secret: { namespace: ns || (policyNs ?? 'default'), name }, certificate, privateKey, trustedCA, field };
+}
+
+function portTls(c: Ctx, o: Obj, f: string, policyNs: string | undefined): PortTlsSpec | undefined {
+  if (TLS_FIELDS.every((k) => o[k] === undefined || o[k] === null)) return undefined;
+  const serverNames: string[] = [];
+  c.list(o.serverNames, `${f}.serverNames`).forEach((n, i) => {
+    const s = c.str(n, `${f}.serverNames[${i}]`);
+    if (s === undefined) return;
+    const lower = s.toLowerCase().replace(/\.$/, '');
+    if (!SERVER_NAME.test(lower) || lower.length > 253) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.serverNames[${i}]`, `invalid server name ${JSON.stringify(s)}: a DNS name, optionally starting with "*."`);
+    else serverNames.push(lower);
+  });
+  return {
+    terminating: tlsContext(c, o.terminatingTLS, `${f}.terminatingTLS`, policyNs),
+    originating: tlsContext(c, o.originatingTLS, `${f}.originatingTLS`, policyNs),
+    serverNames,
+  };
 }
 
 const INGRESS_PEERS = ['fromEndpoints', 'fromEntities', 'fromCIDR', 'fromCIDRSet'];

@@ -3,11 +3,12 @@
  * (authority -> destination) and decide (the per-request verdict from precomputed tables).
  */
 import { canonicalIP, parseIP, type Prefix, prefixContainsAddr } from './cidr.js';
-import { ALLOW, type DirectionPolicy, L7DecisionCache, PortTable, directionPolicy, type CompiledRule, peerFromIdentity, type TableContext } from './compile.js';
+import { ALLOW, type DirectionPolicy, L7DecisionCache, PortTable, directionPolicy, type CompiledRule, peerFromIdentity, scanMatcher, type TableContext } from './compile.js';
+import { tlsDecision } from './tls.js';
 import { IdentityIndex, PeerMatches, rulesBySubject } from './selector-index.js';
 import { type IdentityEntry, RESERVED_IDS } from './identity.js';
 import { L7_DENY } from './http-rule.js';
-import type { Destination, Endpoint, Identity, L7Request, L7Result, LoadedObject, PolicyState, PortDecision, Service, Source } from './model.js';
+import type { Destination, Endpoint, Identity, L7Request, L7Result, LoadedObject, PolicyRuleSource, PolicyState, PortDecision, Service, Source, TlsDecision } from './model.js';
 import type { Resolver } from './resolve.js';
 import type { PeerIdentity } from './selector.js';
 
@@ -25,6 +26,7 @@ export interface StateParts {
   /** CIDR identities, longest prefix first. */
   readonly cidrIdentities: readonly IdentityEntry[];
   readonly resolver: Resolver;
+  readonly policyRules?: readonly PolicyRuleSource[];
 }
 
 /** A table, or NO_POLICY when nothing selecting the subject speaks about the direction. */
@@ -40,6 +42,7 @@ export class CompiledPolicyState implements PolicyState {
   readonly services: readonly Service[];
   readonly identities: ReadonlyMap<number, Identity>;
   readonly warnings: readonly string[];
+  readonly policyRules: readonly PolicyRuleSource[];
 
   readonly #rules: readonly CompiledRule[];
   readonly #allowLocalhostAlways: boolean;
@@ -64,6 +67,7 @@ export class CompiledPolicyState implements PolicyState {
     this.services = Object.freeze([...p.services]);
     this.identities = p.identities;
     this.warnings = Object.freeze([...p.warnings]);
+    this.policyRules = Object.freeze([...(p.policyRules ?? [])]);
     this.#rules = p.rules;
     this.#allowLocalhostAlways = p.allowLocalhost === 'always';
     this.#resolver = p.resolver;
@@ -131,10 +135,39 @@ export class CompiledPolicyState implements PolicyState {
     return built;
   }
 
+  /**
+   * What `policy trace` (policy/trace.ts) re-evaluates, off the hot path: the compiled rules and the
+   * options decide() applies. A trace never touches this state's tables or caches.
+   */
+  traceContext(): { readonly rules: readonly CompiledRule[]; readonly allowLocalhostAlways: boolean } {
+    return { rules: this.#rules, allowLocalhostAlways: this.#allowLocalhostAlways };
+  }
+
   enforcement(identity: Identity): { readonly ingress: boolean; readonly egress: boolean } {
     const i = this.#slot(this.#ingress, identity, 'INGRESS');
     const e = this.#slot(this.#egress, identity, 'EGRESS');
     return { ingress: i !== null && i.enforcing, egress: e !== null && e.enforcing };
+  }
+
+  readonly #tls = new Map<string, TlsDecision>();
+
+  /** Off the hot path: once per TLS handshake, cached per (source id, destination id, port). */
+  tls(src: Source, dst: Endpoint, port: number): TlsDecision {
+    const known = (i: Identity) => (this.#ctx.known.get(i.id) as Identity | undefined) === i;
+    const cacheable = known(src.identity) && known(dst.identity);
+    const key = `${src.identity.id}/${dst.identity.id}/${port}`;
+    const hit = cacheable ? this.#tls.get(key) : undefined;
+    if (hit !== undefined) return hit;
+    const s = peerFromIdentity(src.identity);
+    const d = peerFromIdentity(dst.identity);
+    const candidates = (id: PeerIdentity) => (this.#ctx.known.get(id.id) === id ? (this.#bySubject.get(id.id) ?? []) : this.#rules);
+    const ingress = directionPolicy(candidates(d), d, 'INGRESS');
+    const egress = src.endpoint === undefined ? undefined : directionPolicy(candidates(s), s, 'EGRESS');
+    // allow-localhost=always lets the host through every policy: no SNI gate for it either.
+    const gate = !(src.identity.id === HOST && this.#allowLocalhostAlways);
+    const decision = tlsDecision(ingress, egress, s, d, port, scanMatcher(this.clusterName), gate);
+    if (cacheable && this.#tls.size < 65_536) this.#tls.set(key, decision);
+    return decision;
   }
 
   identify(ip: string): Source {

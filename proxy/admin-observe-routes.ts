@@ -1,7 +1,7 @@
 /**
  * Observability routes of the admin API: `/metrics` (+ Envoy's `/stats/prometheus`), `/flows`
  * (Hubble's ring buffer as NDJSON, optionally followed), and the JSON the operator commands read
- * (`/v1/endpoints`, `/v1/identities`, `/v1/policy`). Nothing here is on the data path.
+ * (`/v1/endpoints`, `/v1/identities`, `/v1/policy`, `/v1/policy/trace`). Nothing here is on the data path.
  */
 import type { ServerResponse } from 'node:http';
 import type { FlowSink } from '../observe/flow-sink.js';
@@ -11,6 +11,7 @@ import { endpointsView, identitiesView, policyView } from '../observe/operator-v
 import type { AdminRoute } from './admin.js';
 import { sendJson, sendText } from './admin.js';
 import type { StateRef } from './state-ref.js';
+import { traceRoute } from './admin-trace-route.js';
 
 /** A follower that has this much unsent is too slow: it loses flows rather than grow our memory. */
 const FOLLOW_MAX_BUFFERED = 1024 * 1024;
@@ -80,5 +81,6 @@ export function observeRoutes(ref: StateRef, sink: FlowSink, metrics: ProxyMetri
         if (s !== undefined) sendJson(res, 200, policyView(s));
       },
     },
+    traceRoute(ref),
   ];
 }

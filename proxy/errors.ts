@@ -65,6 +65,9 @@ export class HttpParseError extends ProxyError {
 /** Connection-level failures of the front end (not parse errors): code -> default message. */
 export const FRONT_END_ERRORS = {
   L7G_ERR_HEADERS_TIMEOUT: 'request head not received within headersTimeoutMs',
+  L7G_ERR_REQUEST_TIMEOUT: 'exchange not completed within requestTimeoutMs',
+  L7G_ERR_CLIENT_BODY_TIMEOUT: 'no request body byte from the client within clientBodyTimeoutMs',
+  L7G_ERR_SEND_TIMEOUT: 'client did not read the response within sendTimeoutMs',
   L7G_ERR_CLIENT_ABORTED: 'client connection closed before the exchange completed',
   L7G_ERR_SOCKET: 'client socket error',
   L7G_ERR_RESPONSE_STATE: 'response method called in the wrong state',

@@ -39,8 +39,8 @@ export interface FrontRequest {
   readonly hasBody: boolean;
   /** The decoded body (no chunk framing), with backpressure to the socket; null when `!hasBody`. */
   readonly body: Readable | null;
-  /** `process.hrtime.bigint()` when the request head was parsed. */
-  readonly receivedAt: bigint;
+  /** `performance.now()` (ms, monotonic) when the request head was parsed: a number, no BigInt per request. */
+  readonly receivedAt: number;
 }
 
 export interface WriteHeadOptions {
@@ -111,6 +111,24 @@ export interface FrontEndLimits extends ParserLimits {
   readonly bodyHighWaterMark: number;
   /** After a graceful close (FIN sent), how long we keep reading before destroying. 5 s = nginx `lingering_timeout`. */
   readonly lingerMs: number;
+  /**
+   * Whole exchange, request head parsed → response ended: past it, `504` if no response byte was
+   * sent, else the connection is closed. 1 h = the route timeout Cilium gives its Envoy (agent flag
+   * `--http-request-timeout`, 3600 s); Envoy's own 15 s route default would cut long downloads that
+   * the per-stage timeouts already police. 0 = off.
+   */
+  readonly requestTimeoutMs: number;
+  /**
+   * A declared request body with no byte from the client for this long: `408` (or a close once the
+   * response started). Only while we are reading: time the socket spends paused by our backpressure
+   * does not count. 60 s = nginx `client_body_timeout`.
+   */
+  readonly clientBodyTimeoutMs: number;
+  /**
+   * Our writes are blocked (socket buffer full, the client is not reading) and no 'drain' came for
+   * this long: the connection is closed and the upstream exchange aborted. 60 s = nginx `send_timeout`.
+   */
+  readonly sendTimeoutMs: number;
 }
 
 export const DEFAULT_FRONT_END_LIMITS: FrontEndLimits = Object.freeze({
@@ -121,6 +139,9 @@ export const DEFAULT_FRONT_END_LIMITS: FrontEndLimits = Object.freeze({
   maxDiscardBytes: 1024 * 1024,
   bodyHighWaterMark: 64 * 1024,
   lingerMs: 5_000,
+  requestTimeoutMs: 3_600_000,
+  clientBodyTimeoutMs: 60_000,
+  sendTimeoutMs: 60_000,
 });
 
 export interface FrontErrorInfo {
@@ -139,6 +160,12 @@ export interface FrontEndOptions {
   readonly proxyProtocolFrom?: BlockList | undefined;
   /** Open client connections per listener; past it new ones are closed at accept. 0 or absent: unlimited. */
   readonly maxConnections?: number;
+  /**
+   * A TLS listener (proxy/tls/): gets every accepted socket first and calls `accept` with the
+   * decrypted stream once the handshake is done (or destroys the socket). PROXY headers are not
+   * read on such a listener.
+   */
+  readonly wrap?: ((socket: net.Socket, accept: (stream: net.Socket) => void) => void) | undefined;
   /** Client errors (parse errors, timeouts, resets, handler throws). Never thrown. */
   onError?(err: Error, info: FrontErrorInfo): void;
 }
@@ -157,6 +184,12 @@ export interface FrontEnd {
 export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
   const limits: FrontEndLimits = { ...DEFAULT_FRONT_END_LIMITS, ...opts.limits };
   const live = new Set<ServerConnection>();
+  /**
+   * Sockets handed over by `takeOver()` (WebSocket tunnels): no longer HTTP, but still ours to
+   * drain. close() waits for them too and closeAll() (the drain deadline) destroys them, which
+   * tears down the tunnel's upstream side as well (websocket-tunnel.ts closes both on either close).
+   */
+  const tunnels = new Set<net.Socket>();
   let closing = false;
   /** Set by close(): re-checks "server closed and every connection released". */
   let onReleased: (() => void) | undefined;
@@ -168,6 +201,14 @@ export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
       live.delete(conn);
       onReleased?.();
     },
+    detached(socket: net.Socket) {
+      if (socket.destroyed) return;
+      tunnels.add(socket);
+      socket.once('close', () => {
+        tunnels.delete(socket);
+        onReleased?.();
+      });
+    },
   };
   // allowHalfOpen: a client that shuts down its write side after the request still gets the response.
   const accept = (socket: net.Socket, peer?: ProxiedPeer): void => {
@@ -178,6 +219,10 @@ export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
   };
   const trusted = opts.proxyProtocolFrom;
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    if (opts.wrap !== undefined) {
+      opts.wrap(socket, (stream) => accept(stream));
+      return;
+    }
     const remote = socket.remoteAddress;
     if (trusted === undefined || remote === undefined || !trusted.check(remote, net.isIPv4(remote) ? 'ipv4' : 'ipv6')) {
       accept(socket);
@@ -221,7 +266,7 @@ export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
         // completion is "server closed AND every connection released", whichever comes last.
         let serverClosed = !server.listening;
         const check = (): void => {
-          if (serverClosed && live.size === 0) {
+          if (serverClosed && live.size === 0 && tunnels.size === 0) {
             onReleased = undefined;
             resolve();
           }
@@ -242,9 +287,11 @@ export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
     },
     closeAll() {
       for (const c of live) c.socket.destroy();
+      for (const s of tunnels) s.destroy();
     },
+    /** HTTP connections plus open tunnels. */
     get connections() {
-      return live.size;
+      return live.size + tunnels.size;
     },
   };
 }

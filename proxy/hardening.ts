@@ -9,6 +9,7 @@ import type { OutlierOptions } from './outlier.js';
 import { DEFAULT_FRONT_END_LIMITS } from './front-end.js';
 import { defaultUpstreamOptions } from './upstream.js';
 import { DEFAULT_OUTLIER_OPTIONS } from './outlier.js';
+import { DEFAULT_HEALTH_CHECK_OPTIONS, type HealthCheckOptions } from './health-check.js';
 
 type Kind = 'duration' | 'bytes' | 'count';
 
@@ -36,15 +37,29 @@ export const SETTINGS = {
   maxConnections: { flag: 'max-connections', kind: 'count', section: 'limits', default: 0, source: 'Envoy: none without the overload manager (0 = unlimited)' },
   upstreamConnections: { flag: 'upstream-connections', kind: 'count', section: 'limits', default: defaultUpstreamOptions.connections, source: 'per pod; Envoy circuit breaker max_connections 1024 is per cluster' },
   outlierFailures: { flag: 'outlier-failures', kind: 'count', section: 'limits', default: DEFAULT_OUTLIER_OPTIONS.maxFailures, source: 'Envoy consecutive_local_origin_failure 5' },
+  requestTimeoutMs: { flag: 'request-timeout', kind: 'duration', section: 'timeouts', default: DEFAULT_FRONT_END_LIMITS.requestTimeoutMs, source: "Cilium agent --http-request-timeout 3600s (its Envoy route timeout); 0 = off" },
+  clientBodyTimeoutMs: { flag: 'client-body-timeout', kind: 'duration', section: 'timeouts', default: DEFAULT_FRONT_END_LIMITS.clientBodyTimeoutMs, source: 'nginx client_body_timeout 60s' },
+  sendTimeoutMs: { flag: 'send-timeout', kind: 'duration', section: 'timeouts', default: DEFAULT_FRONT_END_LIMITS.sendTimeoutMs, source: 'nginx send_timeout 60s' },
+  healthCheckIntervalMs: { flag: 'health-check-interval', kind: 'duration', section: 'timeouts', default: DEFAULT_HEALTH_CHECK_OPTIONS.intervalMs, source: 'off, as in Envoy and HAProxy until configured (kubelet probes do it in Cilium); 0 = off, 5s suggested' },
+  healthCheckTimeoutMs: { flag: 'health-check-timeout', kind: 'duration', section: 'timeouts', default: DEFAULT_HEALTH_CHECK_OPTIONS.timeoutMs, source: 'Kubernetes probe timeoutSeconds 1' },
+  healthCheckUnhealthy: { flag: 'health-check-unhealthy-threshold', kind: 'count', section: 'limits', default: DEFAULT_HEALTH_CHECK_OPTIONS.unhealthyThreshold, source: 'HAProxy fall 3, Kubernetes failureThreshold 3' },
+  healthCheckHealthy: { flag: 'health-check-healthy-threshold', kind: 'count', section: 'limits', default: DEFAULT_HEALTH_CHECK_OPTIONS.healthyThreshold, source: 'HAProxy rise 2' },
 } as const satisfies Record<string, Setting>;
 
 export type SettingName = keyof typeof SETTINGS;
-export type Hardening = Record<SettingName, number>;
+export type Hardening = Record<SettingName, number> & {
+  /** `--health-check-path`: an HTTP GET probe (2xx/3xx = healthy); absent: TCP connect only. */
+  readonly healthCheckPath?: string | undefined;
+};
 
 /** parseArgs option entries for every flag above. */
-export const HARDENING_PARSE_OPTIONS = Object.fromEntries(
-  Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]),
-) as Record<(typeof SETTINGS)[SettingName]['flag'], { type: 'string' }>;
+export const HARDENING_PARSE_OPTIONS = {
+  ...(Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }])) as Record<
+    (typeof SETTINGS)[SettingName]['flag'],
+    { type: 'string' }
+  >),
+  'health-check-path': { type: 'string' as const },
+};
 
 /** Flag values (strings) → numbers; throws an Error naming the flag on a bad value. */
 export function parseHardening(values: Readonly<Record<string, unknown>>): Hardening {
@@ -58,6 +73,12 @@ export function parseHardening(values: Readonly<Record<string, unknown>>): Harde
     const n = parseValue(String(raw), s.kind);
     if (n === undefined) throw new Error(`--${s.flag} must be ${s.kind === 'duration' ? 'a duration (30, 30s, 500ms)' : 'a non-negative integer'}, not "${String(raw)}"`);
     out[name] = n;
+  }
+  const path = values['health-check-path'];
+  if (path !== undefined) {
+    // An origin-form path: it goes on the probe's request line as is.
+    if (typeof path !== 'string' || !/^\/[\x21-\x7e]*$/.test(path)) throw new Error(`--health-check-path must be a path starting with "/", not "${String(path)}"`);
+    return { ...out, healthCheckPath: path };
   }
   return out;
 }
@@ -83,6 +104,7 @@ export function frontEndLimits(h: Hardening): Partial<FrontEndLimits> {
     maxHeaderCount: h.maxHeaderCount,
     maxTargetLength: h.maxTargetLength,
     maxPipelinedBytes: h.maxPipelinedBytes,
+    ...frontEndTimeouts(h),
   };
 }
 
@@ -94,6 +116,20 @@ export function outlierOptions(h: Hardening): Partial<OutlierOptions> {
   return { maxFailures: h.outlierFailures, ejectionMs: h.outlierEjectionMs };
 }
 
+export function frontEndTimeouts(h: Hardening): Pick<FrontEndLimits, 'requestTimeoutMs' | 'clientBodyTimeoutMs' | 'sendTimeoutMs'> {
+  return { requestTimeoutMs: h.requestTimeoutMs, clientBodyTimeoutMs: h.clientBodyTimeoutMs, sendTimeoutMs: h.sendTimeoutMs };
+}
+
+export function healthCheckOptions(h: Hardening): HealthCheckOptions {
+  return {
+    intervalMs: h.healthCheckIntervalMs,
+    timeoutMs: h.healthCheckTimeoutMs,
+    unhealthyThreshold: Math.max(1, h.healthCheckUnhealthy),
+    healthyThreshold: Math.max(1, h.healthCheckHealthy),
+    path: h.healthCheckPath,
+  };
+}
+
 /** `/config_dump`'s `limits` and `timeouts`: flag name → { value, default, source }. */
 export function hardeningDump(h: Hardening): { limits: Record<string, unknown>; timeouts: Record<string, unknown> } {
   const limits: Record<string, unknown> = {};
@@ -102,5 +138,6 @@ export function hardeningDump(h: Hardening): { limits: Record<string, unknown>; 
     const entry = s.kind === 'duration' ? { ms: h[name], default_ms: s.default, source: s.source } : { value: h[name], default: s.default, source: s.source };
     (s.section === 'limits' ? limits : timeouts)[s.flag] = entry;
   }
+  limits['health-check-path'] = { value: h.healthCheckPath ?? null, default: null, source: 'none: TCP connect only (policy backends are arbitrary services)' };
   return { limits, timeouts };
 }

@@ -23,6 +23,8 @@ interface Health {
 export class OutlierDetector {
   readonly #opts: OutlierOptions;
   readonly #health = new Map<string, Health>();
+  /** Backends the active health checker (proxy/health-check.ts) has marked down. */
+  readonly #down = new Set<string>();
 
   constructor(opts: Partial<OutlierOptions> = {}) {
     this.#opts = { ...DEFAULT_OUTLIER_OPTIONS, ...opts };
@@ -32,11 +34,24 @@ export class OutlierDetector {
     return this.#opts;
   }
 
-  /** Hot path: one Map lookup; backends that never failed have no entry. */
+  /** Hot path: one Map lookup; backends that never failed have no entry. Also true while an active check says down. */
   isEjected(b: Backend): boolean {
-    if (this.#health.size === 0) return false;
-    const h = this.#health.get(backendKey(b));
+    if (this.#health.size === 0 && this.#down.size === 0) return false;
+    const key = backendKey(b);
+    if (this.#down.size !== 0 && this.#down.has(key)) return true;
+    const h = this.#health.get(key);
     return h !== undefined && h.ejectedUntil > Date.now();
+  }
+
+  /** Active health check verdict (health-check.ts): a down backend is skipped until it is healthy again. */
+  setActiveHealth(key: string, healthy: boolean): void {
+    if (healthy) this.#down.delete(key);
+    else this.#down.add(key);
+  }
+
+  /** A probe reached the backend: end its passive ejection now (Envoy's `successful_active_health_check_uneject_host`). */
+  unejectAfterActiveSuccess(key: string): void {
+    if (this.#health.size !== 0) this.#health.delete(key);
   }
 
   failure(b: Backend): void {

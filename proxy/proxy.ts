@@ -9,8 +9,9 @@ import { startAdmin, parseHostPort, type AdminServer } from './admin.js';
 import { coreRoutes } from './admin-core-routes.js';
 import { Balancer } from './balancer.js';
 import { OutlierDetector } from './outlier.js';
+import { HealthChecker } from './health-check.js';
 import { trustedPeers } from './proxy-protocol.js';
-import { frontEndLimits, hardeningDump, outlierOptions, parseHardening, upstreamOptions, type Hardening } from './hardening.js';
+import { frontEndLimits, hardeningDump, healthCheckOptions, outlierOptions, parseHardening, upstreamOptions, type Hardening } from './hardening.js';
 import { createRequestHandler, type FlowOutput, type HandlerContext } from './request-handler.js';
 import { SelfGuard } from './self-guard.js';
 import { StateRef } from './state-ref.js';
@@ -18,6 +19,8 @@ import { Upstream } from './upstream.js';
 import { checkInterception, planListeners, type InterceptionOptions } from './original-destination.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, drainFrontEnds } from './drain.js';
 import { reloadRoutes } from './reload/admin-routes.js';
+import { TlsResources, tlsListener } from './tls/listener.js';
+import type { TlsServeOptions } from './tls/options.js';
 import { ReloadController } from './reload/reload-controller.js';
 
 export interface ProxyOptions {
@@ -28,6 +31,8 @@ export interface ProxyOptions {
   readonly clusterName: string;
   readonly allowLocalhost: 'always' | 'policy';
   readonly flowsFile: string | undefined;
+  /** `--flow-buffer N`: flows kept for /flows (default 4096; 0 = none). */
+  readonly flowBuffer?: number | undefined;
   readonly nodeName: string | undefined;
   readonly version: string;
   readonly commandLine: readonly string[];
@@ -38,6 +43,8 @@ export interface ProxyOptions {
   readonly hardening?: Hardening | undefined;
   /** `--proxy-protocol-from` CIDRs (proxy/proxy-protocol.ts). */
   readonly proxyProtocolFrom?: readonly string[] | undefined;
+  /** `--listen-tls` listeners and `--identity-from mtls` (proxy/tls/). */
+  readonly tls?: TlsServeOptions | undefined;
 }
 
 export interface RunningProxy {
@@ -70,6 +77,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     log: opts.log,
   });
 
+  // Passive ejection and active health checks (outlier.ts, health-check.ts); probes start once serving.
+  const outlierDetector = new OutlierDetector(outlierOptions(opts.hardening ?? parseHardening({})));
+  const healthChecker = new HealthChecker(state, outlierDetector, healthCheckOptions(opts.hardening ?? parseHardening({})), opts.log);
   // The admin port comes up first so that /ready can say 503 while the policy loads.
   const admin: AdminServer = await startAdmin(
     opts.admin,
@@ -81,7 +91,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       draining: () => draining,
       sources: () => reload.stats().files,
       reload: () => reload.stats(),
-      hardening: () => hardeningDump(opts.hardening ?? parseHardening({})),
+      hardening: () => ({
+        ...hardeningDump(opts.hardening ?? parseHardening({})),
+        // Active and passive upstream health (proxy/health-check.ts, proxy/outlier.ts), set once serving.
+        upstream_health: { active: healthChecker.snapshot(), outlier: outlierDetector.snapshot() },
+      }),
     }),
   );
 
@@ -94,9 +108,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     throw err;
   }
 
-  // The ring buffer always exists (admin /flows, `l7guard observe`); the file only with --flows.
+  // The ring buffer (admin /flows, `l7guard observe`) unless --flow-buffer 0; the file only with --flows.
   const sink = new FlowSink({
-    file: opts.flowsFile, clusterName: opts.clusterName,
+    file: opts.flowsFile, clusterName: opts.clusterName, capacity: opts.flowBuffer,
     onError: (err) => opts.log.warn({ err: err.message, file: opts.flowsFile }, 'flow log error'),
   });
   const metrics = new ProxyMetrics({
@@ -105,12 +119,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     reloads: () => reload.stats(),
     flowFile: opts.flowsFile === undefined ? undefined : () => sink.stats,
   });
+  // Metrics are counted by the handler directly (`counters`); flows are recorded only while
+  // someone keeps them, and converted to Hubble JSON only when read (observe/flow-ring.ts).
   const flows: FlowOutput = {
-    enabled: true,
-    emit(ev) {
-      sink.emit(ev);
-      metrics.count(ev);
-    },
+    get enabled() { return sink.enabled; },
+    emit: (ev) => sink.emit(ev),
+    record: (r) => sink.record(r),
   };
   const hardening = opts.hardening ?? parseHardening({});
   // CIDRs were validated by the CLI (trustedPeers throws only on programming errors here).
@@ -120,10 +134,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const handlerContext: HandlerContext = {
     state,
     balancer: new Balancer(),
-    outlier: new OutlierDetector(outlierOptions(hardening)),
+    outlier: outlierDetector,
     upstream,
     self: new SelfGuard([...listeners, ...adminSpec]),
     flows,
+    counters: metrics,
     nodeName: opts.nodeName ?? hostname(),
     onUpstreamError: (err, backend) => {
       metrics.upstreamError((err as { code?: string }).code);
@@ -131,6 +146,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     },
   };
   const handler = createRequestHandler(handlerContext);
+  const tlsResources = new TlsResources(upstream, upstreamOptions(hardening));
 
   const frontEnds: ReturnType<typeof createFrontEnd>[] = [];
   const listening: string[] = [];
@@ -152,6 +168,25 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       listening.push(shown);
       opts.log.info({ address: shown, revision: first.revision, redirect }, 'listening');
     }
+    for (const t of opts.tls?.listeners ?? []) {
+      const l = tlsListener(handlerContext, tlsResources, {
+        servicePort: t.servicePort, handshakeTimeoutMs: frontEndLimits(hardening).headersTimeoutMs ?? 60_000, mtls: opts.tls?.mtls,
+        upstreamOptions: upstreamOptions(hardening),
+        onRefused: (reason, remote, sni) => opts.log.debug({ reason, remote, sni }, 'tls connection refused'),
+      });
+      const fe = createFrontEnd({
+        limits: frontEndLimits(hardening), maxConnections: hardening.maxConnections, wrap: l.wrap, onRequest: l.onRequest,
+        onError: (err: Error & { code?: string }, info) => {
+          if (info.phase === 'parse') metrics.parseError();
+          opts.log.debug({ err: err.message, code: err.code }, 'client error');
+        },
+      });
+      const a = await fe.listen(t.host, t.port);
+      frontEnds.push(fe);
+      const shown = a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+      listening.push(shown);
+      opts.log.info({ address: shown, revision: first.revision, tls: true, servicePort: t.servicePort }, 'listening');
+    }
   } catch (err) {
     await Promise.allSettled(frontEnds.map((f) => f.close()));
     await admin.close();
@@ -162,6 +197,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   await reload.watch();
   // Catches an edit made between the first read and the watch being set up (a no-op otherwise).
   void reload.reload('file');
+  healthChecker.start();
   ready = true;
   opts.log.info({ admin: admin.address, revision: first.revision, objects: first.objects.length }, 'ready');
 
@@ -170,8 +206,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     stopping ??= (async () => {
       draining = true; // /ready answers 503 from now on
       reload.close();
+      healthChecker.stop();
       await drainFrontEnds(frontEnds, timeoutMs, opts.log);
       await upstream.close();
+      await tlsResources.close();
       await sink?.close();
       await admin.close();
     })();

@@ -1,5 +1,5 @@
 import type { Backend, Destination, Endpoint, HeaderEdit, HeaderList, L7Request, PolicyState, RuleRef, Source } from '../policy/model.js';
-import type { FlowEvent, FlowPeer } from '../observe/flow-event.js';
+import { newFlowRecord, toFlowEvent, type FlowEvent, type FlowRecord } from '../observe/flow-event.js';
 import type { FrontRequest, FrontResponse } from './front-end.js';
 import type { Balancer } from './balancer.js';
 import type { StateRef } from './state-ref.js';
@@ -17,9 +17,22 @@ import { deniedResponse } from './http1/response-writer.js';
 import { stripRequestHopByHop, stripResponseHopByHop } from './http1/hop-by-hop.js';
 
 export interface FlowOutput {
-  /** False when nobody listens: the handler then builds no FlowEvent at all. */
+  /** False when nobody listens: the handler then records no flow at all. */
   readonly enabled: boolean;
   emit(ev: FlowEvent): void;
+  /**
+   * Preferred over emit when present: the decision as a flat record the handler reuses (read it
+   * synchronously, keep nothing), so no FlowEvent is built unless the receiver needs one.
+   */
+  record?(r: FlowRecord): void;
+}
+
+/** Metrics bumped directly per decision (observe/metrics.ts ProxyMetrics), independent of flows. */
+export interface DataPathCounters {
+  dropped(reason: FlowEvent['dropReason']): void;
+  l7Request(denied: boolean): void;
+  /** `code` 0 = none; `latencyNs` negative = unknown. */
+  l7Response(method: string, http10: boolean, code: number, latencyNs: number, error: boolean): void;
 }
 
 export interface HandlerContext {
@@ -28,6 +41,8 @@ export interface HandlerContext {
   readonly upstream: Upstream;
   readonly self: SelfGuard;
   readonly flows: FlowOutput;
+  /** Absent: decisions are counted from the emitted flows instead (`--workers`: by the primary). */
+  readonly counters?: DataPathCounters | undefined;
   readonly nodeName: string;
   readonly onUpstreamError?: (err: Error, backend: Backend) => void;
   /** Passive outlier ejection (proxy/outlier.ts); none: every pod is always eligible. */
@@ -73,13 +88,13 @@ export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, r
       ? state.resolve(authority, src.endpoint?.namespace)
       : original.destination(state, req.localPort);
     if (dest === undefined) {
-      if (ctx.flows.enabled) emitDrop(ctx, state, req, src, undefined, 'UNKNOWN_L3_TARGET_ADDRESS');
+      emitDrop(ctx, state, req, src, undefined, 'UNKNOWN_L3_TARGET_ADDRESS');
       localReply(res, replies.misdirected, false);
       return;
     }
     const backend = pickBackend(ctx.balancer, dest, ctx.outlier, undefined);
     if (backend === undefined) {
-      if (ctx.flows.enabled) emitDrop(ctx, state, req, src, undefined, 'NO_SERVICE');
+      emitDrop(ctx, state, req, src, undefined, 'NO_SERVICE');
       localReply(res, replies.noHealthyUpstream, false);
       return;
     }
@@ -106,7 +121,7 @@ function dispatch(
   tried: Set<string> | undefined,
 ): void {
   if (ctx.self.isSelf(backend.ip, backend.port)) {
-    if (ctx.flows.enabled) emitDrop(ctx, state, req, src, backend, 'UNKNOWN_L3_TARGET_ADDRESS');
+    emitDrop(ctx, state, req, src, backend, 'UNKNOWN_L3_TARGET_ADDRESS');
     localReply(res, replies.misdirected, false);
     return;
   }
@@ -115,7 +130,7 @@ function dispatch(
   let edits: readonly HeaderEdit[] | undefined;
   if (decision.kind === 'drop') {
     // L3/L4: the client gets no HTTP bytes at all, as when Cilium drops the SYN.
-    if (ctx.flows.enabled) emitDrop(ctx, state, req, src, backend, decision.reason, decision.direction, decision.by);
+    emitDrop(ctx, state, req, src, backend, decision.reason, decision.direction, decision.by);
     res.drop();
     return;
   }
@@ -123,16 +138,14 @@ function dispatch(
     const l7req: L7Request = { method: req.method, path, host: targetAuthority ?? req.host, headers: req.headers };
     const result = decision.check(l7req);
     if (!result.allowed) {
-      if (ctx.flows.enabled) {
-        emitHttp(ctx, state, req, src, backend, authority, path, 'http-request', 'DROPPED', undefined, decision.by);
-        emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'FORWARDED', 403);
-      }
+      emitHttp(ctx, state, req, src, backend, authority, path, 'http-request', 'DROPPED', 0, decision.by);
+      emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'FORWARDED', 403);
       res.writeRaw(deniedResponse(), true);
       return;
     }
     if (result.edits.length > 0) edits = result.edits;
   }
-  if (ctx.flows.enabled) emitHttp(ctx, state, req, src, backend, authority, path, 'http-request', 'FORWARDED', undefined, decision.by);
+  emitHttp(ctx, state, req, src, backend, authority, path, 'http-request', 'FORWARDED', 0, decision.by);
   if (req.upgrade !== undefined && isWebSocketUpgrade(req)) {
     // Judged above like any request; only now does the connection stop being HTTP.
     tunnelWebSocket(req, res, backend, path, upstreamHeaders(req, edits, authority), undefined, (err) => ctx.onUpstreamError?.(err, backend));
@@ -176,6 +189,8 @@ function forward(
   if (req.expectContinue) res.sendContinue();
   let started = false;
   let abortUpstream: ((err: Error) => void) | undefined;
+  // Declared before send(): undici may call onStart synchronously (an idle pooled connection).
+  let pausing: (() => void) | undefined;
   res.onClose(() => {
     // The client is gone (before or during the response): stop the upstream exchange too, or a
     // paused upstream body would hold a pooled connection until undici's body timeout.
@@ -199,9 +214,7 @@ function forward(
         const cl = h['content-length'];
         const contentLength = typeof cl === 'string' ? Number(cl) : undefined;
         res.writeHead(status, reason || defaultReason(status), flat, contentLength === undefined ? {} : { contentLength });
-        if (ctx.flows.enabled) {
-          emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'FORWARDED', status);
-        }
+        emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'FORWARDED', status);
       },
       onData(chunk) {
         if (!res.write(chunk) && pausing !== undefined) pausing();
@@ -218,12 +231,11 @@ function forward(
           return;
         }
         const status = upstreamErrorStatus(err);
-        if (ctx.flows.enabled) emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'ERROR', status);
+        emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'ERROR', status);
         localReply(res, replyForUpstreamStatus(status), true);
       },
     },
   );
-  let pausing: (() => void) | undefined;
 }
 
 /** Request headers for the backend: hop-by-hop removed (RFC 9110 §7.6.1), L7 edits applied, X-Forwarded-* set. */
@@ -294,18 +306,16 @@ const STATUS_TEXT: Record<number, string> = {
   502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 
-// --- flows: built only when a sink listens -------------------------------------------------------
+// --- flows and counters ---------------------------------------------------------------------------
+// Counters are bumped for every decision; a flow is recorded only when someone keeps flows, into
+// one scratch record (the data path is synchronous: the receiver reads it before we return).
 
-function srcPeer(state: PolicyState, req: FrontRequest, src: Source): FlowPeer {
-  void state;
-  return { ip: req.remoteAddress, port: req.remotePort, identity: src.identity, endpoint: src.endpoint };
-}
+const scratch: FlowRecord = newFlowRecord();
 
-function dstPeer(state: PolicyState, backend: Backend | undefined, req: FrontRequest): FlowPeer {
-  if (backend === undefined) {
-    return { ip: req.localAddress, port: req.localPort, identity: state.identify(req.localAddress).identity, endpoint: undefined };
-  }
-  return { ip: backend.ip, port: backend.port, identity: backend.endpoint.identity, endpoint: backend.endpoint };
+function recordFlow(ctx: HandlerContext, r: FlowRecord): void {
+  const flows = ctx.flows;
+  if (flows.record !== undefined) flows.record(r);
+  else flows.emit(toFlowEvent(r));
 }
 
 function emitDrop(
@@ -318,20 +328,42 @@ function emitDrop(
   direction: 'INGRESS' | 'EGRESS' = 'INGRESS',
   by?: readonly RuleRef[],
 ): void {
-  ctx.flows.emit({
-    timeMs: Date.now(),
-    kind: 'drop',
-    verdict: 'DROPPED',
-    dropReason: reason,
-    direction,
-    source: srcPeer(state, req, src),
-    destination: dstPeer(state, backend, req),
-    revision: state.revision,
-    nodeName: ctx.nodeName,
-    by,
-  });
+  ctx.counters?.dropped(reason);
+  if (!ctx.flows.enabled) return;
+  const r = scratch;
+  r.timeMs = Date.now();
+  r.kind = 'drop';
+  r.verdict = 'DROPPED';
+  r.dropReason = reason;
+  r.direction = direction;
+  r.srcIp = req.remoteAddress;
+  r.srcPort = req.remotePort;
+  r.srcIdentity = src.identity;
+  r.srcEndpoint = src.endpoint;
+  if (backend === undefined) {
+    r.dstIp = req.localAddress;
+    r.dstPort = req.localPort;
+    r.dstIdentity = state.identify(req.localAddress).identity;
+    r.dstEndpoint = undefined;
+  } else {
+    r.dstIp = backend.ip;
+    r.dstPort = backend.port;
+    r.dstIdentity = backend.endpoint.identity;
+    r.dstEndpoint = backend.endpoint;
+  }
+  r.method = '';
+  r.authority = '';
+  r.path = '';
+  r.http10 = false;
+  r.code = 0;
+  r.latencyNs = -1;
+  r.revision = state.revision;
+  r.by = by;
+  r.nodeName = ctx.nodeName;
+  recordFlow(ctx, r);
 }
 
+/** `code` 0: none (requests). */
 function emitHttp(
   ctx: HandlerContext,
   state: PolicyState,
@@ -342,27 +374,42 @@ function emitHttp(
   path: string,
   kind: 'http-request' | 'http-response',
   verdict: FlowEvent['verdict'],
-  code: number | undefined,
+  code: number,
   by?: readonly RuleRef[],
 ): void {
-  ctx.flows.emit({
-    timeMs: Date.now(),
-    kind,
-    verdict,
-    direction: 'INGRESS',
-    source: srcPeer(state, req, src),
-    destination: dstPeer(state, backend, req),
-    http: {
-      method: req.method,
-      url: `http://${authority}${path}`,
-      protocol: req.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
-      code,
-      latencyNs: kind === 'http-response' ? process.hrtime.bigint() - req.receivedAt : undefined,
-    },
-    revision: state.revision,
-    nodeName: ctx.nodeName,
-    by,
-  });
+  const http10 = req.versionMinor === 0;
+  let latencyNs = -1;
+  if (kind === 'http-response') {
+    latencyNs = Math.max(0, (performance.now() - req.receivedAt) * 1e6);
+    ctx.counters?.l7Response(req.method, http10, code, latencyNs, verdict === 'ERROR');
+  } else {
+    ctx.counters?.l7Request(verdict === 'DROPPED');
+  }
+  if (!ctx.flows.enabled) return;
+  const r = scratch;
+  r.timeMs = Date.now();
+  r.kind = kind;
+  r.verdict = verdict;
+  r.dropReason = undefined;
+  r.direction = 'INGRESS';
+  r.srcIp = req.remoteAddress;
+  r.srcPort = req.remotePort;
+  r.srcIdentity = src.identity;
+  r.srcEndpoint = src.endpoint;
+  r.dstIp = backend.ip;
+  r.dstPort = backend.port;
+  r.dstIdentity = backend.endpoint.identity;
+  r.dstEndpoint = backend.endpoint;
+  r.method = req.method;
+  r.authority = authority;
+  r.path = path;
+  r.http10 = http10;
+  r.code = code;
+  r.latencyNs = latencyNs;
+  r.revision = state.revision;
+  r.by = by;
+  r.nodeName = ctx.nodeName;
+  recordFlow(ctx, r);
 }
 
 export type { Endpoint, HeaderList };

@@ -17,6 +17,11 @@ export interface UpstreamOptions {
   readonly connectTimeout: number;
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
+  /**
+   * TLS origination (CNP `originatingTLS`, proxy/tls/): every pool speaks TLS, verifies the backend
+   * against `ca` for `servername`, and presents `cert`/`key` when set. Absent: plain HTTP.
+   */
+  readonly tls?: { readonly ca: string; readonly servername: string; readonly cert?: string | undefined; readonly key?: string | undefined } | undefined;
 }
 
 export const defaultUpstreamOptions: UpstreamOptions = {
@@ -60,13 +65,13 @@ export class Upstream {
     let pool = this.#pools.get(key);
     if (pool === undefined) {
       const o = this.#opts;
-      pool = new Pool(`http://${key}`, {
+      pool = new Pool(`${o.tls === undefined ? 'http' : 'https'}://${key}`, {
         connections: o.connections,
         pipelining: 1,
         keepAliveTimeout: o.keepAliveTimeout,
         headersTimeout: o.headersTimeout,
         bodyTimeout: o.bodyTimeout,
-        connect: { timeout: o.connectTimeout },
+        connect: o.tls === undefined ? { timeout: o.connectTimeout } : { timeout: o.connectTimeout, rejectUnauthorized: true, ...o.tls },
       });
       this.#pools.set(key, pool);
     }

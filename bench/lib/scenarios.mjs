@@ -43,7 +43,10 @@ export const SCENARIOS = {
     targets: ['l7guard', 'l7guard-big'],
   },
   body1k: { what: 'allowed, 1 KiB request body', policyOnly: false, groups: [{ share: 1, cycle: ['landing1k'] }] },
-  body1m: { what: 'allowed, 1 MiB request body', policyOnly: false, groups: [{ share: 1, cycle: ['landing1m'] }] },
+  // The hand-written Node peers stall intermittently with 50 concurrent 1 MiB uploads (0 to ~140
+  // req/s from one run to the next, some runs completing nothing): a bug in those peers, not in what
+  // is measured, so they sit this scenario out rather than show a meaningless row.
+  body1m: { what: 'allowed, 1 MiB request body', policyOnly: false, skip: ['undici', 'http-proxy'], groups: [{ share: 1, cycle: ['landing1m'] }] },
   reload: {
     what: 'allowed under a POST /reload every 100 ms (l7guard only; skipped when the admin API has no /reload)',
     policyOnly: true,

@@ -121,7 +121,8 @@ export class RequestParser {
   #trailerBytes = 0;
 
   constructor(limits?: Partial<ParserLimits>) {
-    this.#limits = { ...DEFAULT_PARSER_LIMITS, ...limits };
+    // A complete limits object (the front end's, one per listener) is shared, not copied per connection.
+    this.#limits = limits !== undefined && isComplete(limits) ? limits : { ...DEFAULT_PARSER_LIMITS, ...limits };
   }
 
   /** Bytes received but not yet consumed by `next()` (held pipelined data included). */
@@ -165,7 +166,14 @@ export class RequestParser {
   next(): ParseEvent | null {
     if (this.#error !== undefined) throw this.#error;
     try {
-      return this.#step();
+      const ev = this.#step();
+      // Everything consumed: drop the read buffer now rather than hold it while the connection
+      // idles (body events are views of it and keep what they need).
+      if (this.#pos >= this.#buf.length && this.#buf !== EMPTY_BUFFER) {
+        this.#buf = EMPTY_BUFFER;
+        this.#pos = 0;
+      }
+      return ev;
     } catch (err) {
       if (err instanceof HttpParseError) {
         this.#error = err;
@@ -522,6 +530,11 @@ export class RequestParser {
     this.#trailers = undefined;
     this.#trailerBytes = 0;
   }
+}
+
+function isComplete(l: Partial<ParserLimits>): l is ParserLimits {
+  return l.maxHeaderBytes !== undefined && l.maxHeaderCount !== undefined && l.maxTargetLength !== undefined &&
+    l.maxBodyBytes !== undefined && l.maxChunkExtBytes !== undefined;
 }
 
 /**

@@ -64,6 +64,7 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = Object.freeze({
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   501: 'Not Implemented',
+  504: 'Gateway Timeout',
   505: 'HTTP Version Not Supported',
 });
 

@@ -24,6 +24,8 @@ export interface ResponseHost {
   failConnection(err: Error): void;
   /** An onClose/onDrain callback threw: reported, never rethrown into socket event handlers. */
   callbackThrew(err: unknown): void;
+  /** A socket write returned false (the client is not keeping up): the send timeout starts. */
+  writeBlocked(): void;
   /** Give up the socket (protocol upgrade); undefined when it is not possible in this state. */
   detach(): { socket: Socket; head: Buffer } | undefined;
 }
@@ -185,15 +187,20 @@ export class ServerResponse implements FrontResponse {
           return false;
         }
         this.#written += len;
-        return socket.write(chunk);
+        return this.#blocked(socket.write(chunk));
       case Framing.Chunked:
         socket.write(chunkHeader(len), 'latin1');
         socket.write(chunk);
-        return socket.write('\r\n', 'latin1');
+        return this.#blocked(socket.write('\r\n', 'latin1'));
       default:
         this.#written += len;
-        return socket.write(chunk);
+        return this.#blocked(socket.write(chunk));
     }
+  }
+
+  #blocked(ok: boolean): boolean {
+    if (!ok) this.#host.writeBlocked();
+    return ok;
   }
 
   end(chunk?: Buffer | string): void {
@@ -217,7 +224,9 @@ export class ServerResponse implements FrontResponse {
     if (this.#sent) throw new FrontEndError('L7G_ERR_RESPONSE_STATE', { detail: 'writeRaw after writeHead' });
     if (this.#req.expectContinue && !this.#continueSent && !this.#host.requestComplete()) this.#closeAfter = true;
     this.#sent = true;
-    this.#host.socket.write(buf);
+    // Draining: the connection closes after this response, so its bytes say so (Envoy adds
+    // `connection: close` while draining); otherwise the raw bytes (the exact 403) go as they are.
+    this.#host.socket.write(this.#host.mustCloseAfter() ? withConnectionClose(buf) : buf);
     this.#finish();
   }
 
@@ -339,6 +348,20 @@ function scanFramingHeaders(headers: HeaderList): FramingHeaders {
   }
   return seen;
 }
+
+/**
+ * A pre-serialised response with `connection: close` appended to its head (after the last field,
+ * where Envoy puts it), unless it already has a Connection field. Only on the drain path.
+ */
+export function withConnectionClose(raw: Buffer): Buffer {
+  const end = raw.indexOf('\r\n\r\n');
+  if (end < 0) return raw;
+  const head = raw.toString('latin1', 0, end + 2);
+  if (/\r\nconnection:/i.test(head)) return raw;
+  return Buffer.concat([raw.subarray(0, end + 2), CONNECTION_CLOSE, raw.subarray(end + 2)]);
+}
+
+const CONNECTION_CLOSE = Buffer.from('connection: close\r\n', 'latin1');
 
 function parseResponseLength(value: string): number {
   if (value.length === 0 || value.length > 15) {

@@ -21,7 +21,10 @@ export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 export const CLUSTER_SCOPE = '_';
 
-export function reloadRoutes(ctl: ReloadController): AdminRoute[] {
+/** A ReloadController, or (serve --workers) a wrapper that answers once every worker has the revision. */
+export type ReloadTarget = Pick<ReloadController, 'apply' | 'remove' | 'reload'>;
+
+export function reloadRoutes(ctl: ReloadTarget): AdminRoute[] {
   return [
     {
       method: 'PUT',

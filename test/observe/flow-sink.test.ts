@@ -6,7 +6,7 @@ import { FlowSink, serializeFlow, DEFAULT_CAPACITY } from '../../observe/flow-si
 import { toFlows, type HubbleFlowResponse } from '../../observe/flow.js';
 import { readFlows } from '../../observe/read-flows.js';
 import { renderCompact } from '../../observe/compact.js';
-import type { FlowEvent } from '../../observe/flow-event.js';
+import { newFlowRecord, type FlowEvent, type FlowRecord } from '../../observe/flow-event.js';
 import { scenarios, uuidSeq, podPeer, DEATHSTAR, DEATHSTAR_SVC, WORLD_ID } from './seed-scenarios.js';
 
 function tmp(tt: { teardown(fn: () => void): void }): string {
@@ -88,7 +88,57 @@ t.test('ring buffer bound', async (t) => {
   t.same(sink.recent(2).map((r) => r.flow.l4?.TCP?.source_port), [40003, 40004]);
   t.same(sink.recent(10).length, 3);
   t.equal(sink.stats.seen, 5);
-  t.throws(() => new FlowSink({ capacity: 0 }), RangeError);
+  t.throws(() => new FlowSink({ capacity: -1 }), RangeError);
+  t.throws(() => new FlowSink({ capacity: 1.5 }), RangeError);
+  const none = new FlowSink({ capacity: 0 });
+  t.equal(none.enabled, false, '--flow-buffer 0 and no file: nobody needs flows');
+  none.emit(scenarios.landingRequest);
+  t.same(none.recent(), []);
+  const off = none.subscribe(() => undefined);
+  t.equal(none.enabled, true, 'a follower turns flows on');
+  off();
+  t.equal(none.enabled, false);
+});
+
+/** The flat record the proxy fills for an event (the inverse of toFlowEvent). */
+function asRecord(ev: FlowEvent): FlowRecord {
+  const url = ev.http?.url ?? '';
+  const slash = url.indexOf('/', 'http://'.length);
+  return {
+    timeMs: ev.timeMs, kind: ev.kind, verdict: ev.verdict, dropReason: ev.dropReason, direction: ev.direction,
+    srcIp: ev.source.ip, srcPort: ev.source.port, srcIdentity: ev.source.identity, srcEndpoint: ev.source.endpoint,
+    dstIp: ev.destination.ip, dstPort: ev.destination.port, dstIdentity: ev.destination.identity, dstEndpoint: ev.destination.endpoint,
+    method: ev.http?.method ?? '', authority: url.slice('http://'.length, slash), path: url.slice(slash),
+    http10: ev.http?.protocol === 'HTTP/1.0', code: ev.http?.code ?? 0,
+    latencyNs: ev.http?.latencyNs === undefined ? -1 : Number(ev.http.latencyNs),
+    revision: ev.revision, by: ev.by, nodeName: ev.nodeName,
+  };
+}
+
+t.test('record(): stored raw, converted on read to exactly what emit() converts eagerly', async (t) => {
+  const seedEvents = all.filter((ev) => ev.source.service === undefined && ev.destination.service === undefined && ev.http?.headers === undefined);
+  t.ok(seedEvents.length >= 4, 'seed events without fields a record cannot carry');
+  const eager = new FlowSink({ uuid: uuidSeq() });
+  eager.subscribe(() => undefined); // a follower: emit converts at once
+  const lazy = new FlowSink({ uuid: uuidSeq() });
+  const scratch = newFlowRecord();
+  for (const ev of seedEvents) {
+    eager.emit(ev);
+    Object.assign(scratch, asRecord(ev));
+    lazy.record(scratch);
+  }
+  Object.assign(scratch, newFlowRecord()); // the sink kept nothing of the scratch object
+  t.equal(lazy.size, eager.size);
+  t.equal(lazy.stats.seen, eager.stats.seen);
+  const read = lazy.recent();
+  t.same(read, eager.recent(), 'same flows, same order, same uuids');
+  t.equal(lazy.recent()[0], read[0], 'a slot converts once: a second read is the same object');
+  const small = new FlowSink({ capacity: 2 });
+  for (const ev of seedEvents) {
+    Object.assign(scratch, asRecord(ev));
+    small.record(scratch);
+  }
+  t.same(small.recent().map((r) => r.flow.Summary), eager.recent().slice(-2).map((r) => r.flow.Summary), 'a wrapped ring keeps the newest');
 });
 
 t.test('subscribers get every flow; a throwing subscriber is isolated', async (t) => {

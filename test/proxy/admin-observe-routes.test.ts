@@ -132,3 +132,45 @@ t.test('metrics and flows after known traffic', async (t) => {
     t.same(lines.map((l) => (JSON.parse(l) as { flow: { l7: { type: string } } }).flow.l7.type), ['REQUEST', 'RESPONSE'], 'followed flows');
   });
 });
+
+t.test('--flow-buffer 0: no ring buffer, metrics still counted, a follower still gets flows', async (t) => {
+  const backends = [
+    await recordingBackend('deathstar-b9qmw', ips.deathstar[0], POD_PORT),
+    await recordingBackend('deathstar-vhj8x', ips.deathstar[1], POD_PORT),
+  ];
+  t.teardown(() => Promise.all(backends.map((b) => b.close())));
+  const dir = clusterDir(starWarsCluster(ips, POD_PORT), { '10-policy.yaml': L7_POLICY });
+  const s = await serve(['-f', dir, '--listen', `${ip(2)}:0`, '--admin', `${ip(2)}:0`, '--flow-buffer', '0']);
+  t.teardown(() => s.stop());
+  const land = () => rawExchange({ from: ips.tiefighter, to: s.host, port: s.port, data: req('POST', '/v1/request-landing'), until: hasCompleteResponse });
+  t.match((await land()).text, /^HTTP\/1\.1 200 /);
+  t.equal((await fetchText(s.admin, '/flows')).body, '', 'nothing kept');
+  const m = await fetchText(s.admin, '/metrics');
+  t.equal(sample(m.body, 'cilium_policy_l7_total{rule="forwarded",proxy_type="http"}'), 1, 'counted without flows');
+  t.equal(sample(m.body, 'hubble_http_requests_total{method="POST",protocol="HTTP/1.1",status="200",reporter="server"}'), 1);
+
+  const got: string[] = [];
+  const followed = new Promise<void>((resolve, reject) => {
+    const r = request(`http://${s.admin}/flows?follow=1`, (res) => {
+      let buf = '';
+      res.setEncoding('utf8').on('data', (c: string) => {
+        buf += c;
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          got.push(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+        if (got.length >= 2) {
+          r.destroy();
+          resolve();
+        }
+      });
+    });
+    r.on('error', (e) => (got.length >= 2 ? resolve() : reject(e)));
+    r.end();
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  await land();
+  await followed;
+  t.same(got.map((l) => (JSON.parse(l) as { flow: { l7: { type: string } } }).flow.l7.type), ['REQUEST', 'RESPONSE'], 'followed flows');
+  t.equal((await fetchText(s.admin, '/flows')).body, '', 'still nothing kept');
+});

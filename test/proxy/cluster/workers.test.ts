@@ -1,0 +1,153 @@
+// serve --workers 2 (proxy/cluster/): real processes. The debug header L7GUARD_DEBUG_WORKER_HEADER=1
+// tells which worker wrote each response; fresh connections spread over both workers (round robin).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { adminRequest } from '../../../proxy/reload/admin-client.js';
+import { recordingBackend } from '../../helpers/backend.js';
+import { clusterDir, starWarsCluster } from '../../helpers/cluster.js';
+import { loopbackBlock, rawExchange } from '../../helpers/net.js';
+import { serve } from '../../helpers/serve.js';
+import { deathstarPolicy, waitFor } from '../reload/helpers.js';
+
+const B = loopbackBlock();
+const ips = { tiefighter: B(2), xwing: B(3), deathstar: [B(4), B(5)] as const, clusterIP: B(10) };
+const POD_PORT = 18080;
+const LANDING = { method: 'POST', path: '/v1/request-landing' };
+const EXHAUST = { method: 'PUT', path: '/v1/exhaust-port' };
+const BUILD_LAG_MS = 300;
+
+interface Answer { readonly status: number; readonly worker: string | undefined; readonly closed: boolean; readonly bytes: number; readonly localPort: number }
+
+/** One request on its own connection (so round robin spreads them). */
+async function ask(from: string, host: string, port: number, method: string, path: string): Promise<Answer> {
+  const r = await rawExchange({
+    from, to: host, port, idleMs: 2000,
+    data: `${method} ${path} HTTP/1.1\r\nHost: deathstar.default.svc.cluster.local\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+  });
+  const status = /^HTTP\/1\.1 (\d{3})/.exec(r.text)?.[1];
+  const worker = /\r\nx-l7guard-worker: (\d+)\r\n/i.exec(r.text)?.[1];
+  return { status: status === undefined ? 0 : Number(status), worker, closed: r.closed, bytes: r.bytes.length, localPort: 0 };
+}
+
+/** `n` requests in parallel batches; returns every answer. */
+async function many(n: number, from: string, host: string, port: number, method: string, path: string): Promise<Answer[]> {
+  const out: Answer[] = [];
+  for (let i = 0; i < n; i += 8) {
+    out.push(...(await Promise.all(Array.from({ length: Math.min(8, n - i) }, () => ask(from, host, port, method, path)))));
+  }
+  return out;
+}
+
+const byWorker = (as: readonly Answer[]) => {
+  const m: Record<string, number[]> = {};
+  for (const a of as) (m[a.worker ?? 'none'] ??= []).push(a.status);
+  return m;
+};
+
+async function metric(admin: string, line: RegExp): Promise<number> {
+  const r = await adminRequest(admin, 'GET', '/metrics');
+  const text = String(r.body['message'] ?? '');
+  const m = text.split('\n').find((l) => line.test(l));
+  return m === undefined ? 0 : Number(m.split(' ').pop());
+}
+
+t.test('serve --workers 2', async (t) => {
+  const backends = await Promise.all(ips.deathstar.map((ip, i) => recordingBackend(`ds${i}`, ip, POD_PORT)));
+  t.teardown(() => Promise.all(backends.map((b) => b.close())));
+  const dir = clusterDir(starWarsCluster(ips, POD_PORT), { 'rule1.yaml': deathstarPolicy(POD_PORT, [LANDING]) });
+  const flowsFile = join(dir, 'flows.ndjson');
+  process.env['L7GUARD_DEBUG_WORKER_HEADER'] = '1';
+  // Each worker takes >= 300 ms per revision: an apply that did not wait for them would answer first.
+  process.env['L7GUARD_DEBUG_WORKER_BUILD_DELAY_MS'] = String(BUILD_LAG_MS);
+  const proxy = await serve(['-f', dir, '--listen', `${ips.clusterIP}:0`, '--admin', '127.0.0.1:0', '--workers', '2', '--flows', flowsFile], 60_000);
+  delete process.env['L7GUARD_DEBUG_WORKER_HEADER'];
+  delete process.env['L7GUARD_DEBUG_WORKER_BUILD_DELAY_MS'];
+  let stopped = false;
+  t.teardown(async () => { if (!stopped) await proxy.stop(); });
+  const { host, port, admin } = proxy;
+
+  t.equal((await adminRequest(admin, 'GET', '/ready')).status, 200, '/ready once both workers built the revision');
+  const workers = async () => (await adminRequest(admin, 'GET', '/workers')).body as {
+    revision: number; in_sync: boolean; workers: { slot: number; pid: number | null; revision: number; serving: boolean; restarts: number }[];
+  };
+  const w0 = await workers();
+  t.equal(w0.workers.length, 2);
+  t.ok(w0.in_sync && w0.workers.every((w) => w.serving && w.revision === w0.revision && w.pid !== null), 'both serving the primary revision');
+  t.not(w0.workers[0]!.pid, w0.workers[1]!.pid);
+
+  await t.test('the Star Wars verdicts, on both workers', async (t) => {
+    const received0 = await metric(admin, /^cilium_policy_l7_total\{rule="received"/);
+    const landing = await many(16, ips.tiefighter, host, port, LANDING.method, LANDING.path);
+    const exhaust = await many(16, ips.tiefighter, host, port, EXHAUST.method, EXHAUST.path);
+    t.same(Object.keys(byWorker(landing)).sort(), ['0', '1'], `landing answered by both workers: ${JSON.stringify(byWorker(landing))}`);
+    t.ok(landing.every((a) => a.status === 200), 'tiefighter lands');
+    t.same(Object.keys(byWorker(exhaust)).sort(), ['0', '1'], 'exhaust-port answered by both workers');
+    t.ok(exhaust.every((a) => a.status === 403), 'exhaust-port is 403 on both');
+    t.notOk(backends.some((b) => b.seen.some((r) => r.method === 'PUT')), 'no PUT reached deathstar');
+    const xwing = await many(4, ips.xwing, host, port, LANDING.method, LANDING.path);
+    t.ok(xwing.every((a) => a.closed && a.bytes === 0), 'xwing: dropped, zero bytes');
+
+    // Metrics: the primary's /metrics counts what both workers judged (32 L7 requests, 4 drops).
+    const received = await waitFor('metrics from both workers', async () => {
+      const n = await metric(admin, /^cilium_policy_l7_total\{rule="received"/);
+      return n - received0 >= 32 ? n - received0 : undefined;
+    });
+    t.equal(received, 32, 'cilium_policy_l7_total{received} = requests over both workers');
+    t.equal(await metric(admin, /^cilium_policy_l7_total\{rule="denied"/), 16, 'denied = the 16 exhaust-port requests');
+    t.ok(await metric(admin, /^hubble_drop_total\{reason="POLICY_DENIED"/) >= 4 * 2, 'L3/L4 drops counted (policy-verdict + drop each)');
+
+    // Flows from both workers reach the primary's ring buffer and the --flows file.
+    const flows = (await adminRequest(admin, 'GET', '/flows?last=4096')).body;
+    const text = String(flows['message'] ?? '');
+    const l7 = text.split('\n').filter((l) => l.includes('"l7"') && l.includes('exhaust-port'));
+    t.ok(l7.length >= 16, `exhaust-port flows in /flows: ${l7.length}`);
+    await waitFor('flow file', () => (readFileSync(flowsFile, 'utf8').split('\n').filter((l) => l.includes('exhaust-port') && l.includes('DROPPED')).length >= 16 ? true : undefined));
+  });
+
+  await t.test('apply and delete are in force on every worker when the call returns', async (t) => {
+    const t0 = Date.now();
+    const put = await adminRequest(admin, 'PUT', '/v1/cnp/default/rule1', deathstarPolicy(POD_PORT, [LANDING, EXHAUST]));
+    t.equal(put.status, 200, JSON.stringify(put.body));
+    t.equal(put.body['result'], 'configured', 'the API object overrides the file one');
+    t.ok(Date.now() - t0 >= BUILD_LAG_MS, 'the answer waited for the (slow) workers');
+    const rev = put.body['revision'];
+    const after = await many(16, ips.tiefighter, host, port, EXHAUST.method, EXHAUST.path);
+    t.same(Object.keys(byWorker(after)).sort(), ['0', '1'], 'both workers answered');
+    t.ok(after.every((a) => a.status === 200), `exhaust-port allowed everywhere right after apply: ${JSON.stringify(byWorker(after))}`);
+    const w = await workers();
+    t.ok(w.workers.every((x) => x.revision === rev), 'every worker acknowledged the applied revision');
+
+    const del = await adminRequest(admin, 'DELETE', '/v1/cnp/default/rule1');
+    t.equal(del.status, 200, JSON.stringify(del.body));
+    const back = await many(16, ips.tiefighter, host, port, EXHAUST.method, EXHAUST.path);
+    t.same(Object.keys(byWorker(back)).sort(), ['0', '1'], 'both workers answered');
+    t.ok(back.every((a) => a.status === 403), `denied again everywhere right after delete: ${JSON.stringify(byWorker(back))}`);
+  });
+
+  await t.test('a killed worker is replaced and serves the current revision', async (t) => {
+    const before = await workers();
+    const victim = before.workers[1]!;
+    process.kill(victim.pid!, 'SIGKILL');
+    const now = await waitFor('replacement worker', async () => {
+      const w = await workers();
+      const s = w.workers[1]!;
+      return s.pid !== null && s.pid !== victim.pid && s.serving && w.in_sync ? w : undefined;
+    }, 20_000);
+    t.equal(now.workers[1]!.restarts, 1, 'restart counted');
+    t.equal(now.workers[1]!.revision, before.revision, 'the replacement built the revision in force');
+    t.equal((await adminRequest(admin, 'GET', '/ready')).status, 200, 'ready again');
+    const res = await many(16, ips.tiefighter, host, port, EXHAUST.method, EXHAUST.path);
+    t.same(Object.keys(byWorker(res)).sort(), ['0', '1'], 'both slots answer again');
+    t.ok(res.every((a) => a.status === 403), 'and judge by the same policy');
+  });
+
+  await t.test('SIGTERM drains every worker and exits 0', async (t) => {
+    const pids = (await workers()).workers.map((w) => w.pid!);
+    stopped = true;
+    t.equal(await proxy.stop(), 0, 'exit 0');
+    await sleep(200);
+    for (const pid of pids) t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `worker ${pid} is gone`);
+  });
+});
