@@ -72,6 +72,12 @@ function parseProblem(file: string, line: number | undefined, message: string): 
  * parser) and no syntax errors (any js-yaml error re-parses the file with `yaml` to report it).
  */
 export function parseText(file: string, text: string, problems: LoadProblem[]): SourcedObject[] {
+  // JSON (what `kubectl get -o json` and the admin API's JSON bodies are) is YAML 1.2 too, and
+  // JSON.parse reads it ~10x faster still; a file that is not valid JSON takes the YAML paths.
+  if (/^\s*[{[]/.test(text)) {
+    const json = parseJson(file, text, problems);
+    if (json !== undefined) return json;
+  }
   if (!MAY_HAVE_ALIASES.test(text)) {
     const fast = parseFast(file, text, problems);
     if (fast !== undefined) return fast;
@@ -84,6 +90,18 @@ const MAY_HAVE_ALIASES = /(?:^|[\s[{,:-])[&*][^\s,\]}]/m;
 
 /** Document separators: a line starting with "---" followed by nothing, a space or a comment. */
 const DOC_START = /^---(?:[ \t].*)?$/;
+
+function parseJson(file: string, text: string, problems: LoadProblem[]): SourcedObject[] | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const out: SourcedObject[] = [];
+  addObject(file, 1, value, () => 1, out, problems);
+  return out;
+}
 
 function parseFast(file: string, text: string, problems: LoadProblem[]): SourcedObject[] | undefined {
   const lines = text.split('\n');
