@@ -124,3 +124,25 @@ t.test('folders, List, duplicates, multi-document', async (t) => {
   // a missing path is a read problem
   t.equal((await problems([join(dir, 'missing.yaml')]))[0]?.code, 'L7G_ERR_POLICY_READ');
 });
+
+t.test('the three parsers agree: JSON, plain YAML (fast path) and YAML with anchors (guarded path)', async (t) => {
+  const { parseText } = await import('../../policy/load.js');
+  const obj = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'n1', labels: { a: 'x' } } };
+  const forms: [string, string][] = [
+    ['json', JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [obj] })],
+    ['yaml', 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n1\n  labels: {a: x}\n'],
+    ['yaml+anchor', 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n1\n  labels: &l {a: x}\n'],
+    // Looks like JSON but is a YAML flow mapping: JSON.parse fails, YAML reads it.
+    ['yaml-flow', '{apiVersion: v1, kind: Namespace, metadata: {name: n1, labels: {a: x}}}'],
+  ];
+  for (const [name, text] of forms) {
+    const problems: unknown[] = [];
+    const got = parseText(`f.${name}`, text, problems as never);
+    t.same(problems, [], `${name}: no problems`);
+    t.same(got.map((o) => o.raw), [obj], `${name}: same object`);
+  }
+  const bad: unknown[] = [];
+  parseText('bad.yaml', 'kind: Namespace\nmetadata:\n  name: [unclosed\n', bad as never);
+  t.equal(bad.length, 1, 'a syntax error on the fast path is reported by the guarded parser');
+  t.match(bad[0], { line: Number }, 'with a line number');
+});
