@@ -131,12 +131,13 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const proxyProtocolFrom = trustedPeers(opts.proxyProtocolFrom ?? []);
   const upstream = new Upstream(upstreamOptions(hardening));
   const adminSpec = opts.admin.startsWith('unix:') ? [] : [parseHostPort(admin.address)];
+  const self = new SelfGuard([...listeners, ...adminSpec, ...(opts.tls?.listeners ?? [])]);
   const handlerContext: HandlerContext = {
     state,
     balancer: new Balancer(),
     outlier: outlierDetector,
     upstream,
-    self: new SelfGuard([...listeners, ...adminSpec]),
+    self,
     flows,
     counters: metrics,
     nodeName: opts.nodeName ?? hostname(),
@@ -163,6 +164,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         },
       });
       const a = await fe.listen(host, port);
+      self.add(a.address, a.port);
       frontEnds.push(fe);
       const shown = a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
       listening.push(shown);
@@ -182,6 +184,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         },
       });
       const a = await fe.listen(t.host, t.port);
+      self.add(a.address, a.port);
       frontEnds.push(fe);
       const shown = a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
       listening.push(shown);

@@ -49,6 +49,8 @@ export interface HandlerContext {
   readonly outlier?: OutlierDetector;
   /** Set on a `--redirect` listener or in sidecar mode: where the connection was really going. */
   readonly original?: OriginalDestination | undefined;
+  /** The requests were decrypted by a `--listen-tls` listener: `x-forwarded-proto: https`. */
+  readonly tls?: boolean | undefined;
 }
 
 /**
@@ -148,7 +150,7 @@ function dispatch(
   emitHttp(ctx, state, req, src, backend, authority, path, 'http-request', 'FORWARDED', 0, decision.by);
   if (req.upgrade !== undefined && isWebSocketUpgrade(req)) {
     // Judged above like any request; only now does the connection stop being HTTP.
-    tunnelWebSocket(req, res, backend, path, upstreamHeaders(req, edits, authority), undefined, (err) => ctx.onUpstreamError?.(err, backend));
+    tunnelWebSocket(req, res, backend, path, upstreamHeaders(req, edits, authority, ctx.tls === true), undefined, (err) => ctx.onUpstreamError?.(err, backend));
     return;
   }
   const retry = (err: Error): boolean => {
@@ -185,7 +187,7 @@ function forward(
   edits: readonly HeaderEdit[] | undefined,
   retry: ((err: Error) => boolean) | undefined,
 ): void {
-  const headers = upstreamHeaders(req, edits, authority);
+  const headers = upstreamHeaders(req, edits, authority, ctx.tls === true);
   if (req.expectContinue) res.sendContinue();
   let started = false;
   let abortUpstream: ((err: Error) => void) | undefined;
@@ -239,7 +241,7 @@ function forward(
 }
 
 /** Request headers for the backend: hop-by-hop removed (RFC 9110 §7.6.1), L7 edits applied, X-Forwarded-* set. */
-function upstreamHeaders(req: FrontRequest, edits: readonly HeaderEdit[] | undefined, authority: string): string[] {
+function upstreamHeaders(req: FrontRequest, edits: readonly HeaderEdit[] | undefined, authority: string, tls: boolean): string[] {
   const out = stripRequestHopByHop(req.headers);
   if (authority !== req.host) setRoutedHost(out, authority);
   let xff: string | undefined;
@@ -253,7 +255,7 @@ function upstreamHeaders(req: FrontRequest, edits: readonly HeaderEdit[] | undef
     }
   }
   out.push('x-forwarded-for', xff === undefined ? req.remoteAddress : `${xff}, ${req.remoteAddress}`);
-  out.push('x-forwarded-proto', 'http');
+  out.push('x-forwarded-proto', tls ? 'https' : 'http');
   if (edits !== undefined) applyEdits(out, edits);
   return out;
 }

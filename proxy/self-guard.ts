@@ -2,7 +2,7 @@ import { networkInterfaces } from 'node:os';
 import { isIPv4 } from 'node:net';
 
 /**
- * The proxy must never forward to itself (its data-plane listeners or its admin port): that would
+ * The proxy must never forward to itself (its data-plane listeners, plain or TLS, or its admin port): that would
  * loop, or expose the admin API through the data path. Wildcard listeners (0.0.0.0, ::) claim their
  * port on every local address, including the whole 127.0.0.0/8 block.
  */
@@ -16,10 +16,13 @@ export class SelfGuard {
     for (const list of Object.values(networkInterfaces())) {
       for (const a of list ?? []) this.#localIPs.add(a.address);
     }
-    for (const { host, port } of addresses) {
-      if (host === '0.0.0.0' || host === '::' || host === '') this.#wildcardPorts.add(port);
-      else this.#exact.add(`${host}|${port}`);
-    }
+    for (const { host, port } of addresses) this.add(host, port);
+  }
+
+  /** A listener's address as bound (port 0 resolved), TLS listeners included. */
+  add(host: string, port: number): void {
+    if (host === '0.0.0.0' || host === '::' || host === '') this.#wildcardPorts.add(port);
+    else this.#exact.add(`${host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host}|${port}`);
   }
 
   isSelf(ip: string, port: number): boolean {

@@ -14,7 +14,8 @@ import { parseHostPort } from '../admin.js';
 import { Balancer } from '../balancer.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, drainFrontEnds } from '../drain.js';
 import { createFrontEnd, type FrontEnd, type FrontRequest, type FrontResponse } from '../front-end.js';
-import { frontEndLimits, outlierOptions, parseHardening, upstreamOptions } from '../hardening.js';
+import { frontEndLimits, healthCheckOptions, outlierOptions, parseHardening, upstreamOptions } from '../hardening.js';
+import { HealthChecker } from '../health-check.js';
 import { checkInterception, planListeners } from '../original-destination.js';
 import { OutlierDetector } from '../outlier.js';
 import { trustedPeers } from '../proxy-protocol.js';
@@ -43,6 +44,7 @@ export function runWorker(): void {
   let listening: Promise<void> | undefined;
   let draining: Promise<void> | undefined;
   let upstream: Upstream | undefined;
+  let health: HealthChecker | undefined;
 
   // --- everything that goes back to the primary, batched per event-loop turn -----------------
   let batch: FlowEvent[] = [];
@@ -104,12 +106,17 @@ export function runWorker(): void {
     const listeners = planListeners(c.listen.map(parseHostPort), c.interception);
     const adminSpec = c.admin.startsWith('unix:') ? [] : [parseHostPort(c.admin)];
     upstream = new Upstream(upstreamOptions(hardening));
+    const self = new SelfGuard([...listeners, ...adminSpec]);
+    const outlier = new OutlierDetector(outlierOptions(hardening));
+    // Each worker probes for itself (N workers = N probes per pod and interval): health is decided
+    // where the balancer runs, with no primary round trip and nothing to go stale when one restarts.
+    health = new HealthChecker(state, outlier, healthCheckOptions(hardening), log);
     const ctx: HandlerContext = {
       state,
       balancer: new Balancer(),
-      outlier: new OutlierDetector(outlierOptions(hardening)),
+      outlier,
       upstream,
-      self: new SelfGuard([...listeners, ...adminSpec]),
+      self,
       flows,
       nodeName: c.nodeName,
       onUpstreamError: (err, backend) => {
@@ -139,6 +146,7 @@ export function runWorker(): void {
           },
         });
         const a = await fe.listen(host, port);
+        self.add(a.address, a.port);
         frontEnds.push(fe);
         addresses.push(a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
       }
@@ -149,6 +157,7 @@ export function runWorker(): void {
       process.disconnect();
       return;
     }
+    health.start();
     log.info({ addresses, revision: state.current?.revision }, 'worker listening');
     send({ t: 'listening', addresses });
   };
@@ -156,6 +165,7 @@ export function runWorker(): void {
   const drain = (timeoutMs: number): Promise<void> => {
     draining ??= (async () => {
       await listening?.catch(() => undefined);
+      health?.stop();
       await drainFrontEnds(frontEnds, timeoutMs, log);
       await upstream?.close();
       clearInterval(gauge);

@@ -10,7 +10,7 @@
  */
 import type net from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
-import type { Backend, Destination, Endpoint, PolicyState, Source, TlsMaterial } from '../../policy/model.js';
+import type { Backend, Destination, Endpoint, PolicyState, Source, TlsDecision, TlsMaterial } from '../../policy/model.js';
 import type { FrontRequest, FrontResponse } from '../front-end.js';
 import type { OriginalDestination } from '../original-destination.js';
 import { createRequestHandler, type HandlerContext } from '../request-handler.js';
@@ -132,6 +132,41 @@ function firstBackend(d: Destination): Backend | undefined {
 }
 
 /**
+ * Node checks a client's chain in JavaScript, and only for sockets a `tls.Server` made
+ * (`onServerSocketSecure` in lib/_tls_wrap.js): OpenSSL accepts any certificate and records the
+ * verify result, so on a TLSSocket we wrap ourselves `rejectUnauthorized` only refuses a *missing*
+ * certificate. Ask the handle as that function does; if this Node has no such method, refuse
+ * (fail closed). Returns the verify error code, or undefined when the chain verified.
+ */
+function clientChainError(t: TLSSocket): string | undefined {
+  const handle = (t as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
+  if (typeof handle?.verifyError !== 'function') return 'cannot read the verification result';
+  const err = handle.verifyError();
+  return err === null || err === undefined ? undefined : (err.code ?? err.message);
+}
+
+/** Why (source, SNI destination) is refused before any HTTP, or undefined: serverNames, then L3/L4. */
+function gate(state: PolicyState, src: Source, backend: Backend, sni: string, tls: TlsDecision): string | undefined {
+  if (!tls.serverNameAllowed(sni)) return 'SNI not in serverNames (L3/L4 drop)';
+  if (state.decide(src, backend.endpoint, backend.port).kind === 'drop') return 'L3/L4 drop';
+  if (tls.terminating === undefined) return 'no terminatingTLS for this destination: no certificate to present';
+  return undefined;
+}
+
+/** mTLS, before the certificate: the TLS decision of the first pod identity (endpoint order) that passes the gate. */
+function anyPodPasses(state: PolicyState, backend: Backend, sni: string): TlsDecision | undefined {
+  const tried = new Set<unknown>();
+  for (const ep of state.endpoints) {
+    if (tried.has(ep.identity)) continue;
+    tried.add(ep.identity);
+    const src: Source = { identity: ep.identity, endpoint: ep };
+    const tls = state.tls!(src, backend.endpoint, backend.port);
+    if (gate(state, src, backend, sni, tls) === undefined) return tls;
+  }
+  return undefined;
+}
+
+/**
  * The `wrap` hook of a TLS front end (front-end.ts) plus the request handler it feeds: each
  * decrypted connection gets its own handler, pinned to its SNI's destination.
  */
@@ -166,10 +201,17 @@ export function tlsListener(ctx: HandlerContext, res: TlsResources, opts: TlsLis
       if (dest === undefined) return refuse(socket, 'SNI names no known Service or Pod', sni);
       const backend = firstBackend(dest);
       if (backend === undefined) return refuse(socket, 'no backend for the SNI destination', sni);
-      const tls = state.tls(src, backend.endpoint, backend.port);
-      if (!tls.serverNameAllowed(sni)) return refuse(socket, 'SNI not in serverNames (L3/L4 drop)', sni);
-      if (mtls === undefined && state.decide(src, backend.endpoint, backend.port).kind === 'drop') {
-        return refuse(socket, 'L3/L4 drop', sni);
+      let tls;
+      if (mtls === undefined) {
+        tls = state.tls(src, backend.endpoint, backend.port);
+        const refused = gate(state, src, backend, sni, tls);
+        if (refused !== undefined) return refuse(socket, refused, sni);
+      } else {
+        // The client certificate (the source) arrives after the server certificate is chosen: any
+        // pod identity that policy lets through with this SNI picks it; the certificate's own
+        // identity passes the same gate once the handshake is done.
+        tls = anyPodPasses(state, backend, sni);
+        if (tls === undefined) return refuse(socket, 'no pod identity may reach this SNI destination (L3/L4 drop)', sni);
       }
       if (tls.terminating === undefined) return refuse(socket, 'no terminatingTLS for this destination: no certificate to present', sni);
       const clientCA = mtls?.ca;
@@ -192,10 +234,19 @@ export function tlsListener(ctx: HandlerContext, res: TlsResources, opts: TlsLis
       t.once('close', () => clearTimeout(timer));
       t.once('secure', () => {
         clearTimeout(timer);
+        if (requireCert) {
+          const bad = clientChainError(t);
+          if (bad !== undefined) return refuse(t, `client certificate refused: ${bad}`, sni);
+        }
         let srcRef = ctx.state;
         if (mtls !== undefined) {
-          const pinned = mtls.source(t.getPeerCertificate());
+          const pinned = mtls.source(t.getPeerCertificate(true));
           if (pinned === undefined) return refuse(t, 'client certificate names no pod identity', sni);
+          const now = ctx.state.current;
+          const certSrc = now && pinned(now);
+          if (now === undefined || certSrc === undefined) return refuse(t, 'client certificate names no pod identity', sni);
+          const refused = gate(now, certSrc, backend, sni, now.tls!(certSrc, backend.endpoint, backend.port));
+          if (refused !== undefined) return refuse(t, `client certificate identity: ${refused}`, sni);
           srcRef = new PinnedSourceRef(ctx.state, pinned);
         }
         const key = `${remote}|${socket.remotePort ?? 0}`;
@@ -211,7 +262,7 @@ export function tlsListener(ctx: HandlerContext, res: TlsResources, opts: TlsLis
           },
           sni,
         );
-        conns.set(key, createRequestHandler({ ...ctx, state: srcRef, original, upstream }));
+        conns.set(key, createRequestHandler({ ...ctx, state: srcRef, original, upstream, tls: true }));
         t.once('close', () => conns.delete(key));
         accept(t);
       });

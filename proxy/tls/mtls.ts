@@ -5,14 +5,38 @@
  * `io.cilium.k8s.policy.serviceaccount` labels), instead of the connection's address. The
  * certificate must chain to `--client-ca` (the handshake refuses it otherwise).
  */
-import type { PeerCertificate } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { PolicyState, Source } from '../../policy/model.js';
 
 export interface MtlsIdentity {
   /** PEM of the CA client certificates must chain to. */
   readonly ca: string;
-  /** undefined: no usable SPIFFE SAN (the connection is closed). */
-  source(cert: PeerCertificate): ((state: PolicyState) => Source | undefined) | undefined;
+  /** undefined: no usable SPIFFE SAN, or a chain that does not reach `ca` (the connection is closed). */
+  source(cert: DetailedPeerCertificate): ((state: PolicyState) => Source | undefined) | undefined;
+}
+
+/** Every certificate of a PEM bundle (a CA file may hold several roots). */
+function parseBundle(pem: string): X509Certificate[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c));
+}
+
+/**
+ * Whether the peer's chain (as the handshake received it) reaches one of `roots` by signature. The
+ * handshake already verified the chain against every CA of the secure context; with a policy's
+ * `terminatingTLS` `trustedCA` in that context too, only this says that `--client-ca` vouched for
+ * the SPIFFE ID (a CA trusted for TLS must not mint pod identities).
+ */
+export function chainsTo(cert: DetailedPeerCertificate, roots: readonly X509Certificate[]): boolean {
+  const seen = new Set<DetailedPeerCertificate>();
+  for (let c: DetailedPeerCertificate | undefined = cert; c?.raw !== undefined && !seen.has(c); c = c.issuerCertificate) {
+    seen.add(c);
+    const x = new X509Certificate(c.raw);
+    for (const r of roots) {
+      if (x.checkIssued(r) && x.verify(r.publicKey)) return true;
+    }
+  }
+  return false;
 }
 
 const SPIFFE = /^spiffe:\/\/([^/]+)\/ns\/([a-z0-9-]{1,63})\/sa\/([a-z0-9.-]{1,253})$/;
@@ -30,9 +54,11 @@ export function spiffeIds(cert: PeerCertificate): { trustDomain: string; namespa
 
 /** `trustDomain` undefined: any. Exactly one SPIFFE ID is required (two would be ambiguous). */
 export function mtlsSource(ca: string, trustDomain: string | undefined): MtlsIdentity {
+  const roots = parseBundle(ca);
   return {
     ca,
     source(cert) {
+      if (!chainsTo(cert, roots)) return undefined;
       const ids = spiffeIds(cert).filter((i) => trustDomain === undefined || i.trustDomain === trustDomain);
       if (ids.length !== 1) return undefined;
       const { namespace, serviceAccount } = ids[0]!;

@@ -44,6 +44,16 @@ t.test('the proxy never forwards to its own listener or admin port', async (t) =
   }
 });
 
+t.test('nor to its own TLS listener', async (t) => {
+  const listen = randomInt(20000, 40000);
+  const tlsPort = listen + 1;
+  const dir = clusterDir(starWarsCluster(ips, PORT), { '10-self.yaml': selfService('tlsloop', tlsPort) });
+  const s = await serve(['-f', dir, '--listen', `${ip(1)}:${listen}`, '--listen-tls', `${ip(1)}:${tlsPort}`, '--admin', `${ip(1)}:0`]);
+  t.teardown(() => s.stop());
+  const r = await rawExchange({ from: ips.tiefighter, to: s.host, port: s.port, data: 'GET / HTTP/1.1\r\nHost: tlsloop\r\n\r\n', until: hasCompleteResponse });
+  t.match(r.text, /^HTTP\/1\.1 421 Misdirected Request\r\n/, 'a Service whose pod is the TLS listener is refused, not looped');
+});
+
 t.test('Expect: 100-continue is answered by the proxy, and the body still reaches the backend', async (t) => {
   const journal: Recorded[] = [];
   const backends = await Promise.all(ips.deathstar.map((a, i) => recordingBackend(`ds${i}`, a, PORT, undefined, journal)));

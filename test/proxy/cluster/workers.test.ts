@@ -151,3 +151,31 @@ t.test('serve --workers 2', async (t) => {
     for (const pid of pids) t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `worker ${pid} is gone`);
   });
 });
+
+t.test('serve --workers 2 --health-check-interval: every worker skips a dead pod', async (t) => {
+  const HC_PORT = POD_PORT + 1;
+  const [dead, alive] = await Promise.all(ips.deathstar.map((ip, i) => recordingBackend(`hc${i}`, ip, HC_PORT)));
+  t.teardown(() => Promise.all([dead!.close(), alive!.close()]));
+  const dir = clusterDir(starWarsCluster(ips, HC_PORT), { 'rule1.yaml': deathstarPolicy(HC_PORT, [LANDING]) });
+  process.env['L7GUARD_DEBUG_WORKER_HEADER'] = '1';
+  const proxy = await serve([
+    '-f', dir, '--listen', `${B(20)}:0`, '--admin', '127.0.0.1:0', '--workers', '2',
+    '--health-check-interval', '200ms', '--health-check-unhealthy-threshold', '2',
+    // Passive ejection out of the way: only active checks can keep requests off the dead pod.
+    '--outlier-failures', '1000',
+  ], 60_000).finally(() => delete process.env['L7GUARD_DEBUG_WORKER_HEADER']);
+  t.teardown(() => proxy.stop());
+
+  await dead!.close();
+  const deadKey = `${ips.deathstar[0]}:${HC_PORT}`;
+  const down = () => new Set(proxy.logs.filter((l) => l['msg'] === 'health check: backend unhealthy' && l['backend'] === deadKey).map((l) => l['worker']));
+  await waitFor('both workers to mark the pod down', () => (down().size === 2 ? true : undefined), 10_000).catch(() => undefined);
+  t.equal(down().size, 2, 'each worker marked the dead pod down by its own probes');
+
+  const errorsBefore = proxy.logs.filter((l) => l['msg'] === 'upstream error').length;
+  const answers = await many(16, ips.tiefighter, proxy.host, proxy.port, LANDING.method, LANDING.path);
+  t.same(answers.map((a) => a.status), answers.map(() => 200), 'every request answered 200');
+  t.equal(new Set(answers.map((a) => a.worker)).size, 2, 'by both workers');
+  t.equal(alive!.seen.length, 16, 'all by the live pod');
+  t.equal(proxy.logs.filter((l) => l['msg'] === 'upstream error').length, errorsBefore, 'no worker even tried to connect to the dead pod');
+});

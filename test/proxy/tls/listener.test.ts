@@ -98,10 +98,16 @@ t.test('TLS termination: Star Wars L7 policy on decrypted HTTP, serverNames and 
   t.ok(ok.secure);
   t.match(ok.text, /^HTTP\/1\.1 200 /, 'allowed request forwarded');
   t.equal(hits(), 1, 'backend saw the landing request');
+  const spoofed = await tlsExchange({
+    from: IPS.tiefighter, to: p.host, port: p.port, servername: SNI, ca: ca.cert, until: complete,
+    data: LANDING.replace('\r\n\r\n', '\r\nx-forwarded-proto: http\r\n\r\n'),
+  });
+  t.match(spoofed.text, /^HTTP\/1\.1 200 /);
+  t.same([...b1.seen, ...b2.seen].map((r) => r.headers['x-forwarded-proto']), ['https', 'https'], 'the backend is told the client spoke https (a client-sent value is replaced)');
 
   const denied = await tlsExchange({ from: IPS.tiefighter, to: p.host, port: p.port, servername: SNI, ca: ca.cert, data: EXHAUST, until: complete });
   t.match(denied.text, /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*\r\n\r\nAccess denied\r\n$/, 'L7 deny inside TLS: the cilium-envoy 403');
-  t.equal(hits(), 1, 'the denied request never reached a backend');
+  t.equal(hits(), 2, 'the denied request never reached a backend');
 
   const hello = await captureClientHello(SNI);
   const xwing = await rawExchange({ from: IPS.xwing, to: p.host, port: p.port, data: hello, idleMs: 2000 });
