@@ -91,7 +91,7 @@ const MAY_HAVE_ALIASES = /(?:^|[\s[{,:-])[&*][^\s,\]}]/m;
 /** Document separators: a line starting with "---" followed by nothing, a space or a comment. */
 const DOC_START = /^---(?:[ \t].*)?$/;
 
-function parseJson(file: string, text: string, problems: LoadProblem[]): SourcedObject[] | undefined {
+export function parseJson(file: string, text: string, problems: LoadProblem[]): SourcedObject[] | undefined {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -103,7 +103,7 @@ function parseJson(file: string, text: string, problems: LoadProblem[]): Sourced
   return out;
 }
 
-function parseFast(file: string, text: string, problems: LoadProblem[]): SourcedObject[] | undefined {
+export function parseFast(file: string, text: string, problems: LoadProblem[]): SourcedObject[] | undefined {
   const lines = text.split('\n');
   const docs: { line: number; text: string }[] = [];
   let start = 0;

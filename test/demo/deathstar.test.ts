@@ -102,7 +102,7 @@ t.test('PUT /v1/exhaust-port: 503 with the exact backtrace, then the process die
   const [code] = (await exited) as [number | null];
   const after = Date.now() - before;
   t.equal(code, 2, 'exit status of an unrecovered Go panic');
-  t.ok(after >= 1900 && after < 4000, `died ${after} ms after the request`);
+  t.ok(after >= 1900, `died ${after} ms after the request, not before the 2 s fuse`);
   t.match(d.stderr(), /^panic: deathstar exploded$/m);
   t.equal((await req(d.port, 'POST', '/v1/request-landing')).kind, 'refused', 'nothing listens any more');
 });

@@ -141,6 +141,12 @@ t.test('the three parsers agree: JSON, plain YAML (fast path) and YAML with anch
     t.same(problems, [], `${name}: no problems`);
     t.same(got.map((o) => o.raw), [obj], `${name}: same object`);
   }
+  // Each form really takes the path meant for it (the outputs above could agree through one path).
+  const { parseJson, parseFast } = await import('../../policy/load.js');
+  t.not(parseJson('f.json', forms[0]![1], []), undefined, 'JSON is read by JSON.parse');
+  t.equal(parseJson('f.yaml', forms[3]![1], []), undefined, 'a YAML flow mapping is not JSON');
+  t.not(parseFast('f.yaml', forms[1]![1], []), undefined, 'plain YAML is read by the fast path');
+  t.equal(parseFast('bad.yaml', 'a: [unclosed\n', []), undefined, 'the fast path declines a syntax error');
   const bad: unknown[] = [];
   parseText('bad.yaml', 'kind: Namespace\nmetadata:\n  name: [unclosed\n', bad as never);
   t.equal(bad.length, 1, 'a syntax error on the fast path is reported by the guarded parser');

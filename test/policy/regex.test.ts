@@ -34,9 +34,8 @@ t.test('RE2 rejects backtracking-only syntax', async (t) => {
   for (const p of ['(a)\\1', '(?=a)', '(?<=a)b', '[unclosed']) t.throws(() => compileFullMatch(p), { name: 'RegexSyntaxError' }, p);
 });
 
-t.test('catastrophic pattern stays linear', async (t) => {
+// A backtracking engine would not finish this within the subtest's timeout (2^5000 paths).
+t.test('catastrophic pattern stays linear', { timeout: 30_000 }, async (t) => {
   const m = compileFullMatch('(a+)+$');
-  const start = Date.now();
   t.equal(m.test('a'.repeat(5000) + 'b'), false);
-  t.ok(Date.now() - start < 2000, 'no exponential backtracking');
 });

@@ -58,6 +58,7 @@ t.test('metrics and flows after known traffic', async (t) => {
   }
   const dropped = await rawExchange({ from: ips.xwing, to: s.host, port: s.port, data: req('POST', '/v1/request-landing') });
   t.equal(dropped.bytes.length, 0, 'xwing dropped');
+  t.equal(dropped.closed, true, 'xwing connection closed');
 
   await t.test('/metrics: Hubble, Cilium and l7guard names with the counted values', async (t) => {
     const m = await fetchText(s.admin, '/metrics');

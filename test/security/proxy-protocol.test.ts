@@ -5,8 +5,11 @@ import t from 'tap';
 import { guarded, request, responses, settle } from './harness.js';
 
 t.test('--proxy-protocol-from', async (t) => {
-  const g = await guarded(t, { port: 18113, args: ['--proxy-protocol-from', '127.0.0.300/8'] }).catch(() => undefined);
-  t.equal(g, undefined, 'a malformed CIDR is a startup error');
+  const err = await guarded(t, { port: 18113, args: ['--proxy-protocol-from', '127.0.0.300/8'] }).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  t.match(err?.message, /proxy-protocol-from/, 'a malformed CIDR is a startup error naming the flag');
   // The harness picks this file's addresses at random, so trust all of loopback; the "load
   // balancer" is .50 of the block, with tiefighter (allowed) and xwing (dropped) behind it.
   const h = await guarded(t, { port: 18114, args: ['--proxy-protocol-from', '127.0.0.0/8'] });
@@ -28,8 +31,10 @@ t.test('--proxy-protocol-from', async (t) => {
   t.equal(responses(b.text)[0]?.status, 200, 'v2 naming tiefighter: allowed');
   const c = await h.send(v1(h.ips.xwing) + body, { from: lb });
   t.equal(c.bytes.length, 0, 'v1 naming xwing: dropped like xwing');
+  t.equal(c.closed, true, 'and the connection closed');
   const d = await h.send(Buffer.concat([v2(h.ips.xwing), Buffer.from(body)]), { from: lb });
   t.equal(d.bytes.length, 0, 'v2 naming xwing: dropped');
+  t.equal(d.closed, true, 'and the connection closed');
   await settle();
   t.equal(h.journal.length, 2);
   t.equal(h.journal[0]?.headers['x-forwarded-for'], h.ips.tiefighter, 'the announced address is the client address');

@@ -10,11 +10,10 @@ import {
 
 const IMF = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
-t.test('imfDate is an IMF-fixdate for the current second, cached', async (t) => {
+t.test('imfDate is an IMF-fixdate for the current second', async (t) => {
   const d = imfDate();
   t.match(d, IMF);
   t.ok(Math.abs(Date.parse(d) - Date.now()) < 2000);
-  t.equal(imfDate(), imfDate());
 });
 
 t.test('denial bytes are exactly cilium-envoy shaped', async (t) => {
