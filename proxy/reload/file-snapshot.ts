@@ -22,6 +22,14 @@ export interface FileSnapshot {
 
 export const EMPTY_SNAPSHOT: FileSnapshot = Object.freeze({ files: [], objects: [], problems: [], signature: '' });
 
+/**
+ * Parsed objects per file, keyed by content hash: a reload re-parses only the files that changed, so
+ * editing one small policy next to a large cluster-state file costs that policy's parse, not both.
+ * Parsed objects are never mutated downstream, so sharing them between snapshots is safe. Entries
+ * for files that are gone are dropped at the next read.
+ */
+const parsed = new Map<string, { sha256: string; objects: readonly SourcedObject[]; problems: readonly LoadProblem[] }>();
+
 export async function readSnapshot(paths: readonly string[]): Promise<FileSnapshot> {
   const problems: LoadProblem[] = [];
   const files: SourceFile[] = [];
@@ -36,9 +44,19 @@ export async function readSnapshot(paths: readonly string[]): Promise<FileSnapsh
       problems.push({ code: ProblemCodes.L7G_ERR_POLICY_READ, file, object: undefined, field: undefined, line: undefined, message: `cannot read: ${(e as Error).message}` });
       continue;
     }
-    files.push({ file, sha256: createHash('sha256').update(bytes).digest('hex') });
-    objects.push(...parseText(file, bytes.toString('utf8'), problems));
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    files.push({ file, sha256 });
+    let entry = parsed.get(file);
+    if (entry === undefined || entry.sha256 !== sha256) {
+      const fileProblems: LoadProblem[] = [];
+      entry = { sha256, objects: parseText(file, bytes.toString('utf8'), fileProblems), problems: fileProblems };
+      parsed.set(file, entry);
+    }
+    objects.push(...entry.objects);
+    problems.push(...entry.problems);
   }
+  const present = new Set(files.map((f) => f.file));
+  for (const f of parsed.keys()) if (!present.has(f)) parsed.delete(f);
   const signature = JSON.stringify([files, problems.map((p) => `${p.file}:${p.message}`)]);
   return { files, objects, problems, signature };
 }
