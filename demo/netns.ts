@@ -6,10 +6,9 @@
  * address or port of the host is touched.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { which } from './netns-topology.js';
 
 /** Set in the re-executed demo, so it does not try again. */
 export const IN_NETNS_ENV = 'L7GUARD_DEMO_IN_NETNS';
@@ -18,21 +17,6 @@ export type NetPlan =
   | { readonly kind: 'direct'; readonly why: string }
   | { readonly kind: 'unshare'; readonly unshare: string; readonly ip: string }
   | { readonly kind: 'impossible'; readonly reason: string };
-
-function which(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-  for (const d of dirs) {
-    if (d === '') continue;
-    const p = join(d, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /** Can this process bind `ip:port` right now? */
 export function canBind(ip: string, port: number): Promise<boolean> {
