@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loopbackBlock } from '../helpers/net.js';
 import { serve } from '../helpers/serve.js';
-import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
+import { starWarsCluster, clusterDir, deathstarPolicy } from '../helpers/cluster.js';
 
 const DEATHSTAR_MAIN = fileURLToPath(new URL('../../demo/deathstar-main.js', import.meta.url));
 const HOST = 'deathstar.default.svc.cluster.local';
@@ -25,29 +25,7 @@ const KILL_AFTER = 600; // completed requests before the kill
 const ip = loopbackBlock();
 const ips = { tiefighter: ip(11), xwing: ip(12), deathstar: [ip(21), ip(22)] as const, clusterIP: ip(10) };
 
-const policy = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: rule1
-  namespace: default
-spec:
-  endpointSelector:
-    matchLabels:
-      org: empire
-      class: deathstar
-  ingress:
-  - fromEndpoints:
-    - matchLabels:
-        org: empire
-    toPorts:
-    - ports:
-      - port: "${PORT}"
-        protocol: TCP
-      rules:
-        http:
-        - method: POST
-          path: /v1/request-landing(\\?id=[0-9]+)?
-`;
+const policy = deathstarPolicy(PORT, [{ method: 'POST', path: '/v1/request-landing(\\?id=[0-9]+)?' }]);
 
 interface Hit { method: string; path: string }
 interface Replica { proc: ChildProcess; hits: Hit[]; exited: Promise<unknown> }

@@ -67,6 +67,36 @@ export function clusterDir(clusterYaml: string, extra: Record<string, string> = 
   return dir;
 }
 
+/** YAML single-quoted scalar: no escapes, so RE2 patterns with backslashes go through unchanged. */
+const sq = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/**
+ * A CNP for the Star Wars deathstar on `port`: empire ships allowed at L3/L4, restricted to `http`
+ * rules when given (none: L7 wildcard, everything allowed).
+ */
+export function deathstarPolicy(port: number, http?: readonly { method: string; path: string }[], name = 'rule1'): string {
+  const rules = http === undefined ? '' : `
+      rules:
+        http:
+${http.map((r) => `        - method: ${sq(r.method)}\n          path: ${sq(r.path)}`).join('\n')}`;
+  return `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: ${name}
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels: {org: empire, class: deathstar}
+  ingress:
+  - fromEndpoints:
+    - matchLabels: {org: empire}
+    toPorts:
+    - ports:
+      - port: "${port}"
+        protocol: TCP${rules}
+`;
+}
+
 export function fixture(name: string): string {
   return join(repoRoot, 'test', 'fixtures', 'manifests', name);
 }

@@ -5,40 +5,22 @@ import type { Test } from 'tap';
 import { loopbackBlock, rawExchange, type RawResult } from '../helpers/net.js';
 import { recordingBackend, type Recorded, type RecordingBackend } from '../helpers/backend.js';
 import { serve, type Served } from '../helpers/serve.js';
-import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
+import { starWarsCluster, clusterDir, deathstarPolicy } from '../helpers/cluster.js';
 import type http from 'node:http';
 
 export const HOST = 'deathstar.default.svc.cluster.local';
 
 /** The empire may land, read /public and open /ws; everything else is an L7 deny; the alliance is dropped at L3. */
 export function l7Policy(port: number): string {
-  return `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: deathstar-l7
-  namespace: default
-spec:
-  endpointSelector:
-    matchLabels:
-      org: empire
-      class: deathstar
-  ingress:
-  - fromEndpoints:
-    - matchLabels:
-        org: empire
-    toPorts:
-    - ports:
-      - port: "${port}"
-        protocol: TCP
-      rules:
-        http:
-        - method: POST
-          path: /v1/request-landing
-        - method: GET
-          path: /public(/.*)?
-        - method: GET
-          path: /ws
-`;
+  return deathstarPolicy(
+    port,
+    [
+      { method: 'POST', path: '/v1/request-landing' },
+      { method: 'GET', path: '/public(/.*)?' },
+      { method: 'GET', path: '/ws' },
+    ],
+    'deathstar-l7',
+  );
 }
 
 export interface Guarded {

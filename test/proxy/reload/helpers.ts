@@ -2,32 +2,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRequest, type AdminAnswer } from '../../../proxy/reload/admin-client.js';
 
-/**
- * A CNP for the Star Wars deathstar on `port`: empire ships allowed at L3/L4, restricted to `http`
- * rules when given (none: L7 wildcard, everything allowed).
- */
-export function deathstarPolicy(port: number, http?: readonly { method: string; path: string }[], name = 'rule1'): string {
-  const rules = http === undefined ? '' : `
-      rules:
-        http:
-${http.map((r) => `        - method: "${r.method}"\n          path: "${r.path}"`).join('\n')}`;
-  return `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: ${name}
-  namespace: default
-spec:
-  endpointSelector:
-    matchLabels: {org: empire, class: deathstar}
-  ingress:
-  - fromEndpoints:
-    - matchLabels: {org: empire}
-    toPorts:
-    - ports:
-      - port: "${port}"
-        protocol: TCP${rules}
-`;
-}
+export { deathstarPolicy } from '../../helpers/cluster.js';
 
 /** What an editor does: write a temp file next to it, then rename over the original. */
 export function atomicWrite(path: string, text: string): void {
