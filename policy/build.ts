@@ -7,7 +7,7 @@ import { compileRules } from './compile.js';
 import { type LoadProblem, PolicyLoadError } from './errors.js';
 import {
   allocate, CLUSTER_ID_MAX, CLUSTER_ID_MIN, cidrLabels, ENDPOINT_ID_MAX, ENDPOINT_ID_MIN, type IdentityEntry, LOCAL_ID_MAX,
-  LOCAL_ID_MIN, labelKey, makeIdentity, previousEndpointIds, previousIdentityNumbers, reservedIdentities,
+  LOCAL_ID_MIN, keepIdentity, labelKey, previousEndpointIds, previousIdentities, reservedIdentities,
 } from './identity.js';
 import { readCluster } from './kube.js';
 import { podIdentityLabels } from './labels.js';
@@ -121,13 +121,14 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
       namespaceLabels: cluster.namespaces.get(p.namespace) ?? {},
     }),
   );
-  const prevIds = previousIdentityNumbers(opts.previous);
-  const clusterNums = allocate(podLabels.map(labelKey), prevIds, CLUSTER_ID_MIN, CLUSTER_ID_MAX);
+  const prevIds = previousIdentities(opts.previous);
+  const podKeys = podLabels.map(labelKey);
+  const clusterNums = allocate(podKeys, prevIds, CLUSTER_ID_MIN, CLUSTER_ID_MAX);
   const byKey = new Map<string, IdentityEntry>();
-  podLabels.forEach((labels) => {
-    const k = labelKey(labels);
+  podLabels.forEach((labels, i) => {
+    const k = podKeys[i] as string;
     if (!byKey.has(k)) {
-      const id = makeIdentity(clusterNums.get(k) as number, labels);
+      const id = keepIdentity(prevIds.get(k), clusterNums.get(k) as number, labels);
       byKey.set(k, id);
       identities.set(id.id, id);
     }
@@ -138,7 +139,10 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
   const prefixes = policyPrefixes(rules);
   const cidrNums = allocate(prefixes.map((p) => labelKey(cidrLabels(p))), prevIds, LOCAL_ID_MIN, LOCAL_ID_MAX);
   const cidrIdentities = prefixes
-    .map((p) => makeIdentity(cidrNums.get(labelKey(cidrLabels(p))) as number, cidrLabels(p), p))
+    .map((p) => {
+      const k = labelKey(cidrLabels(p));
+      return keepIdentity(prevIds.get(k), cidrNums.get(k) as number, cidrLabels(p), p);
+    })
     .sort((a, b) => (b.cidr?.bits ?? 0) - (a.cidr?.bits ?? 0));
   for (const c of cidrIdentities) identities.set(c.id, c);
 
@@ -149,7 +153,7 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
       namespace: p.namespace,
       name: p.name,
       ips: Object.freeze([...p.ips]),
-      identity: byKey.get(labelKey(podLabels[i] as string[])) as IdentityEntry,
+      identity: byKey.get(podKeys[i] as string) as IdentityEntry,
       podLabels: Object.freeze({ ...p.labels }),
       workload: Object.freeze({ ...p.workload }),
       namedPorts: p.namedPorts,

@@ -42,6 +42,8 @@ export interface Contribution {
   readonly tls?: PortTls | undefined;
 }
 
+const NO_CONTRIBUTIONS: Contribution[] = [];
+
 /** Which object a RuleSpec came from, parallel to the rules given to compileRules. */
 export interface RuleOrigin {
   readonly kind: RuleRef['kind'];
@@ -98,10 +100,11 @@ export function compileRules(
         const l7 = tp.http?.map((h) => compileCrdHttpRule(h, secrets));
         // A `{}` rule allows all HTTP: same as no L7 rules (§2.6).
         const tls = tlsOf?.(tp);
-        out.push({ id: next++, peers: pr.peers, ranges: tp.ports, l7: l7 && !l7.some((r) => r.wildcard) ? l7 : undefined, origin, ...(tls && { tls }) });
+        out.push({ id: next++, peers: pr.peers, ranges: tp.ports, l7: l7 && !l7.some((r) => r.wildcard) ? l7 : undefined, origin, tls });
       }
     }
-    return out;
+    // Kept for the state's lifetime: no spare push() capacity.
+    return out.length === 0 ? NO_CONTRIBUTIONS : out.slice();
   };
   return rules.map((spec, i) => ({
     spec,

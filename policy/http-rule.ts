@@ -86,12 +86,13 @@ export interface CompiledHttpRule {
 /** Compiles once; throws RegexSyntaxError for patterns RE2 rejects. */
 export function compileHttpRule(spec: HttpRuleSpec): CompiledHttpRule {
   const opt = (p: string | StringMatcher | undefined) => (p === undefined || p === '' ? undefined : typeof p === 'string' ? compileFullMatch(p) : p);
-  const plain: CompiledHeaderMatch[] = [];
-  const actions: CompiledHeaderMatch[] = [];
-  for (const h of spec.headerMatches ?? []) {
+  // Most rules have no header matches: share one empty list rather than keep two per rule.
+  let plain: readonly CompiledHeaderMatch[] = EMPTY;
+  let actions: readonly CompiledHeaderMatch[] = EMPTY;
+  for (const h of spec.headerMatches ?? EMPTY) {
     const c = { ...h, lower: h.name.toLowerCase() };
-    if (h.matchAction === 'CONTINUE' && h.mismatchAction === 'FAIL') plain.push(c);
-    else actions.push(c);
+    if (h.matchAction === 'CONTINUE' && h.mismatchAction === 'FAIL') plain = [...plain, c];
+    else actions = [...actions, c];
   }
   const method = opt(spec.method);
   const path = opt(spec.path);

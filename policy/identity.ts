@@ -57,14 +57,15 @@ export function fnv1a(s: string): number {
  * key's hash slot, probing upward on collision. Keys are processed sorted, so the result depends only
  * on the key set and `previous`.
  */
-export function allocate(keys: Iterable<string>, previous: ReadonlyMap<string, number>, min: number, max: number): Map<string, number> {
+export function allocate(keys: Iterable<string>, previous: ReadonlyMap<string, number | Identity>, min: number, max: number): Map<string, number> {
   const sorted = [...new Set(keys)].sort();
   const size = max - min + 1;
   if (sorted.length > size) throw new RangeError(`cannot allocate ${sorted.length} ids in [${min}, ${max}]`);
   const out = new Map<string, number>();
   const used = new Set<number>();
   for (const k of sorted) {
-    const p = previous.get(k);
+    const v = previous.get(k);
+    const p = typeof v === 'number' ? v : v?.id;
     if (p !== undefined && p >= min && p <= max && !used.has(p)) {
       out.set(k, p);
       used.add(p);
@@ -82,11 +83,21 @@ export function allocate(keys: Iterable<string>, previous: ReadonlyMap<string, n
 
 export const labelKey = (labels: readonly string[]) => labels.join(',');
 
-/** label string -> id of the previous state's identities (cluster and CIDR scope). */
-export function previousIdentityNumbers(prev: PolicyState | undefined): Map<string, number> {
-  const m = new Map<string, number>();
-  if (prev) for (const id of prev.identities.values()) if (id.id >= CLUSTER_ID_MIN) m.set(labelKey(id.labels), id.id);
+/** label string -> the previous state's identities (cluster and CIDR scope): their numbers are kept. */
+export function previousIdentities(prev: PolicyState | undefined): Map<string, Identity> {
+  const m = new Map<string, Identity>();
+  if (prev) for (const id of prev.identities.values()) if (id.id >= CLUSTER_ID_MIN) m.set(labelKey(id.labels), id);
   return m;
+}
+
+/**
+ * The previous build's entry when it has the same number (labels are the key), else a new one.
+ * Sharing it spares a reload rebuilding a LabelSet per identity; a worker's numbering seed
+ * (proxy/cluster/messages.ts) carries bare identities without one, and gets new entries.
+ */
+export function keepIdentity(previous: Identity | undefined, id: number, labels: readonly string[], cidr?: Prefix): IdentityEntry {
+  if (previous !== undefined && previous.id === id && 'labelSet' in previous) return previous as IdentityEntry;
+  return makeIdentity(id, labels, cidr);
 }
 
 export function previousEndpointIds(prev: PolicyState | undefined): Map<string, number> {

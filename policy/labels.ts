@@ -100,8 +100,25 @@ const FILTER: readonly { ignore: boolean; source: string | undefined; re: RegExp
   { ignore: true, source: undefined, re: /^etcd_node/ },
 ];
 
+/**
+ * Verdicts of the filter for `k8s` keys: a cluster uses few distinct label keys, and every pod's
+ * labels are filtered on each reload. Bounded; cleared when full.
+ */
+const relevantK8sKeys = new Map<string, boolean>();
+
 /** True when Cilium's default filter keeps this label for identity purposes. */
 export function isIdentityRelevant(source: string, key: string): boolean {
+  if (source !== 'k8s') return filterKeeps(source, key);
+  let v = relevantK8sKeys.get(key);
+  if (v === undefined) {
+    v = filterKeeps(source, key);
+    if (relevantK8sKeys.size >= 4096) relevantK8sKeys.clear();
+    relevantK8sKeys.set(key, v);
+  }
+  return v;
+}
+
+function filterKeeps(source: string, key: string): boolean {
   let included = 0;
   let ignored = 0;
   for (const p of FILTER) {
@@ -128,9 +145,9 @@ export interface PodLabelInput {
 /** The sorted security-relevant label strings of a pod, as `cilium identity get` shows them. */
 export function podIdentityLabels(p: PodLabelInput): string[] {
   const m = new Map<string, string>();
-  for (const [k, v] of Object.entries(p.podLabels)) m.set(k, v);
-  const nsLabels: Record<string, string> = { ...p.namespaceLabels, [NAMESPACE_NAME_LABEL]: p.namespace };
-  for (const [k, v] of Object.entries(nsLabels)) m.set(NAMESPACE_LABELS_PREFIX + k, v);
+  for (const k in p.podLabels) m.set(k, p.podLabels[k] as string);
+  for (const k in p.namespaceLabels) if (k !== NAMESPACE_NAME_LABEL) m.set(NAMESPACE_LABELS_PREFIX + k, p.namespaceLabels[k] as string);
+  m.set(NAMESPACE_LABELS_PREFIX + NAMESPACE_NAME_LABEL, p.namespace);
   // Labels Cilium derives itself win over same-named pod labels.
   m.set(POD_NAMESPACE_LABEL, p.namespace);
   m.set(SERVICE_ACCOUNT_LABEL, p.serviceAccount);

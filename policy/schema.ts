@@ -119,9 +119,18 @@ const UNSUPPORTED: Record<string, string> = {
   cidrGroupSelector: 'CiliumCIDRGroup selectors are not supported by l7guard',
 };
 
+/** Returned for absent lists: validation reads many optional lists, and most are absent. */
+const NONE: readonly unknown[] = Object.freeze([]);
+
+/**
+ * Problems and warnings of one object. Field paths of leaves are passed as (parent, key) and joined
+ * only when there is something to report: a valid 10,000-rule policy must not pay for ~100,000 path
+ * strings nobody reads (issue #4's reload budget).
+ */
 class Ctx {
   readonly problems: LoadProblem[] = [];
   readonly warnings: string[] = [];
+  readonly warnFn = (m: string): void => this.warn(m);
   constructor(
     readonly file: string,
     readonly object: string,
@@ -130,124 +139,157 @@ class Ctx {
   err(code: ProblemCode, field: string, message: string): void {
     this.problems.push({ code, file: this.file, object: this.object, field, line: this.line, message });
   }
+  /** err() at `field.key` (`field` alone when key is undefined). */
+  errAt(code: ProblemCode, field: string, key: string | undefined, message: string): void {
+    this.err(code, key === undefined ? field : `${field}.${key}`, message);
+  }
   warn(m: string): void {
     this.warnings.push(`${this.file} ${this.object}: ${m}`);
   }
-  /** Checks `o` is an object whose keys are all allowed; reports unknown and unsupported keys. */
-  fields(v: unknown, field: string, allowed: readonly string[]): Obj | undefined {
+  /** Checks `v` is an object whose keys are all allowed; reports unknown and unsupported keys. */
+  fields(v: unknown, field: string, allowed: ReadonlySet<string>): Obj | undefined {
     if (!isObj(v)) {
       this.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, `must be an object`);
       return undefined;
     }
-    for (const k of Object.keys(v)) {
-      if (allowed.includes(k)) continue;
+    for (const k in v) {
+      if (allowed.has(k)) continue;
       const u = UNSUPPORTED[k];
       if (u !== undefined) this.err(ProblemCodes.L7G_ERR_POLICY_UNSUPPORTED, `${field}.${k}`, `unsupported: ${u}`);
       else this.err(ProblemCodes.L7G_ERR_POLICY_UNKNOWN_FIELD, `${field}.${k}`, `unknown field "${k}"`);
     }
     return v;
   }
-  list(v: unknown, field: string): unknown[] {
-    if (v === undefined || v === null) return [];
+  list(v: unknown, field: string, key?: string): readonly unknown[] {
+    if (v === undefined || v === null) return NONE;
     if (!Array.isArray(v)) {
-      this.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'must be a list');
-      return [];
+      this.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, key, 'must be a list');
+      return NONE;
     }
     return v;
   }
-  str(v: unknown, field: string): string | undefined {
+  str(v: unknown, field: string, key?: string): string | undefined {
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'string') {
-      this.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'must be a string');
+      this.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, key, 'must be a string');
       return undefined;
     }
     return v;
   }
-  bool(v: unknown, field: string): boolean | undefined {
+  bool(v: unknown, field: string, key?: string): boolean | undefined {
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'boolean') {
-      this.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'must be a boolean');
+      this.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, key, 'must be a boolean');
       return undefined;
     }
     return v;
   }
-  regex(v: unknown, field: string): StringMatcher | undefined {
-    const s = this.str(v, field);
+  regex(v: unknown, field: string, key: string): StringMatcher | undefined {
+    const s = this.str(v, field, key);
     if (s === undefined || s === '') return undefined;
     try {
       return compileFullMatch(s);
     } catch (e) {
-      this.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, e instanceof RegexSyntaxError ? e.message : String(e));
+      this.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, key, e instanceof RegexSyntaxError ? e.message : String(e));
       return undefined;
     }
   }
 }
 
+const keys = (...k: string[]): ReadonlySet<string> => new Set(k);
+const SELECTOR_FIELDS = keys('matchLabels', 'matchExpressions');
+const EXPRESSION_FIELDS = keys('key', 'operator', 'values');
+const PORT_FIELDS = keys('port', 'endPort', 'protocol');
+const HTTP_FIELDS = keys('method', 'path', 'host', 'headers', 'headerMatches');
+const HEADER_MATCH_FIELDS = keys('name', 'value', 'secret', 'mismatch');
+const SECRET_FIELDS = keys('namespace', 'name');
+const PORT_RULE_FIELDS = keys('ports', 'rules', 'terminatingTLS', 'originatingTLS', 'serverNames');
+const L7_RULES_FIELDS = keys('http');
+const TLS_CONTEXT_FIELDS = keys('secret', 'certificate', 'privateKey', 'trustedCA');
+const CILIUM_RULE_FIELDS = keys('endpointSelector', 'ingress', 'ingressDeny', 'egress', 'egressDeny', 'enableDefaultDeny', 'labels', 'description');
+const DEFAULT_DENY_FIELDS = keys('ingress', 'egress');
+const CNP_PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP', 'ANY'];
+const NP_PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
+const MISMATCHES: readonly string[] = ['', 'LOG', 'ADD', 'DELETE', 'REPLACE'];
+const EMPTY_SELECTOR: LabelSelectorSpec = Object.freeze({});
+
+/**
+ * A list built by push() keeps V8's growth capacity (17 slots for the first element); these lists
+ * live as long as the policy, so keep exactly what they hold.
+ */
+const fit = <T>(a: T[]): T[] => (a.length === 0 ? (NONE as T[]) : a.slice());
+
 function labelSelector(c: Ctx, v: unknown, field: string): LabelSelectorSpec | undefined {
-  if (v === undefined || v === null) return {};
-  const o = c.fields(v, field, ['matchLabels', 'matchExpressions']);
+  if (v === undefined || v === null) return EMPTY_SELECTOR;
+  const o = c.fields(v, field, SELECTOR_FIELDS);
   if (!o) return undefined;
-  const matchLabels: Record<string, string> = {};
-  if (o.matchLabels !== undefined && o.matchLabels !== null) {
-    if (!isObj(o.matchLabels)) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.matchLabels`, 'must be a map of strings');
-    else
-      for (const [k, val] of Object.entries(o.matchLabels)) {
-        if (typeof val !== 'string') c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.matchLabels.${k}`, 'label values must be strings');
-        else matchLabels[k] = val;
+  let matchLabels: Readonly<Record<string, string>> | undefined;
+  const ml = o.matchLabels;
+  if (ml !== undefined && ml !== null) {
+    if (!isObj(ml)) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'matchLabels', 'must be a map of strings');
+    else {
+      // Used as parsed: a non-string value is reported, and a policy with problems is never used.
+      for (const k in ml) {
+        if (typeof ml[k] !== 'string') c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.matchLabels.${k}`, 'label values must be strings');
       }
+      matchLabels = ml as Record<string, string>;
+    }
   }
+  const exprs = c.list(o.matchExpressions, field, 'matchExpressions');
+  if (exprs.length === 0) return matchLabels === undefined ? EMPTY_SELECTOR : { matchLabels };
   const matchExpressions: { key: string; operator: Operator; values?: string[] }[] = [];
-  c.list(o.matchExpressions, `${field}.matchExpressions`).forEach((e, i) => {
+  for (let i = 0; i < exprs.length; i++) {
     const f = `${field}.matchExpressions[${i}]`;
-    const eo = c.fields(e, f, ['key', 'operator', 'values']);
-    if (!eo) return;
-    const key = c.str(eo.key, `${f}.key`);
-    const op = c.str(eo.operator, `${f}.operator`);
-    const values = c.list(eo.values, `${f}.values`);
-    if (!key) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.key`, 'key is required');
+    const eo = c.fields(exprs[i], f, EXPRESSION_FIELDS);
+    if (!eo) continue;
+    const key = c.str(eo.key, f, 'key');
+    const op = c.str(eo.operator, f, 'operator');
+    const values = c.list(eo.values, f, 'values');
+    if (!key) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'key', 'key is required');
     // The CRD enum is exactly In|NotIn|Exists|DoesNotExist; "in" is rejected by the kube-apiserver.
     if (!OPERATORS.includes(op as Operator)) {
-      c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.operator`, `invalid operator ${JSON.stringify(op)}: must be one of In, NotIn, Exists, DoesNotExist`);
-      return;
+      c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'operator', `invalid operator ${JSON.stringify(op)}: must be one of In, NotIn, Exists, DoesNotExist`);
+      continue;
     }
     const strs = values.filter((x): x is string => typeof x === 'string');
-    if (strs.length !== values.length) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.values`, 'values must be strings');
-    if ((op === 'In' || op === 'NotIn') && strs.length === 0) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.values`, `operator ${op} needs at least one value`);
-    if ((op === 'Exists' || op === 'DoesNotExist') && strs.length > 0) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.values`, `operator ${op} takes no values`);
+    if (strs.length !== values.length) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'values', 'values must be strings');
+    if ((op === 'In' || op === 'NotIn') && strs.length === 0) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'values', `operator ${op} needs at least one value`);
+    if ((op === 'Exists' || op === 'DoesNotExist') && strs.length > 0) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'values', `operator ${op} takes no values`);
     if (key) matchExpressions.push({ key, operator: op as Operator, values: strs });
-  });
-  return { matchLabels, matchExpressions };
+  }
+  return matchLabels === undefined ? { matchExpressions } : { matchLabels, matchExpressions };
 }
 
-function portNumber(c: Ctx, v: unknown, field: string): number | undefined {
+/** `field.key`: the port number; "" / 0 / absent = every port. */
+function portNumber(c: Ctx, v: unknown, field: string, key: string): number | undefined {
   if (v === undefined || v === null || v === '') return 0;
   const s = typeof v === 'number' ? String(v) : v;
   if (typeof s !== 'string') {
-    c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'port must be a string');
+    c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, key, 'port must be a string');
     return undefined;
   }
   if (!/^\d+$/.test(s)) {
     if (/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i.test(s))
-      c.err(ProblemCodes.L7G_ERR_POLICY_UNSUPPORTED, field, `unsupported: named port ${JSON.stringify(s)} in a policy; use the numeric port`);
-    else c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, `invalid port ${JSON.stringify(s)}`);
+      c.errAt(ProblemCodes.L7G_ERR_POLICY_UNSUPPORTED, field, key, `unsupported: named port ${JSON.stringify(s)} in a policy; use the numeric port`);
+    else c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, key, `invalid port ${JSON.stringify(s)}`);
     return undefined;
   }
   const n = Number(s);
   if (n > 65535) {
-    c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, `port ${n} out of range 0-65535`);
+    c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, key, `port ${n} out of range 0-65535`);
     return undefined;
   }
   return n;
 }
 
 function portRange(c: Ctx, v: unknown, field: string, protocols: readonly Protocol[], defaultProtocol: Protocol): PortRange | undefined {
-  const o = c.fields(v, field, ['port', 'endPort', 'protocol']);
+  const o = c.fields(v, field, PORT_FIELDS);
   if (!o) return undefined;
-  const port = portNumber(c, o.port, `${field}.port`);
+  const port = portNumber(c, o.port, field, 'port');
   let protocol: Protocol = defaultProtocol;
   if (o.protocol !== undefined && o.protocol !== null) {
     if (typeof o.protocol !== 'string' || !protocols.includes(o.protocol as Protocol)) {
-      c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.protocol`, `invalid protocol ${JSON.stringify(o.protocol)}: must be one of ${protocols.join(', ')}`);
+      c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'protocol', `invalid protocol ${JSON.stringify(o.protocol)}: must be one of ${protocols.join(', ')}`);
       return undefined;
     }
     protocol = o.protocol as Protocol;
@@ -256,11 +298,11 @@ function portRange(c: Ctx, v: unknown, field: string, protocols: readonly Protoc
   let hi = port;
   if (o.endPort !== undefined && o.endPort !== null) {
     if (typeof o.endPort !== 'number' || !Number.isInteger(o.endPort) || o.endPort < 0 || o.endPort > 65535) {
-      c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.endPort`, `invalid endPort ${JSON.stringify(o.endPort)}`);
+      c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'endPort', `invalid endPort ${JSON.stringify(o.endPort)}`);
       return undefined;
     }
     if (port !== 0 && o.endPort < port) {
-      c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.endPort`, `endPort ${o.endPort} is lower than port ${port}`);
+      c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'endPort', `endPort ${o.endPort} is lower than port ${port}`);
       return undefined;
     }
     hi = o.endPort;
@@ -269,91 +311,119 @@ function portRange(c: Ctx, v: unknown, field: string, protocols: readonly Protoc
   return port === 0 ? { lo: 0, hi: 65535, protocol } : { lo: port, hi, protocol };
 }
 
+const NO_HEADERS: readonly { readonly name: string; readonly value: string }[] = Object.freeze([]);
+const NO_HEADER_MATCHES: readonly CrdHeaderMatch[] = Object.freeze([]);
+
 function httpRule(c: Ctx, v: unknown, field: string, policyNs: string | undefined): CrdHttpRule | undefined {
-  const o = c.fields(v, field, ['method', 'path', 'host', 'headers', 'headerMatches']);
+  const o = c.fields(v, field, HTTP_FIELDS);
   if (!o) return undefined;
-  const method = c.regex(o.method, `${field}.method`);
-  const path = c.regex(o.path, `${field}.path`);
-  const host = c.regex(o.host, `${field}.host`);
-  const headers: { name: string; value: string }[] = [];
-  c.list(o.headers, `${field}.headers`).forEach((h, i) => {
-    const s = c.str(h, `${field}.headers[${i}]`);
-    if (s === undefined) return;
-    // Split at the first space; trailing ':' removed from the name (§2.6, xds_server.go getHTTPRule).
-    const sp = s.indexOf(' ');
-    const name = (sp < 0 ? s : s.slice(0, sp)).replace(/:+$/, '');
-    if (name === '') c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.headers[${i}]`, 'empty header name');
-    else headers.push({ name, value: sp < 0 ? '' : s.slice(sp + 1) });
-  });
-  const headerMatches: CrdHeaderMatch[] = [];
-  c.list(o.headerMatches, `${field}.headerMatches`).forEach((h, i) => {
-    const f = `${field}.headerMatches[${i}]`;
-    const ho = c.fields(h, f, ['name', 'value', 'secret', 'mismatch']);
-    if (!ho) return;
-    const name = c.str(ho.name, `${f}.name`);
-    if (!name) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.name`, 'name is required');
-    const value = c.str(ho.value, `${f}.value`);
-    const mismatch = (c.str(ho.mismatch, `${f}.mismatch`) ?? '') as Mismatch;
-    if (!['', 'LOG', 'ADD', 'DELETE', 'REPLACE'].includes(mismatch))
-      c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.mismatch`, `invalid mismatch action ${JSON.stringify(mismatch)}: must be one of LOG, ADD, DELETE, REPLACE`);
-    let secret: CrdHeaderMatch['secret'];
-    if (ho.secret !== undefined && ho.secret !== null) {
-      const so = c.fields(ho.secret, `${f}.secret`, ['namespace', 'name']);
-      const sname = so ? c.str(so.name, `${f}.secret.name`) : undefined;
-      const sns = so ? c.str(so.namespace, `${f}.secret.namespace`) : undefined;
-      if (so && !sname) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.secret.name`, 'name is required');
-      // GetSecretString defaults the namespace to the policy's (cilium/cilium pkg/crypto/certificatemanager).
-      if (sname) secret = { namespace: sns || (policyNs ?? 'default'), name: sname };
+  const method = c.regex(o.method, field, 'method');
+  const path = c.regex(o.path, field, 'path');
+  const host = c.regex(o.host, field, 'host');
+  let headers = NO_HEADERS;
+  const hl = c.list(o.headers, field, 'headers');
+  if (hl.length > 0) {
+    const out: { name: string; value: string }[] = [];
+    for (let i = 0; i < hl.length; i++) {
+      const s = c.str(hl[i], `${field}.headers[${i}]`);
+      if (s === undefined) continue;
+      // Split at the first space; trailing ':' removed from the name (§2.6, xds_server.go getHTTPRule).
+      const sp = s.indexOf(' ');
+      const name = (sp < 0 ? s : s.slice(0, sp)).replace(/:+$/, '');
+      if (name === '') c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.headers[${i}]`, 'empty header name');
+      else out.push({ name, value: sp < 0 ? '' : s.slice(sp + 1) });
     }
-    if (name) headerMatches.push({ name, value, secret, mismatch });
-  });
+    headers = out;
+  }
+  let headerMatches = NO_HEADER_MATCHES;
+  const hm = c.list(o.headerMatches, field, 'headerMatches');
+  if (hm.length > 0) {
+    const out: CrdHeaderMatch[] = [];
+    for (let i = 0; i < hm.length; i++) {
+      const m = headerMatch(c, hm[i], `${field}.headerMatches[${i}]`, policyNs);
+      if (m !== undefined) out.push(m);
+    }
+    headerMatches = out;
+  }
   return { method, path, host, headers, headerMatches };
+}
+
+function headerMatch(c: Ctx, h: unknown, f: string, policyNs: string | undefined): CrdHeaderMatch | undefined {
+  const ho = c.fields(h, f, HEADER_MATCH_FIELDS);
+  if (!ho) return undefined;
+  const name = c.str(ho.name, f, 'name');
+  if (!name) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'name', 'name is required');
+  const value = c.str(ho.value, f, 'value');
+  const mismatch = (c.str(ho.mismatch, f, 'mismatch') ?? '') as Mismatch;
+  if (!MISMATCHES.includes(mismatch))
+    c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'mismatch', `invalid mismatch action ${JSON.stringify(mismatch)}: must be one of LOG, ADD, DELETE, REPLACE`);
+  let secret: CrdHeaderMatch['secret'];
+  if (ho.secret !== undefined && ho.secret !== null) {
+    const sf = `${f}.secret`;
+    const so = c.fields(ho.secret, sf, SECRET_FIELDS);
+    const sname = so ? c.str(so.name, sf, 'name') : undefined;
+    const sns = so ? c.str(so.namespace, sf, 'namespace') : undefined;
+    if (so && !sname) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, sf, 'name', 'name is required');
+    // GetSecretString defaults the namespace to the policy's (cilium/cilium pkg/crypto/certificatemanager).
+    if (sname) secret = { namespace: sns || (policyNs ?? 'default'), name: sname };
+  }
+  return name ? { name, value, secret, mismatch } : undefined;
 }
 
 function portRules(c: Ctx, v: unknown, field: string, deny: boolean, policyNs: string | undefined): PortRuleSpec[] | undefined {
   if (v === undefined || v === null) return undefined;
   const out: PortRuleSpec[] = [];
-  c.list(v, field).forEach((pr, i) => {
+  const list = c.list(v, field);
+  for (let i = 0; i < list.length; i++) {
     const f = `${field}[${i}]`;
-    const o = c.fields(pr, f, ['ports', 'rules', ...TLS_FIELDS]);
-    if (!o) return;
+    const o = c.fields(list[i], f, PORT_RULE_FIELDS);
+    if (!o) continue;
     if (deny && o.rules !== undefined) {
-      c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.rules`, 'L7 rules are not allowed in a deny section (PortDenyRule has ports only)');
+      c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'rules', 'L7 rules are not allowed in a deny section (PortDenyRule has ports only)');
     }
-    for (const k of TLS_FIELDS) {
-      if (deny && o[k] !== undefined) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.${k}`, `${k} is not allowed in a deny section (PortDenyRule has ports only)`);
+    if (deny) {
+      for (const k of TLS_FIELDS) {
+        if (o[k] !== undefined) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, k, `${k} is not allowed in a deny section (PortDenyRule has ports only)`);
+      }
     }
     const tls = deny ? undefined : portTls(c, o, f, policyNs);
     let ports: PortRange[] | undefined;
     if (o.ports !== undefined && o.ports !== null) {
-      ports = [];
-      c.list(o.ports, `${f}.ports`).forEach((p, j) => {
-        const r = portRange(c, p, `${f}.ports[${j}]`, ['TCP', 'UDP', 'SCTP', 'ANY'], 'ANY');
-        if (r) ports?.push(r);
-      });
-      if (ports.length === 0) ports = undefined;
+      const pl = c.list(o.ports, f, 'ports');
+      for (let j = 0; j < pl.length; j++) {
+        const r = portRange(c, pl[j], `${f}.ports[${j}]`, CNP_PROTOCOLS, 'ANY');
+        if (r) (ports ??= []).push(r);
+      }
+      if (ports !== undefined) ports = fit(ports);
     }
     let http: CrdHttpRule[] | undefined;
-    if (!deny && o.rules !== undefined && o.rules !== null) {
-      const ro = c.fields(o.rules, `${f}.rules`, ['http']);
-      if (ro) {
-        const other = ['kafka', 'dns', 'l7proto', 'l7'].filter((k) => ro[k] !== undefined);
-        if (ro.http !== undefined && other.length > 0)
-          c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.rules`, `HTTP rules cannot be mixed with ${other.join('/')} rules on one port`);
-        const list = c.list(ro.http, `${f}.rules.http`);
-        const rules = list.map((h, k) => httpRule(c, h, `${f}.rules.http[${k}]`, policyNs)).filter((x): x is CrdHttpRule => !!x);
-        if (rules.length > 0) {
-          http = rules;
-          for (const p of ports ?? []) {
-            if (p.protocol === 'UDP' || p.protocol === 'SCTP')
-              c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${f}.ports`, `HTTP rules can only apply to TCP ports, not ${p.protocol}`);
-          }
-        }
-      }
-    }
+    if (!deny && o.rules !== undefined && o.rules !== null) http = l7Rules(c, o.rules, `${f}.rules`, f, ports, policyNs);
     out.push(tls === undefined ? { ports, http } : { ports, http, tls });
-  });
-  return out;
+  }
+  return fit(out);
+}
+
+/** `rules:` of one toPorts entry; undefined = no HTTP restriction. */
+function l7Rules(c: Ctx, v: unknown, field: string, portField: string, ports: readonly PortRange[] | undefined, policyNs: string | undefined): CrdHttpRule[] | undefined {
+  const ro = c.fields(v, field, L7_RULES_FIELDS);
+  if (!ro) return undefined;
+  if (ro.http !== undefined && (ro.kafka !== undefined || ro.dns !== undefined || ro.l7proto !== undefined || ro.l7 !== undefined)) {
+    const other = ['kafka', 'dns', 'l7proto', 'l7'].filter((k) => ro[k] !== undefined);
+    c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, `HTTP rules cannot be mixed with ${other.join('/')} rules on one port`);
+  }
+  const list = c.list(ro.http, field, 'http');
+  let rules: CrdHttpRule[] | undefined;
+  for (let k = 0; k < list.length; k++) {
+    const r = httpRule(c, list[k], `${field}.http[${k}]`, policyNs);
+    if (r) (rules ??= []).push(r);
+  }
+  if (rules === undefined) return undefined;
+  rules = fit(rules);
+  for (const p of ports ?? []) {
+    if (p.protocol === 'UDP' || p.protocol === 'SCTP')
+      c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, portField, 'ports', `HTTP rules can only apply to TCP ports, not ${p.protocol}`);
+  }
+  return rules;
 }
 
 const TLS_FIELDS = ['terminatingTLS', 'originatingTLS', 'serverNames'] as const;
@@ -363,19 +433,20 @@ const SERVER_NAME = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a
 
 function tlsContext(c: Ctx, v: unknown, field: string, policyNs: string | undefined): TlsContextSpec | undefined {
   if (v === undefined || v === null) return undefined;
-  const o = c.fields(v, field, ['secret', 'certificate', 'privateKey', 'trustedCA']);
+  const o = c.fields(v, field, TLS_CONTEXT_FIELDS);
   if (!o) return undefined;
   if (o.secret === undefined || o.secret === null) {
     // TLSContext.Secret is required (+kubebuilder:validation:Required); l7guard reads no files.
-    c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.secret`, 'secret is required');
+    c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'secret', 'secret is required');
     return undefined;
   }
-  const so = c.fields(o.secret, `${field}.secret`, ['namespace', 'name']);
-  const name = so ? c.str(so.name, `${field}.secret.name`) : undefined;
-  const ns = so ? c.str(so.namespace, `${field}.secret.namespace`) : undefined;
-  if (so && !name) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.secret.name`, 'name is required');
+  const sf = `${field}.secret`;
+  const so = c.fields(o.secret, sf, SECRET_FIELDS);
+  const name = so ? c.str(so.name, sf, 'name') : undefined;
+  const ns = so ? c.str(so.namespace, sf, 'namespace') : undefined;
+  if (so && !name) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, sf, 'name', 'name is required');
   const item = (k: 'certificate' | 'privateKey' | 'trustedCA') => {
-    const s = c.str(o[k], `${field}.${k}`);
+    const s = c.str(o[k], field, k);
     return s === '' ? undefined : s;
   };
   const certificate = item('certificate');
@@ -387,9 +458,9 @@ function tlsContext(c: Ctx, v: unknown, field: string, policyNs: string | undefi
 }
 
 function portTls(c: Ctx, o: Obj, f: string, policyNs: string | undefined): PortTlsSpec | undefined {
-  if (TLS_FIELDS.every((k) => o[k] === undefined || o[k] === null)) return undefined;
+  if ((o.terminatingTLS === undefined || o.terminatingTLS === null) && (o.originatingTLS === undefined || o.originatingTLS === null) && (o.serverNames === undefined || o.serverNames === null)) return undefined;
   const serverNames: string[] = [];
-  c.list(o.serverNames, `${f}.serverNames`).forEach((n, i) => {
+  c.list(o.serverNames, f, 'serverNames').forEach((n, i) => {
     const s = c.str(n, `${f}.serverNames[${i}]`);
     if (s === undefined) return;
     const lower = s.toLowerCase().replace(/\.$/, '');
@@ -403,23 +474,29 @@ function portTls(c: Ctx, o: Obj, f: string, policyNs: string | undefined): PortT
   };
 }
 
-const INGRESS_PEERS = ['fromEndpoints', 'fromEntities', 'fromCIDR', 'fromCIDRSet'];
-const EGRESS_PEERS = ['toEndpoints', 'toEntities', 'toCIDR', 'toCIDRSet'];
+/** The four peer fields of a direction, then toPorts: [endpoints, entities, cidrs, cidrSets]. */
+const PEER_KEYS = {
+  ingress: ['fromEndpoints', 'fromEntities', 'fromCIDR', 'fromCIDRSet'],
+  egress: ['toEndpoints', 'toEntities', 'toCIDR', 'toCIDRSet'],
+} as const;
+const PEER_RULE_FIELDS = { ingress: keys(...PEER_KEYS.ingress, 'toPorts'), egress: keys(...PEER_KEYS.egress, 'toPorts') };
+const CIDR_SET_FIELDS = keys('cidr', 'except');
+const CILIUM_CIDR_SET_FIELDS = keys('cidr', 'except', 'cidrGroupRef', 'cidrGroupSelector');
 
-function cidrPeer(c: Ctx, v: unknown, field: string): Peer | undefined {
-  const s = c.str(v, field);
+function cidrPeer(c: Ctx, v: unknown, field: string, key?: string): Peer | undefined {
+  const s = c.str(v, field, key);
   if (s === undefined) return undefined;
   const p = parsePrefix(s);
-  if (!p) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, field, `invalid CIDR ${JSON.stringify(s)}`);
+  if (!p) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, key, `invalid CIDR ${JSON.stringify(s)}`);
   return p ? { kind: 'cidr', prefix: p, except: [] } : undefined;
 }
 
-function cidrSetPeer(c: Ctx, v: unknown, field: string, allowed = ['cidr', 'except']): Peer | undefined {
+function cidrSetPeer(c: Ctx, v: unknown, field: string, allowed = CIDR_SET_FIELDS): Peer | undefined {
   const o = c.fields(v, field, allowed);
   if (!o) return undefined;
-  const base = cidrPeer(c, o.cidr, `${field}.cidr`);
-  if (o.cidr === undefined) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.cidr`, 'cidr is required');
-  const except = c.list(o.except, `${field}.except`).map((e, i) => {
+  const base = cidrPeer(c, o.cidr, field, 'cidr');
+  if (o.cidr === undefined) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'cidr', 'cidr is required');
+  const except = c.list(o.except, field, 'except').map((e, i) => {
     const p = cidrPeer(c, e, `${field}.except[${i}]`);
     return p?.kind === 'cidr' ? p.prefix : undefined;
   });
@@ -428,72 +505,84 @@ function cidrSetPeer(c: Ctx, v: unknown, field: string, allowed = ['cidr', 'exce
 }
 
 function peerRule(c: Ctx, v: unknown, field: string, dir: 'ingress' | 'egress', deny: boolean, scope: PolicyScope, ns: string | undefined): PeerRuleSpec | undefined {
-  const peersKeys = dir === 'ingress' ? INGRESS_PEERS : EGRESS_PEERS;
-  const o = c.fields(v, field, [...peersKeys, 'toPorts']);
+  const o = c.fields(v, field, PEER_RULE_FIELDS[dir]);
   if (!o) return undefined;
-  const [eps, ents, cidrs, cidrSets] = peersKeys as [string, string, string, string];
+  const [eps, ents, cidrs, cidrSets] = PEER_KEYS[dir];
   const peers: Peer[] = [];
   let hasPeerField = false;
-  c.list(o[eps], `${field}.${eps}`).forEach((s, i) => {
+  let list = c.list(o[eps], field, eps);
+  for (let i = 0; i < list.length; i++) {
     hasPeerField = true;
-    const sel = labelSelector(c, s, `${field}.${eps}[${i}]`);
-    if (sel) peers.push({ kind: 'labels', reqs: pinPeerSelector(selectorRequirements(sel), scope, (m) => c.warn(m)) });
-  });
-  c.list(o[ents], `${field}.${ents}`).forEach((e, i) => {
+    const sel = labelSelector(c, list[i], `${field}.${eps}[${i}]`);
+    if (sel) peers.push({ kind: 'labels', reqs: pinPeerSelector(selectorRequirements(sel), scope, c.warnFn) });
+  }
+  list = c.list(o[ents], field, ents);
+  for (let i = 0; i < list.length; i++) {
     hasPeerField = true;
+    const e = list[i];
     if (typeof e !== 'string' || !ENTITIES.includes(e as Entity)) {
       c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.${ents}[${i}]`, `unknown entity ${JSON.stringify(e)}: must be one of ${ENTITIES.join(', ')}`);
-      return;
+      continue;
     }
     peers.push({ kind: 'entity', entity: e as Entity });
-  });
-  c.list(o[cidrs], `${field}.${cidrs}`).forEach((s, i) => {
+  }
+  list = c.list(o[cidrs], field, cidrs);
+  for (let i = 0; i < list.length; i++) {
     hasPeerField = true;
-    const p = cidrPeer(c, s, `${field}.${cidrs}[${i}]`);
+    const p = cidrPeer(c, list[i], `${field}.${cidrs}[${i}]`);
     if (p) peers.push(p);
-  });
-  c.list(o[cidrSets], `${field}.${cidrSets}`).forEach((s, i) => {
+  }
+  list = c.list(o[cidrSets], field, cidrSets);
+  for (let i = 0; i < list.length; i++) {
     hasPeerField = true;
-    const p = cidrSetPeer(c, s, `${field}.${cidrSets}[${i}]`, ['cidr', 'except', 'cidrGroupRef', 'cidrGroupSelector']);
+    const p = cidrSetPeer(c, list[i], `${field}.${cidrSets}[${i}]`, CILIUM_CIDR_SET_FIELDS);
     if (p) peers.push(p);
-  });
+  }
   const toPorts = portRules(c, o.toPorts, `${field}.toPorts`, deny, ns);
   // L4-only rule (toPorts, no peer field): every peer, world included (§2.3, wildcardL3L4Rules).
   if (!hasPeerField && toPorts !== undefined) peers.push({ kind: 'all' });
-  return { peers, toPorts, field };
+  return { peers: fit(peers), toPorts, field };
 }
 
+const DIRECTIONS = [
+  ['ingress', 'ingress', false],
+  ['ingressDeny', 'ingress', true],
+  ['egress', 'egress', false],
+  ['egressDeny', 'egress', true],
+] as const;
+
 function ciliumRule(c: Ctx, v: unknown, field: string, scope: PolicyScope, ns: string | undefined): RuleSpec | undefined {
-  const o = c.fields(v, field, ['endpointSelector', 'ingress', 'ingressDeny', 'egress', 'egressDeny', 'enableDefaultDeny', 'labels', 'description']);
+  const o = c.fields(v, field, CILIUM_RULE_FIELDS);
   if (!o) return undefined;
   if (o.endpointSelector === undefined && o.nodeSelector === undefined)
-    c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.endpointSelector`, 'endpointSelector is required');
+    c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, field, 'endpointSelector', 'endpointSelector is required');
   const sel = labelSelector(c, o.endpointSelector, `${field}.endpointSelector`);
-  const dirList = (key: 'ingress' | 'ingressDeny' | 'egress' | 'egressDeny') => {
-    const dir = key.startsWith('ingress') ? 'ingress' : 'egress';
-    return c
-      .list(o[key], `${field}.${key}`)
-      .map((r, i) => peerRule(c, r, `${field}.${key}[${i}]`, dir, key.endsWith('Deny'), scope, ns))
-      .filter((x): x is PeerRuleSpec => !!x);
-  };
-  const ingress = dirList('ingress');
-  const ingressDeny = dirList('ingressDeny');
-  const egress = dirList('egress');
-  const egressDeny = dirList('egressDeny');
+  const lists: PeerRuleSpec[][] = [];
+  for (const [key, dir, deny] of DIRECTIONS) {
+    const out: PeerRuleSpec[] = [];
+    const list = c.list(o[key], field, key);
+    for (let i = 0; i < list.length; i++) {
+      const r = peerRule(c, list[i], `${field}.${key}[${i}]`, dir, deny, scope, ns);
+      if (r) out.push(r);
+    }
+    lists.push(fit(out));
+  }
+  const [ingress, ingressDeny, egress, egressDeny] = lists as [PeerRuleSpec[], PeerRuleSpec[], PeerRuleSpec[], PeerRuleSpec[]];
   let ddIngress: boolean | undefined;
   let ddEgress: boolean | undefined;
   if (o.enableDefaultDeny !== undefined && o.enableDefaultDeny !== null) {
-    const d = c.fields(o.enableDefaultDeny, `${field}.enableDefaultDeny`, ['ingress', 'egress']);
-    ddIngress = d ? c.bool(d.ingress, `${field}.enableDefaultDeny.ingress`) : undefined;
-    ddEgress = d ? c.bool(d.egress, `${field}.enableDefaultDeny.egress`) : undefined;
+    const df = `${field}.enableDefaultDeny`;
+    const d = c.fields(o.enableDefaultDeny, df, DEFAULT_DENY_FIELDS);
+    ddIngress = d ? c.bool(d.ingress, df, 'ingress') : undefined;
+    ddEgress = d ? c.bool(d.egress, df, 'egress') : undefined;
   }
-  if (o.labels !== undefined) c.list(o.labels, `${field}.labels`);
-  if (o.description !== undefined) c.str(o.description, `${field}.description`);
+  if (o.labels !== undefined) c.list(o.labels, field, 'labels');
+  if (o.description !== undefined) c.str(o.description, field, 'description');
   if (!sel) return undefined;
   const hasIngress = ingress.length > 0 || ingressDeny.length > 0;
   const hasEgress = egress.length > 0 || egressDeny.length > 0;
   return {
-    subject: pinSubjectSelector(selectorRequirements(sel), scope, (m) => c.warn(m)),
+    subject: pinSubjectSelector(selectorRequirements(sel), scope, c.warnFn),
     ingress, ingressDeny, egress, egressDeny,
     enforceIngress: hasIngress && ddIngress !== false,
     enforceEgress: hasEgress && ddEgress !== false,
@@ -501,9 +590,14 @@ function ciliumRule(c: Ctx, v: unknown, field: string, scope: PolicyScope, ns: s
   };
 }
 
+const NP_PEER_FIELDS = keys('podSelector', 'namespaceSelector', 'ipBlock');
+const NP_INGRESS_FIELDS = keys('from', 'ports');
+const NP_EGRESS_FIELDS = keys('to', 'ports');
+const NP_SPEC_FIELDS = keys('podSelector', 'policyTypes', 'ingress', 'egress');
+
 /** Kubernetes NetworkPolicy peers, as Cilium translates them (pkg/k8s network_policy.go). */
 function npPeer(c: Ctx, v: unknown, field: string, ns: string): Peer | undefined {
-  const o = c.fields(v, field, ['podSelector', 'namespaceSelector', 'ipBlock']);
+  const o = c.fields(v, field, NP_PEER_FIELDS);
   if (!o) return undefined;
   if (o.ipBlock !== undefined) {
     if (o.podSelector !== undefined || o.namespaceSelector !== undefined)
@@ -528,14 +622,14 @@ function npRules(c: Ctx, v: unknown, field: string, dir: 'ingress' | 'egress', n
     .list(v, field)
     .map((r, i): PeerRuleSpec | undefined => {
       const f = `${field}[${i}]`;
-      const o = c.fields(r, f, [peerKey, 'ports']);
+      const o = c.fields(r, f, dir === 'ingress' ? NP_INGRESS_FIELDS : NP_EGRESS_FIELDS);
       if (!o) return undefined;
-      const peerList = c.list(o[peerKey], `${f}.${peerKey}`);
+      const peerList = c.list(o[peerKey], f, peerKey);
       const peers = peerList.map((p, j) => npPeer(c, p, `${f}.${peerKey}[${j}]`, ns)).filter((x): x is Peer => !!x);
       let toPorts: PortRuleSpec[] | undefined;
-      const ports = c.list(o.ports, `${f}.ports`);
+      const ports = c.list(o.ports, f, 'ports');
       if (ports.length > 0) {
-        const ranges = ports.map((p, j) => portRange(c, p, `${f}.ports[${j}]`, ['TCP', 'UDP', 'SCTP'], 'TCP')).filter((x): x is PortRange => !!x);
+        const ranges = ports.map((p, j) => portRange(c, p, `${f}.ports[${j}]`, NP_PROTOCOLS, 'TCP')).filter((x): x is PortRange => !!x);
         toPorts = [{ ports: ranges, http: undefined }];
       }
       // Absent or empty from/to: every peer (Kubernetes semantics).
@@ -545,7 +639,7 @@ function npRules(c: Ctx, v: unknown, field: string, dir: 'ingress' | 'egress', n
 }
 
 function networkPolicy(c: Ctx, spec: unknown, ns: string): RuleSpec | undefined {
-  const o = c.fields(spec, 'spec', ['podSelector', 'policyTypes', 'ingress', 'egress']);
+  const o = c.fields(spec, 'spec', NP_SPEC_FIELDS);
   if (!o) return undefined;
   if (o.podSelector === undefined) c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, 'spec.podSelector', 'podSelector is required');
   const sel = labelSelector(c, o.podSelector, 'spec.podSelector');
@@ -556,7 +650,7 @@ function networkPolicy(c: Ctx, spec: unknown, ns: string): RuleSpec | undefined 
     types = ['Ingress', ...(o.egress !== undefined && o.egress !== null ? ['Egress'] : [])];
   } else {
     types = [];
-    c.list(o.policyTypes, 'spec.policyTypes').forEach((t, i) => {
+    c.list(o.policyTypes, 'spec', 'policyTypes').forEach((t, i) => {
       if (t !== 'Ingress' && t !== 'Egress') c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `spec.policyTypes[${i}]`, `invalid policy type ${JSON.stringify(t)}: must be Ingress or Egress`);
       else types.push(t);
     });

@@ -9,7 +9,6 @@
  * those of the unindexed scan.
  */
 import type { CompiledRule, Contribution } from './compile.js';
-import { parseLabel } from './labels.js';
 import { matchRequirements, peerMatches, type PeerIdentity, type Requirement } from './selector.js';
 
 export class IdentityIndex {
@@ -20,8 +19,10 @@ export class IdentityIndex {
     this.all = identities;
     for (const id of identities) {
       for (const l of id.labelSet.labels) {
-        const { key, value } = parseLabel(l);
-        const k = `${key}=${value}`;
+        // `${key}=${value}` of parseLabel(l), without its object: "source:key=value" -> "key=value".
+        const colon = l.indexOf(':');
+        const rest = colon > 0 ? l.slice(colon + 1) : l;
+        const k = rest.includes('=') ? rest : `${rest}=`;
         const list = this.#byPair.get(k);
         if (list === undefined) this.#byPair.set(k, [id]);
         else if (list[list.length - 1] !== id) list.push(id);

@@ -30,15 +30,34 @@ export interface LabelSelectorSpec {
 
 export function selectorRequirements(spec: LabelSelectorSpec, keyPrefix = ''): Requirement[] {
   const out: Requirement[] = [];
-  for (const [k, v] of Object.entries(spec.matchLabels ?? {})) {
-    const { source, key } = parseSelectorKey(keyPrefix ? `${keyPrefix}${k}` : k);
-    out.push({ source, key, op: 'In', values: new Set([v]) });
-  }
+  const ml = spec.matchLabels;
+  if (ml !== undefined) for (const k in ml) out.push(labelEquals(keyPrefix === '' ? k : `${keyPrefix}${k}`, ml[k] as string));
   for (const e of spec.matchExpressions ?? []) {
     const { source, key } = parseSelectorKey(keyPrefix ? `${keyPrefix}${e.key}` : e.key);
     out.push({ source, key, op: e.operator, values: new Set(e.values ?? []) });
   }
   return out;
+}
+
+/**
+ * Requirements are immutable, and a large policy names the same `key: value` many times (every rule
+ * allowing `app: frontend`): one shared object each keeps a reload's allocations, and so its GC
+ * time, down. Bounded: cleared when full, which only costs sharing.
+ */
+const interned = new Map<string, Requirement>();
+const INTERN_MAX = 65_536;
+
+/** matchLabels `rawKey: value` as a requirement (source prefix split as Cilium does). */
+function labelEquals(rawKey: string, value: string): Requirement {
+  const id = `${rawKey}\u0000${value}`;
+  let r = interned.get(id);
+  if (r === undefined) {
+    const { source, key } = parseSelectorKey(rawKey);
+    r = Object.freeze({ source, key, op: 'In' as const, values: new Set([value]) });
+    if (interned.size >= INTERN_MAX) interned.clear();
+    interned.set(id, r);
+  }
+  return r;
 }
 
 /** Kubernetes LabelSelector semantics: AND of requirements; NotIn/DoesNotExist match absent keys. */
@@ -64,7 +83,8 @@ export function matchRequirements(reqs: readonly Requirement[], ls: LabelSet): b
 }
 
 const isNamespaceKey = (r: Requirement) => r.key === POD_NAMESPACE_LABEL && (r.source === undefined || r.source === 'k8s');
-const nsIs = (ns: string): Requirement => ({ source: 'k8s', key: POD_NAMESPACE_LABEL, op: 'In', values: new Set([ns]) });
+const isNamespaceLabelsKey = (r: Requirement) => r.key.startsWith(NAMESPACE_LABELS_PREFIX);
+const nsIs = (ns: string): Requirement => labelEquals(`k8s:${POD_NAMESPACE_LABEL}`, ns);
 const nsExists: Requirement = { source: 'k8s', key: POD_NAMESPACE_LABEL, op: 'Exists', values: new Set() };
 
 export type PolicyScope = { readonly kind: 'namespaced'; readonly namespace: string } | { readonly kind: 'clusterwide' };
@@ -88,10 +108,9 @@ export function pinPeerSelector(reqs: Requirement[], scope: PolicyScope, warn: (
   if (reqs.some((r) => r.source === 'reserved')) return reqs;
   let out = reqs;
   if (scope.kind === 'namespaced') {
-    const nsLabelReqs = out.filter((r) => r.key.startsWith(NAMESPACE_LABELS_PREFIX));
-    if (nsLabelReqs.length > 0) {
+    if (out.some(isNamespaceLabelsKey)) {
       warn(`${NAMESPACE_LABELS_PREFIX}* selector keys are ignored in a CiliumNetworkPolicy (only honoured in a CiliumClusterwideNetworkPolicy)`);
-      out = out.filter((r) => !r.key.startsWith(NAMESPACE_LABELS_PREFIX));
+      out = out.filter((r) => !isNamespaceLabelsKey(r));
     }
   }
   if (out.some(isNamespaceKey)) return out;
