@@ -18,6 +18,14 @@ import type { FlowEvent } from './flow-event.js';
 /** prometheus.DefBuckets, which Hubble's request-duration histogram uses. */
 export const DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
 
+/** Front-end timeout error codes (proxy/http1/server-connection.ts) → `timeout` label. */
+const TIMEOUT_LABELS: Readonly<Record<string, string>> = {
+  L7G_ERR_HEADERS_TIMEOUT: 'header',
+  L7G_ERR_CLIENT_BODY_TIMEOUT: 'client_body',
+  L7G_ERR_REQUEST_TIMEOUT: 'request',
+  L7G_ERR_SEND_TIMEOUT: 'send',
+};
+
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 
 /** What the metrics read from the running proxy at scrape time. */
@@ -60,6 +68,7 @@ export class ProxyMetrics {
   readonly #durations = new Map<string, Histo>();
   readonly #l7 = { received: 0, forwarded: 0, denied: 0, parse_errors: 0 };
   readonly #upstreamErrors = new Map<string, number>();
+  readonly #timeouts = new Map<string, number>();
 
   constructor(sources: MetricsSources) {
     const reg = this.registry;
@@ -69,6 +78,7 @@ export class ProxyMetrics {
     const requests = this.#requests;
     const l7 = this.#l7;
     const upstreamErrors = this.#upstreamErrors;
+    const timeouts = this.#timeouts;
     new Counter({
       name: 'hubble_flows_processed_total', help: 'Total number of flows processed', labelNames: ['type', 'subtype', 'verdict'], registers: [reg],
       collect() {
@@ -115,6 +125,15 @@ export class ProxyMetrics {
       collect() {
         this.reset();
         for (const [code, n] of upstreamErrors) this.inc({ code }, n);
+      },
+    });
+    new Counter({
+      // Envoy's downstream_rq_header_timeout / downstream_rq_timeout; a header timeout has no
+      // request to put in a flow, so this is its only trace.
+      name: 'l7guard_downstream_timeouts_total', help: 'Client exchanges ended by a front-end timeout, by timeout (header, client_body, request, send)', labelNames: ['timeout'], registers: [reg],
+      collect() {
+        this.reset();
+        for (const [timeout, n] of timeouts) this.inc({ timeout }, n);
       },
     });
     new Gauge({
@@ -237,6 +256,12 @@ export class ProxyMetrics {
   upstreamError(code: string | undefined): void {
     const k = code ?? 'UNKNOWN';
     this.#upstreamErrors.set(k, (this.#upstreamErrors.get(k) ?? 0) + 1);
+  }
+
+  /** A front-end timeout, by its error code (L7G_ERR_HEADERS_TIMEOUT, ...); other codes are ignored. */
+  downstreamTimeout(code: string | undefined): void {
+    const k = code === undefined ? undefined : TIMEOUT_LABELS[code];
+    if (k !== undefined) this.#timeouts.set(k, (this.#timeouts.get(k) ?? 0) + 1);
   }
 
   /** Prometheus text exposition (format 0.0.4). */

@@ -85,6 +85,14 @@ export interface FrontResponse {
   readonly sent: boolean;
   /** The response is complete (ended, raw-written, dropped, or the client went away). */
   readonly finished: boolean;
+  /**
+   * The status of the reply the front end wrote itself in place of this response, set before the
+   * onClose callbacks run: `408` / `504` when a client-body or whole-request timeout ended the
+   * exchange, a 4xx when the request body turned out malformed (500 if the handler threw).
+   * Undefined otherwise — a timeout after the response started only closes, and that response
+   * already had its status.
+   */
+  readonly localStatus: number | undefined;
 }
 
 export interface FrontEndLimits extends ParserLimits {

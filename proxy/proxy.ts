@@ -160,6 +160,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         onRequest: original === undefined ? handler : createRequestHandler({ ...handlerContext, original }),
         onError: (err: Error & { code?: string }, info) => {
           if (info.phase === 'parse') metrics.parseError();
+          else if (info.phase === 'timeout') metrics.downstreamTimeout(err.code);
           opts.log.debug({ err: err.message, code: err.code }, 'client error');
         },
       });
@@ -180,6 +181,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         limits: frontEndLimits(hardening), maxConnections: hardening.maxConnections, wrap: l.wrap, onRequest: l.onRequest,
         onError: (err: Error & { code?: string }, info) => {
           if (info.phase === 'parse') metrics.parseError();
+          else if (info.phase === 'timeout') metrics.downstreamTimeout(err.code);
           opts.log.debug({ err: err.message, code: err.code }, 'client error');
         },
       });

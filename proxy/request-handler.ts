@@ -12,7 +12,7 @@ import { normalizeTarget } from './http1/normalize-path.js';
 import { isValidAuthority } from './http1/authority.js';
 import { isWebSocketUpgrade, tunnelWebSocket } from './websocket-tunnel.js';
 import { backendKey, type OutlierDetector } from './outlier.js';
-import { failedBeforeSend, MAX_ATTEMPTS, pickBackend } from './retry.js';
+import { MAX_ATTEMPTS, pickBackend, retryClass } from './retry.js';
 import { deniedResponse } from './http1/response-writer.js';
 import { stripRequestHopByHop, stripResponseHopByHop } from './http1/hop-by-hop.js';
 
@@ -100,14 +100,16 @@ export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, r
       localReply(res, replies.noHealthyUpstream, false);
       return;
     }
-    dispatch(ctx, state, req, res, src, dest, target.path, target.authority, authority, backend, undefined);
+    dispatch(ctx, state, req, res, src, dest, target.path, target.authority, authority, backend, undefined, 1);
   };
 }
 
 /**
  * Judge the request against the chosen pod's policy and drop / 403 / forward it. Called again with
- * another pod when the first could not be reached (proxy/retry.ts): a retry is judged afresh,
- * against the new pod's policy, as Cilium judges after service translation.
+ * another pod when the first could not be reached, or with the next pod in turn when a pooled
+ * connection was found closed before the request was written (proxy/retry.ts): a retry is judged
+ * afresh, against the new pod's policy, as Cilium judges after service translation.
+ * `tried`: pods that could not be reached for this request; `attempt`: 1 for the first.
  */
 function dispatch(
   ctx: HandlerContext,
@@ -121,6 +123,7 @@ function dispatch(
   authority: string,
   backend: Backend,
   tried: Set<string> | undefined,
+  attempt: number,
 ): void {
   if (ctx.self.isSelf(backend.ip, backend.port)) {
     emitDrop(ctx, state, req, src, backend, 'UNKNOWN_L3_TARGET_ADDRESS');
@@ -153,15 +156,28 @@ function dispatch(
     tunnelWebSocket(req, res, backend, path, upstreamHeaders(req, edits, authority, ctx.tls === true), undefined, (err) => ctx.onUpstreamError?.(err, backend));
     return;
   }
-  const retry = (err: Error): boolean => {
-    if (!failedBeforeSend(err, req.body)) return false;
-    ctx.outlier?.failure(backend);
-    const done = tried ?? new Set<string>();
-    done.add(backendKey(backend));
-    if (done.size >= MAX_ATTEMPTS) return false;
-    const next = pickBackend(ctx.balancer, dest, ctx.outlier, done);
+  const retry = (err: Error, unsent: boolean): boolean => {
+    const why = retryClass(err, unsent, req.body);
+    if (why === undefined) return false;
+    let exclude = tried;
+    if (why === 'unreachable') {
+      ctx.outlier?.failure(backend);
+      exclude = tried ?? new Set<string>();
+      exclude.add(backendKey(backend));
+    }
+    if (attempt >= MAX_ATTEMPTS) return false;
+    const next = pickBackend(ctx.balancer, dest, ctx.outlier, exclude);
     if (next === undefined) return false;
-    dispatch(ctx, state, req, res, src, dest, path, targetAuthority, authority, next, done);
+    if (why === 'unreachable') {
+      dispatch(ctx, state, req, res, src, dest, path, targetAuthority, authority, next, exclude, attempt + 1);
+      return true;
+    }
+    // A pod that drops one pooled connection usually drops them all (restart, idle sweep), and the
+    // resets of the others may already be read by the kernel but not yet by undici: after this
+    // turn of the event loop they are, so the one retry does not land on another dead connection.
+    setImmediate(() => {
+      if (!res.finished) dispatch(ctx, state, req, res, src, dest, path, targetAuthority, authority, next, exclude, attempt + 1);
+    });
     return true;
   };
   forward(ctx, state, req, res, src, backend, authority, path, edits, retry);
@@ -185,26 +201,41 @@ function forward(
   authority: string,
   path: string,
   edits: readonly HeaderEdit[] | undefined,
-  retry: ((err: Error) => boolean) | undefined,
+  retry: ((err: Error, unsent: boolean) => boolean) | undefined,
 ): void {
   const headers = upstreamHeaders(req, edits, authority, ctx.tls === true);
   if (req.expectContinue) res.sendContinue();
   let started = false;
+  /** This attempt handed the request to a retry: the retry's own callbacks report from now on. */
+  let retired = false;
   let abortUpstream: ((err: Error) => void) | undefined;
   // Declared before send(): undici may call onStart synchronously (an idle pooled connection).
   let pausing: (() => void) | undefined;
   res.onClose(() => {
-    // The client is gone (before or during the response): stop the upstream exchange too, or a
-    // paused upstream body would hold a pooled connection until undici's body timeout.
+    if (retired) return;
+    // The client is gone (before or during the response), or the front end gave up on the
+    // exchange (a timeout): stop the upstream exchange too, or a paused upstream body would hold a
+    // pooled connection until undici's body timeout.
     // No `res.finished` check: onClose only fires for an unfinished response, and the front end
     // marks the response finished before calling it (server-response.ts #notifyAborted).
     if (abortUpstream !== undefined) abortUpstream(new Error('client closed the connection'));
+    // The front end answered in our place (a timeout's 408/504, a malformed body's 400): that
+    // answer is this request's response, and like an upstream failure's 502 it gets its flow and
+    // counts.
+    const status = res.localStatus;
+    if (status !== undefined) emitHttp(ctx, state, req, src, backend, authority, path, 'http-response', 'ERROR', status);
   });
   ctx.upstream.send(
     backend,
     { method: req.method, path, headers, body: req.body },
     {
       onStart(abort, pause, resume) {
+        // A request waiting in undici's queue for a connection has no abort handle yet: when the
+        // client left or the front end answered (a timeout) meanwhile, it must not be sent now.
+        if (res.finished) {
+          abort(new Error('client closed the connection'));
+          return;
+        }
         abortUpstream = abort;
         res.onDrain(resume);
         pausing = pause;
@@ -224,9 +255,12 @@ function forward(
       onEnd() {
         res.end();
       },
-      onError(err) {
+      onError(err, unsent) {
         ctx.onUpstreamError?.(err, backend);
-        if (!started && !res.sent && retry !== undefined && retry(err)) return;
+        if (!started && !res.sent && retry !== undefined && retry(err, unsent)) {
+          retired = true;
+          return;
+        }
         if (started || res.sent) {
           // Bytes of this response are already on the wire: the only honest signal left is to close.
           res.drop();

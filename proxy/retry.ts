@@ -2,10 +2,13 @@
  * Which upstream failures may be retried, and on which pod.
  *
  * A request is retried only when no byte of it can have reached a backend: the TCP connection was
- * never established. Never on a 5xx or a reset after the request was written (Cilium's Envoy
- * retries 5xx; deathstar's exhaust-port shows why re-sending a PUT that crashed a pod is
- * dangerous), and never once the request body has started to be read. The retry goes to another
- * pod and is judged again against that pod's policy by the caller.
+ * never established, or a pooled keep-alive connection was found closed before any byte of the
+ * request was written to it (proxy/upstream.ts `unsentOnClosedConnection`). Never on a 5xx, nor
+ * when a connection took (some of) the request and then closed or reset without answering: the pod
+ * may have acted on it (RFC 9110 §9.2.2; Cilium's Envoy retries 5xx, and deathstar's exhaust-port
+ * shows why re-sending a PUT that crashed a pod is dangerous). Never once the request body has
+ * started to be read: it cannot be replayed. The retry is judged again against the chosen pod's
+ * policy by the caller.
  */
 import type { Readable } from 'node:stream';
 import type { Backend, Destination } from '../policy/model.js';
@@ -28,6 +31,22 @@ export function failedBeforeSend(err: Error, body: Readable | null): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * - `unreachable`: the connect failed. It counts against the pod (outlier ejection) and the retry
+ *   goes to another pod.
+ * - `unsent`: a pooled connection the pod had closed (idle timeout, restart) without announcing it.
+ *   Normal pod behaviour, so it is not held against the pod, and any pod may take the retry — the
+ *   same one on a fresh connection included, so a one-pod Service is covered too (Go's
+ *   net/http retries a request "nothing written" to a closed idle connection the same way).
+ */
+export type RetryClass = 'unreachable' | 'unsent';
+
+export function retryClass(err: Error, unsent: boolean, body: Readable | null): RetryClass | undefined {
+  if (body !== null && (body.readableDidRead || body.destroyed)) return undefined;
+  if (failedBeforeSend(err, null)) return 'unreachable';
+  return unsent ? 'unsent' : undefined;
 }
 
 /**

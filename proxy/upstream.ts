@@ -1,5 +1,7 @@
-import { Pool } from 'undici';
+import { Pool, buildConnector } from 'undici';
 import type { Dispatcher } from 'undici';
+import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { Backend, HeaderList } from '../policy/model.js';
 
@@ -45,11 +47,50 @@ export interface UpstreamRequest {
 
 /** What the caller does with the upstream response; mirrors undici's v7 handler, minus the controller. */
 export interface UpstreamSink {
+  /** Called right before the first byte of the request is written (undici's onRequestStart). */
   onStart(abort: (err: Error) => void, pause: () => void, resume: () => void): void;
   onHeaders(status: number, reason: string, headers: Record<string, string | string[]>): void;
   onData(chunk: Buffer): void;
   onEnd(): void;
-  onError(err: Error): void;
+  /**
+   * `unsent`: a pooled connection was found closed and it is certain that not one byte of this
+   * request was written to it (see `unsentOnClosedConnection`); the request is intact and may be
+   * sent again. False whenever bytes may have left, even if the connection then closed at once.
+   */
+  onError(err: Error, unsent: boolean): void;
+}
+
+/**
+ * Socket errors that mean "this connection is gone". undici re-queues a request it had not started
+ * when the socket ends with a FIN (UND_ERR_SOCKET), but fails it with the raw error when the socket
+ * was reset (ECONNRESET) while the request waited for its idle-socket check — never written.
+ */
+const CONNECTION_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'UND_ERR_SOCKET']);
+
+/**
+ * Errors of writes that failed synchronously on a plain TCP socket: the write syscall itself was
+ * refused (the peer's RST had already arrived), so libuv accepted none of its bytes. Weak: the
+ * error objects die with their requests.
+ */
+const failedAtOnce = new WeakSet<Error>();
+
+/** `_bytesDispatched`: Node's legacy alias of the bytes the stream handle accepted (net.js). */
+type CountedSocket = Socket & { readonly _bytesDispatched?: number };
+const nativeWrite = Socket.prototype.write as (this: Socket, chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
+
+/**
+ * Installed as `write` on each plain upstream socket (a shared function: no closure per socket or
+ * request). A write that errors before returning, with the handle's byte count unchanged, wrote
+ * nothing: the kernel refused the write syscall itself (a partial write would have been counted
+ * and its failure reported later).
+ */
+function writeOrNote(this: CountedSocket, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  const erroredBefore = this.errored;
+  const before = this._bytesDispatched;
+  const ok = nativeWrite.call(this, chunk, encoding, cb);
+  const err = this.errored;
+  if (erroredBefore === null && err !== null && typeof before === 'number' && this._bytesDispatched === before) failedAtOnce.add(err);
+  return ok;
 }
 
 export class Upstream {
@@ -69,18 +110,41 @@ export class Upstream {
         connections: o.connections,
         pipelining: 1,
         keepAliveTimeout: o.keepAliveTimeout,
+        // undici's default, made explicit: a pod's `Keep-Alive: timeout=N` is honoured minus this
+        // margin (a socket is not reused past N - 2 s, nor at all when N ≤ 2), so a reuse never
+        // races a close the pod announced. Our keepAliveTimeout applies only when it says nothing.
+        keepAliveTimeoutThreshold: 2_000,
         headersTimeout: o.headersTimeout,
         bodyTimeout: o.bodyTimeout,
-        connect: o.tls === undefined ? { timeout: o.connectTimeout } : { timeout: o.connectTimeout, rejectUnauthorized: true, ...o.tls },
+        connect: this.#connector(),
       });
       this.#pools.set(key, pool);
     }
     return pool;
   }
 
+  /** undici's own connector; plain sockets get `writeOrNote` so a write refused at once is known. */
+  #connector(): buildConnector.connector {
+    const o = this.#opts;
+    const connect = buildConnector(o.tls === undefined ? { timeout: o.connectTimeout } : { timeout: o.connectTimeout, rejectUnauthorized: true, ...o.tls });
+    return (options, callback) => {
+      connect(options, (err: Error | null, socket?: Socket | null) => {
+        // A failed connect calls back with the error alone. Not TLS: a TLS write is encrypted and
+        // flushed later, so its failure says nothing about what reached the pod; such requests
+        // keep only the never-started case.
+        if (socket != null && !(socket instanceof TLSSocket)) (socket as { write: unknown }).write = writeOrNote;
+        (callback as (e: Error | null, s: Socket | null | undefined) => void)(err, socket);
+      });
+    };
+  }
+
   send(backend: Backend, req: UpstreamRequest, sink: UpstreamSink): void {
+    // Set when undici starts writing this request: before that, nothing of it can have left.
+    let started = false;
+    const bodyless = req.body === null;
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(controller) {
+        started = true;
         sink.onStart((err) => controller.abort(err), () => controller.pause(), () => controller.resume());
       },
       onResponseStart(_controller, statusCode, headers, statusMessage) {
@@ -95,7 +159,7 @@ export class Upstream {
         sink.onEnd();
       },
       onResponseError(_controller, err) {
-        sink.onError(err);
+        sink.onError(err, unsentOnClosedConnection(err, started, bodyless));
       },
     };
     try {
@@ -112,7 +176,7 @@ export class Upstream {
         handler,
       );
     } catch (err) {
-      sink.onError(err as Error);
+      sink.onError(err as Error, false);
     }
   }
 
@@ -121,6 +185,20 @@ export class Upstream {
     this.#pools.clear();
     await Promise.allSettled(pools.map((p) => p.close()));
   }
+}
+
+/**
+ * Issue #5's "reused connection found closed", decided strictly: true only when it is certain that
+ * no byte of the request was written to the connection that failed —
+ * - undici had not started the request (it was queued for an idle pooled socket that turned out
+ *   reset), or
+ * - a body-less request (written by undici in one `write`) whose write was refused at once.
+ * Not a connection that took the request and then closed without a response byte: the pod may have
+ * acted on it (RFC 9110 §9.2.2: a proxy MUST NOT retry a non-idempotent request automatically).
+ */
+export function unsentOnClosedConnection(err: Error, started: boolean, bodyless: boolean): boolean {
+  if (!CONNECTION_GONE.has((err as { code?: string }).code ?? '')) return false;
+  return !started || (bodyless && failedAtOnce.has(err));
 }
 
 /** Map an upstream failure to the status the client gets (one place, as fastify-reply-from does). */

@@ -64,6 +64,8 @@ export type FromWorker =
       readonly flows: readonly FlowEvent[];
       readonly parseErrors: number;
       readonly upstreamErrors: readonly (readonly [string, number])[];
+      /** Front-end timeouts by error code (L7G_ERR_HEADERS_TIMEOUT, ...). */
+      readonly timeouts: readonly (readonly [string, number])[];
       readonly connections: number;
     };
 

@@ -194,6 +194,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
       }
       for (let i = 0; i < m.parseErrors; i++) metrics.parseError();
       for (const [code, n] of m.upstreamErrors) for (let i = 0; i < n; i++) metrics.upstreamError(code);
+      for (const [code, n] of m.timeouts) for (let i = 0; i < n; i++) metrics.downstreamTimeout(code);
     } else if (m.t === 'ack') {
       s.acked = m.revision;
       s.ackError = m.error;

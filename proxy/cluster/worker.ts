@@ -50,16 +50,18 @@ export function runWorker(): void {
   let batch: FlowEvent[] = [];
   let parseErrors = 0;
   let upstreamErrors = new Map<string, number>();
+  let timeouts = new Map<string, number>();
   let scheduled = false;
   const flush = (): void => {
     scheduled = false;
     const m: FromWorker = {
-      t: 'stats', flows: batch, parseErrors, upstreamErrors: [...upstreamErrors],
+      t: 'stats', flows: batch, parseErrors, upstreamErrors: [...upstreamErrors], timeouts: [...timeouts],
       connections: frontEnds.reduce((n, f) => n + f.connections, 0),
     };
     batch = [];
     parseErrors = 0;
     upstreamErrors = new Map();
+    timeouts = new Map();
     send(m);
   };
   const schedule = (): void => {
@@ -141,6 +143,9 @@ export function runWorker(): void {
             if (info.phase === 'parse') {
               parseErrors++;
               schedule();
+            } else if (info.phase === 'timeout' && err.code !== undefined) {
+              timeouts.set(err.code, (timeouts.get(err.code) ?? 0) + 1);
+              schedule();
             }
             log.debug({ err: err.message, code: err.code }, 'client error');
           },
@@ -221,6 +226,7 @@ function withWorkerHeader(handler: (req: FrontRequest, res: FrontResponse) => vo
       get signal() { return res.signal; },
       get sent() { return res.sent; },
       get finished() { return res.finished; },
+      get localStatus() { return res.localStatus; },
     };
     handler(req, stamped);
   };

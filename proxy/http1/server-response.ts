@@ -66,6 +66,7 @@ export class ServerResponse implements FrontResponse {
   #closeCbs: (() => void)[] | undefined;
   #abort: AbortController | undefined;
   #aborted = false;
+  #localStatus: number | undefined;
 
   constructor(host: ResponseHost, req: ResponseRequestInfo) {
     this.#host = host;
@@ -80,6 +81,10 @@ export class ServerResponse implements FrontResponse {
 
   get finished(): boolean {
     return this.#phase === Phase.Finished;
+  }
+
+  get localStatus(): number | undefined {
+    return this.#localStatus;
   }
 
   /** Set once the response decided the connection must close after it (read by the connection). */
@@ -259,6 +264,7 @@ export class ServerResponse implements FrontResponse {
   failWithStatus(status: number): void {
     if (!this.#sent) {
       this.#sent = true;
+      this.#localStatus = status;
       this.#host.socket.write(errorResponse(status));
     }
     this.#notifyAborted();
