@@ -3,7 +3,7 @@
  */
 import { parsePrefix, type Prefix } from './cidr.js';
 import { classify } from './classify.js';
-import { compileRules } from './compile.js';
+import { compileRulesSteps } from './compile.js';
 import { type LoadProblem, PolicyLoadError } from './errors.js';
 import {
   allocate, CLUSTER_ID_MAX, CLUSTER_ID_MIN, cidrLabels, ENDPOINT_ID_MAX, ENDPOINT_ID_MIN, type IdentityEntry, LOCAL_ID_MAX,
@@ -17,6 +17,7 @@ import { Resolver } from './resolve.js';
 import { parsePolicy, type PolicySpec, type RuleSpec } from './schema.js';
 import { CompiledPolicyState } from './state.js';
 import { resolveTls } from './tls.js';
+import { drain, ITEMS_PER_STEP, runSliced, type Steps } from './steps.js';
 
 export interface BuildOptions {
   clusterName: string;
@@ -32,13 +33,21 @@ export interface ParsedObjects {
   readonly warnings: string[];
 }
 
+type ParsedWithResults = ParsedObjects & { results: { object: SourcedObject; problems: readonly LoadProblem[] }[] };
+
 /** Parses and validates every policy object; collects problems instead of throwing. */
-export function parseObjects(objects: readonly SourcedObject[]): ParsedObjects & { results: { object: SourcedObject; problems: readonly LoadProblem[] }[] } {
+export function parseObjects(objects: readonly SourcedObject[]): ParsedWithResults {
+  return drain(parseObjectsSteps(objects));
+}
+
+function* parseObjectsSteps(objects: readonly SourcedObject[]): Steps<ParsedWithResults> {
   const policies: PolicySpec[] = [];
   const problems: LoadProblem[] = [];
   const warnings: string[] = [];
   const results: { object: SourcedObject; problems: readonly LoadProblem[] }[] = [];
-  for (const o of objects) {
+  for (let i = 0; i < objects.length; i++) {
+    if (i % ITEMS_PER_STEP === ITEMS_PER_STEP - 1) yield;
+    const o = objects[i] as SourcedObject;
     const c = classify(o);
     if (c.type === 'skip') warnings.push(c.warning);
     else if (c.type === 'error') {
@@ -100,9 +109,21 @@ function policyRuleSources(results: ReturnType<typeof parseObjects>['results']):
 const POLICY_KINDS = new Set(['CiliumNetworkPolicy', 'CiliumClusterwideNetworkPolicy', 'NetworkPolicy']);
 
 export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): PolicyState {
+  return drain(buildSteps(input, opts));
+}
+
+/**
+ * buildPolicyState returning to the event loop every `sliceMs`: a reload of a 10,000-rule policy
+ * (~60 ms of work) must not hold up requests served meanwhile. Same result, a little later.
+ */
+export function buildPolicyStateSliced(input: SourcedObject[], opts: BuildOptions, sliceMs = 4): Promise<PolicyState> {
+  return runSliced(buildSteps(input, opts), sliceMs);
+}
+
+function* buildSteps(input: SourcedObject[], opts: BuildOptions): Steps<PolicyState> {
   const warnings: string[] = [];
   const objects = dedupe(input, warnings);
-  const parsed = parseObjects(objects);
+  const parsed = yield* parseObjectsSteps(objects);
   warnings.push(...parsed.warnings);
   const problems = [...parsed.problems];
   const cluster = readCluster(objects, problems);
@@ -134,6 +155,7 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
     }
   });
 
+  yield;
   const rules = parsed.policies.flatMap((p) => p.rules);
   const origins = parsed.policies.flatMap((p) => p.rules.map((_, ruleIndex) => ({ kind: p.kind, namespace: p.namespace, name: p.name, ruleIndex })));
   const prefixes = policyPrefixes(rules);
@@ -183,9 +205,11 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
     Object.freeze({ kind: o.kind, namespace: o.kind === 'CiliumClusterwideNetworkPolicy' || o.kind === 'Namespace' ? undefined : (o.namespace ?? 'default'), name: o.name, file: o.file }),
   );
 
+  const compiled = yield* compileRulesSteps(rules, secrets, origins, (tp) => tls.get(tp));
+  yield;
   return new CompiledPolicyState({
     revision: opts.revision, clusterName: opts.clusterName, objects: loaded, endpoints, services, identities, warnings,
-    rules: compileRules(rules, secrets, origins, (tp) => tls.get(tp)), nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost, cidrIdentities,
+    rules: compiled, nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost, cidrIdentities,
     resolver: new Resolver(services, endpoints), policyRules: policyRuleSources(parsed.results),
   });
 }

@@ -11,6 +11,7 @@ import { parsePrefix } from './cidr.js';
 import type { Identity, PortDecision, RuleRef } from './model.js';
 import type { CrdHttpRule, PeerRuleSpec, PortRange, PortRuleSpec, RuleSpec } from './schema.js';
 import type { PortTls } from './tls.js';
+import { drain, ITEMS_PER_STEP, type Steps } from './steps.js';
 import { matchRequirements, type Peer, type PeerIdentity, peerMatches } from './selector.js';
 
 export type Direction = 'INGRESS' | 'EGRESS';
@@ -87,6 +88,16 @@ export function compileRules(
   origins?: readonly RuleOrigin[],
   tlsOf?: (tp: PortRuleSpec) => PortTls | undefined,
 ): CompiledRule[] {
+  return drain(compileRulesSteps(rules, secrets, origins, tlsOf));
+}
+
+/** compileRules as steps (policy/steps.ts): a sliced reload yields between rules. */
+export function* compileRulesSteps(
+  rules: readonly RuleSpec[],
+  secrets: SecretLookup,
+  origins?: readonly RuleOrigin[],
+  tlsOf?: (tp: PortRuleSpec) => PortTls | undefined,
+): Steps<CompiledRule[]> {
   let next = 1;
   const contribs = (list: readonly PeerRuleSpec[], o: RuleOrigin | undefined, direction: Direction): Contribution[] => {
     const out: Contribution[] = [];
@@ -106,14 +117,20 @@ export function compileRules(
     // Kept for the state's lifetime: no spare push() capacity.
     return out.length === 0 ? NO_CONTRIBUTIONS : out.slice();
   };
-  return rules.map((spec, i) => ({
-    spec,
-    ingress: contribs(spec.ingress, origins?.[i], 'INGRESS'),
-    ingressDeny: contribs(spec.ingressDeny, origins?.[i], 'INGRESS'),
-    egress: contribs(spec.egress, origins?.[i], 'EGRESS'),
-    egressDeny: contribs(spec.egressDeny, origins?.[i], 'EGRESS'),
-    origin: origins?.[i],
-  }));
+  const out: CompiledRule[] = [];
+  for (let i = 0; i < rules.length; i++) {
+    if (i % ITEMS_PER_STEP === ITEMS_PER_STEP - 1) yield;
+    const spec = rules[i] as RuleSpec;
+    out.push({
+      spec,
+      ingress: contribs(spec.ingress, origins?.[i], 'INGRESS'),
+      ingressDeny: contribs(spec.ingressDeny, origins?.[i], 'INGRESS'),
+      egress: contribs(spec.egress, origins?.[i], 'EGRESS'),
+      egressDeny: contribs(spec.egressDeny, origins?.[i], 'EGRESS'),
+      origin: origins?.[i],
+    });
+  }
+  return out;
 }
 
 /** What the rules selecting one subject identity say about one direction. */

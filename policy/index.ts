@@ -5,7 +5,7 @@ import { buildPolicyState, type BuildOptions } from './build.js';
 import { loadObjects } from './load.js';
 import type { PolicyState } from './model.js';
 
-export { buildPolicyState, type BuildOptions } from './build.js';
+export { buildPolicyState, buildPolicyStateSliced, type BuildOptions } from './build.js';
 export { loadObjects, expand as expandPaths, parseText, objectKey, type SourcedObject } from './load.js';
 export { validatePaths, type ValidationReport, type PolicyValidation } from './validate.js';
 export { PolicyLoadError, PolicyErrorCodes, ProblemCodes, formatProblem, type LoadProblem } from './errors.js';

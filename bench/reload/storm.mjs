@@ -1,19 +1,23 @@
 // p99 latency of requests served during a reload storm (a swap every 50 ms through the admin API)
 // against the same load without reloads. Goal: storm p99 within 1.5x of the quiet p99.
 // Run from the repository root after `npm run build`:
-//   node bench/reload/storm.mjs [--duration 10] [--connections 16] [--rounds 3]
+//   node bench/reload/storm.mjs [--duration 10] [--connections 16] [--rounds 3] [--big]
 // Rounds alternate quiet and storm runs and the goal is judged on the median p99 of each: on a
 // 2-core machine one run's p99 moves by more than 1.5x with whatever else is running.
 import autocannon from 'autocannon';
 import { parseArgs } from 'node:util';
 import { backends, cluster, ips, LISTEN_PORT, policy, put, serve, workDir } from './lib.mjs';
+import { bigPolicy } from './gen.mjs';
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '16' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '16' }, rounds: { type: 'string', default: '3' }, big: { type: 'boolean', default: false } } });
 const LANDING = { method: 'POST', path: '/v1/request-landing' };
 const X = [LANDING];
 const Y = [LANDING, { method: 'GET', path: '/v1/.*' }];
 const closeBackends = await backends();
-const proxy = await serve(workDir({ '00-cluster.yaml': cluster(), '10-policy.yaml': policy(X) }));
+// --big: the cluster also holds bench/reload/gen.mjs's 10,000 rules across 1,000 identities, so
+// every swap rebuilds a large state (sliced: policy/steps.ts) while requests are served.
+const files = { '00-cluster.yaml': cluster(), '10-policy.yaml': policy(X), ...(values.big ? { '20-big.yaml': bigPolicy() } : {}) };
+const proxy = await serve(workDir(files));
 
 // autocannon's own histogram keeps whole milliseconds (p99 "2" vs "3" is already 1.5x): every
 // response time (allowed and denied) is collected from its 'response' events at full precision.

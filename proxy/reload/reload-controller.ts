@@ -23,7 +23,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import {
-  buildPolicyState, formatProblem, objectKey, PolicyLoadError, type BuildOptions, type PolicyState, type SourcedObject,
+  buildPolicyState, buildPolicyStateSliced, formatProblem, objectKey, PolicyLoadError, type BuildOptions, type PolicyState, type SourcedObject,
 } from '../../policy/index.js';
 import type { StateRef } from '../state-ref.js';
 import { ApplyError } from './errors.js';
@@ -113,7 +113,7 @@ export class ReloadController {
   async start(): Promise<PolicyState> {
     const snap = await readSnapshot(this.#opts.paths);
     if (snap.problems.length > 0) throw new PolicyLoadError(snap.problems);
-    const out = this.#commit('startup', snap, this.#overlay, performance.now());
+    const out = await this.#commit('startup', snap, this.#overlay, performance.now());
     if (out.error !== undefined) throw out.error;
     return this.#ref.current!;
   }
@@ -163,7 +163,7 @@ export class ReloadController {
       }
       const existed = before !== undefined || this.#files.objects.some((o) => objectKey(o) === key);
       const next = new Map(this.#overlay).set(key, obj);
-      const out = this.#commit('api', this.#files, next, performance.now());
+      const out = await this.#commit('api', this.#files, next, performance.now());
       if (out.error !== undefined) throw new ApplyError('L7G_ERR_APPLY_INVALID', undefined, out.error.problems);
       return { result: existed ? ('configured' as const) : ('created' as const), revision: out.revision };
     });
@@ -181,7 +181,7 @@ export class ReloadController {
       }
       const next = new Map(this.#overlay);
       next.delete(key);
-      const out = this.#commit('api', this.#files, next, performance.now());
+      const out = await this.#commit('api', this.#files, next, performance.now());
       if (out.error !== undefined) throw new ApplyError('L7G_ERR_APPLY_INVALID', 'deleting it would leave an invalid set', out.error.problems);
       return { revision: out.revision };
     });
@@ -232,14 +232,18 @@ export class ReloadController {
     return this.#commit(trigger, snap, this.#overlay, t0);
   }
 
-  /** Compile and swap, or record the failure. Synchronous from build to swap: nothing interleaves. */
-  #commit(trigger: ReloadTrigger, files: FileSnapshot, overlay: ReadonlyMap<string, SourcedObject>, t0: number): ReloadOutcome {
+  /**
+   * Compile and swap, or record the failure. A reload's build is sliced (policy/steps.ts) so that
+   * requests keep being served with the revision in force while it runs; jobs are serialised
+   * (#enqueue), so nothing else swaps meanwhile. The startup build runs at once: nothing is served.
+   */
+  async #commit(trigger: ReloadTrigger, files: FileSnapshot, overlay: ReadonlyMap<string, SourcedObject>, t0: number): Promise<ReloadOutcome> {
     const previous = this.#ref.current;
     let state: PolicyState;
     try {
-      state = buildPolicyState([...files.objects, ...overlay.values()], {
-        ...this.#opts.build, previous, revision: (previous?.revision ?? 0) + 1,
-      });
+      const input = [...files.objects, ...overlay.values()];
+      const opts = { ...this.#opts.build, previous, revision: (previous?.revision ?? 0) + 1 };
+      state = trigger === 'startup' ? buildPolicyState(input, opts) : await buildPolicyStateSliced(input, opts);
     } catch (err) {
       if (err instanceof PolicyLoadError) return this.#fail(trigger, err, trigger === 'api' ? undefined : files.signature, t0);
       throw err;

@@ -1,0 +1,78 @@
+/**
+ * The sliced build (policy/steps.ts, used by every reload while requests are served) gives the event
+ * loop back while it compiles, and builds exactly what the one-go build does.
+ */
+import t from 'tap';
+import { buildPolicyState, buildPolicyStateSliced, parseText } from '../../policy/index.js';
+import type { PolicyState, PortDecision } from '../../policy/model.js';
+
+const PODS = 120;
+const RULES_PER_POLICY = 5;
+
+/** PODS pods (one identity each) and one CNP per pod letting five other pods in, each on its own port with one HTTP rule. */
+function cluster(): string {
+  const docs: string[] = [];
+  for (let i = 0; i < PODS; i++) {
+    docs.push(`apiVersion: v1
+kind: Pod
+metadata: {name: app-${i}, namespace: default, labels: {app: app-${i}, tier: t${i % 3}}}
+spec: {containers: [{name: c, image: x}]}
+status: {podIP: 10.1.${i >> 8}.${i & 255}}`);
+    const ingress = [];
+    for (let k = 1; k <= RULES_PER_POLICY; k++) {
+      ingress.push(`  - fromEndpoints: [{matchLabels: {app: app-${(i + k) % PODS}}}]
+    toPorts:
+    - ports: [{port: "${8080 + k}", protocol: TCP}]
+      rules: {http: [{method: GET, path: "/api/${k}/.*"}]}`);
+    }
+    docs.push(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p-${i}, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: app-${i}}}
+  ingress:
+${ingress.join('\n')}`);
+  }
+  return docs.join('\n---\n');
+}
+
+const opts = { clusterName: 'default', nodeIPs: [], allowLocalhost: 'always' as const, revision: 1 };
+
+/** Every (source pod, destination pod, port) decision, as comparable text. */
+function decisions(s: PolicyState): string[] {
+  const out: string[] = [];
+  const text = (d: PortDecision): string => (d.kind === 'l7' ? `l7:${d.check({ method: 'GET', path: '/api/1/x', host: undefined, headers: [] }).allowed}` : d.kind === 'drop' ? `drop:${d.reason}` : 'allow');
+  for (const src of s.endpoints) {
+    for (const dst of s.endpoints) {
+      for (const port of [8081, 8083, 9999]) out.push(`${src.name}>${dst.name}:${port}=${text(s.decide(s.identify(src.ips[0] as string), dst, port))}`);
+    }
+  }
+  return out;
+}
+
+t.test('a sliced build yields to the event loop and builds the same state', async (t) => {
+  const objects = parseText('gen.yaml', cluster(), []);
+  t.equal(objects.length, PODS * 2);
+  const once = buildPolicyState(objects, opts);
+  let ticks = 0;
+  let ticking = true;
+  const tick = (): void => {
+    if (!ticking) return;
+    ticks++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  // sliceMs 0: it gives the loop back at every step, so the count does not depend on speed.
+  const sliced = await buildPolicyStateSliced(objects, opts, 0);
+  ticking = false;
+  t.ok(ticks >= 3, `the event loop ran ${ticks} times during the build`);
+  t.same([...sliced.identities.keys()], [...once.identities.keys()], 'same identity numbers');
+  t.same(decisions(sliced), decisions(once), 'same decision for every pod pair and port');
+  t.ok(decisions(once).some((d) => d.endsWith('=l7:true')) && decisions(once).some((d) => d.endsWith('=drop:POLICY_DENIED')), 'the comparison covers allows and drops');
+});
+
+t.test('a sliced build rejects what the one-go build rejects', async (t) => {
+  const bad = parseText('bad.yaml', `${cluster()}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: bad}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchLabels: {a: b}}], toPorts: [{ports: [{port: "99999"}]}]}]}\n`, []);
+  t.throws(() => buildPolicyState(bad, opts), { code: 'L7G_ERR_POLICY_INVALID' });
+  await t.rejects(buildPolicyStateSliced(bad, opts, 0), { code: 'L7G_ERR_POLICY_INVALID' });
+});
