@@ -83,10 +83,8 @@ export function parseText(file: string, text: string, problems: LoadProblem[]): 
     const json = parseJson(file, text, problems);
     if (json !== undefined) return json;
   }
-  if (!MAY_HAVE_ALIASES.test(text)) {
-    const fast = parseFast(file, text, problems);
-    if (fast !== undefined) return fast;
-  }
+  const fast = parseFast(file, text, problems);
+  if (fast !== undefined) return fast;
   return parseWithDocuments(file, text, problems);
 }
 
@@ -138,8 +136,12 @@ export function parseFast(file: string, text: string, problems: LoadProblem[]): 
     // results; any document outside its subset (or not valid YAML) goes to js-yaml as before.
     let value = parseYamlSubset(text, d.start, d.end);
     if (value === NOT_IN_SUBSET) {
+      const doc = text.slice(d.start, d.end);
+      // Anchors and aliases (never in the subset): js-yaml has no alias budget, so a YAML bomb
+      // must go to the guarded parser. Checked per fallback document, not over every file.
+      if (MAY_HAVE_ALIASES.test(doc)) return undefined;
       try {
-        value = jsyaml.load(text.slice(d.start, d.end), { schema: jsyaml.CORE_SCHEMA, filename: file });
+        value = jsyaml.load(doc, { schema: jsyaml.CORE_SCHEMA, filename: file });
       } catch {
         return undefined; // report syntax errors with the `yaml` parser's messages and positions
       }
@@ -161,6 +163,9 @@ export function parseFast(file: string, text: string, problems: LoadProblem[]): 
   return out;
 }
 
+/** The `yaml` package's budget for alias nodes in one document (its own default is also 100). */
+const MAX_ALIAS_COUNT = 100;
+
 function parseWithDocuments(file: string, text: string, problems: LoadProblem[]): SourcedObject[] {
   const lc = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
@@ -173,7 +178,15 @@ function parseWithDocuments(file: string, text: string, problems: LoadProblem[])
     }
     const node = doc.contents;
     if (node === null) continue; // empty document ("---" at the end)
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (e) {
+      // `yaml` throws (ReferenceError) on alias expansion past the budget: a "billion laughs" file
+      // is a parse problem like any other, not a crash of the reload or the admin call.
+      problems.push(parseProblem(file, lineOf(node), `YAML aliases expand too much (more than ${MAX_ALIAS_COUNT} alias nodes): ${e instanceof Error ? e.message : String(e)}`));
+      continue;
+    }
     if (value === null || value === undefined) continue;
     const seq = isMap(node) ? node.get('items', true) : undefined;
     addObject(file, lineOf(node), value, (i) => lineOf(isSeq(seq) ? (seq.items[i] as Node) : node), out, problems);

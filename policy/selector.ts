@@ -44,18 +44,28 @@ export function selectorRequirements(spec: LabelSelectorSpec, keyPrefix = ''): R
  * allowing `app: frontend`): one shared object each keeps a reload's allocations, and so its GC
  * time, down. Bounded: cleared when full, which only costs sharing.
  */
-const interned = new Map<string, Requirement>();
+const interned = new Map<string, Map<string, Requirement>>();
+let internedCount = 0;
 const INTERN_MAX = 65_536;
 
 /** matchLabels `rawKey: value` as a requirement (source prefix split as Cilium does). */
 function labelEquals(rawKey: string, value: string): Requirement {
-  const id = `${rawKey}\u0000${value}`;
-  let r = interned.get(id);
+  // Two lookups, no "key\0value" string: building and hashing that key cost more than the lookup.
+  let byValue = interned.get(rawKey);
+  if (byValue === undefined) {
+    if (internedCount >= INTERN_MAX) {
+      interned.clear();
+      internedCount = 0;
+    }
+    byValue = new Map();
+    interned.set(rawKey, byValue);
+  }
+  let r = byValue.get(value);
   if (r === undefined) {
     const { source, key } = parseSelectorKey(rawKey);
     r = Object.freeze({ source, key, op: 'In' as const, values: new Set([value]) });
-    if (interned.size >= INTERN_MAX) interned.clear();
-    interned.set(id, r);
+    byValue.set(value, r);
+    internedCount++;
   }
   return r;
 }

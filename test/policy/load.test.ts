@@ -152,3 +152,16 @@ t.test('the three parsers agree: JSON, plain YAML (fast path) and YAML with anch
   t.equal(bad.length, 1, 'a syntax error on the fast path is reported by the guarded parser');
   t.match(bad[0], { line: Number }, 'with a line number');
 });
+
+t.test('a YAML alias bomb is a parse problem, not a crash, and the fast paths never expand it', async (t) => {
+  const { parseText, parseFast } = await import('../../policy/load.js');
+  // "Billion laughs": 10 levels of 10 aliases each would expand to 10^10 strings.
+  let bomb = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n';
+  for (let i = 1; i < 10; i++) bomb += `  a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+  t.equal(parseFast('bomb.yaml', bomb, []), undefined, 'the fast path (subset parser, then js-yaml) declines it');
+  const problems: { code: string; file: string; message: string }[] = [];
+  const objects = parseText('bomb.yaml', `${bomb}---\napiVersion: v1\nkind: Namespace\nmetadata: {name: fine}\n`, problems as never);
+  t.same(objects.map((o) => o.name), ['fine'], 'the other document still loads');
+  t.equal(problems.length, 1);
+  t.match(problems[0], { code: 'L7G_ERR_POLICY_PARSE', file: 'bomb.yaml', message: /aliases expand too much/ });
+});

@@ -458,13 +458,20 @@ function expectObjects(line: number, v: unknown, out: { line: number | undefined
   out.push({ line, raw: v });
 }
 
-/** parseFast as it was: line-array split, js-yaml per document. */
+/** Anchors/aliases outside quotes, as parseText has always screened them (policy/load.ts). */
+const MAY_HAVE_ALIASES = /(?:^|[\s[{,:-])[&*][^\s,\]}]/m;
+
+/**
+ * parseFast as it was: line-array split, js-yaml per document; and as it is screened: a document
+ * outside the subset that may hold anchors or aliases sends the whole file to the `yaml` parser.
+ */
 function referenceParseFast(text: string): { objects: { line: number | undefined; raw: unknown }[]; problems: number } | undefined {
   const docs = referenceSplit(text);
   if (!docs) return undefined;
   const objects: { line: number | undefined; raw: unknown }[] = [];
   const problems = { n: 0 };
   for (const d of docs) {
+    if (MAY_HAVE_ALIASES.test(d.text) && parseYamlSubset(d.text) === NOT_IN_SUBSET) return undefined;
     const r = load(d.text);
     if ('error' in r) return undefined;
     if (r.value === null || r.value === undefined) continue;
