@@ -295,9 +295,17 @@ export class PortTable {
     return this.#dp.enforcing;
   }
 
+  #used = false;
+
+  /** Some request looked this table up: a reload warms the new state's table for this subject. */
+  get used(): boolean {
+    return this.#used;
+  }
+
   // Hot path: called per request — change with care. Binary search over a handful of interval
   // starts, then one Map lookup; returns shared decision objects.
   lookup(peer: Identity, port: number): PortDecision {
+    this.#used = true;
     const s = this.#starts;
     let lo = 0;
     let hi = s.length - 1;

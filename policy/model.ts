@@ -210,7 +210,9 @@ export interface PolicyState {
    * Precomputes decision tables until `deadline` (performance.now() ms); true when done. Optional:
    * decide() builds what it needs on first use, this only moves that work off the request path.
    */
-  warm?(deadline: number): boolean;
+  warm?(deadline: number, subjects?: ReadonlySet<number>): boolean;
+  /** Identity numbers whose decision tables requests used: the next revision warms only these. */
+  hotSubjects?(): ReadonlySet<number>;
   /** The hot path: O(1) per source identity after a port-range lookup. */
   decide(src: Source, dst: Endpoint, port: number): PortDecision;
   /**
