@@ -145,6 +145,7 @@ function* buildSteps(input: SourcedObject[], opts: BuildOptions): Steps<PolicySt
   const cluster = readCluster(objects, problems);
   const tls = resolveTls(parsed.policies, cluster.secrets, problems);
   if (problems.length > 0) throw new PolicyLoadError(problems);
+  yield;
 
   // Identities: reserved, then one cluster identity per distinct pod label set.
   const identities = new Map<number, IdentityEntry>();
@@ -158,6 +159,7 @@ function* buildSteps(input: SourcedObject[], opts: BuildOptions): Steps<PolicySt
       namespaceLabels: cluster.namespaces.get(p.namespace) ?? {},
     }),
   );
+  yield;
   const prevIds = previousIdentities(opts.previous);
   const podKeys = podLabels.map(labelKey);
   const clusterNums = allocate(podKeys, prevIds, CLUSTER_ID_MIN, CLUSTER_ID_MAX);
@@ -184,6 +186,7 @@ function* buildSteps(input: SourcedObject[], opts: BuildOptions): Steps<PolicySt
     .sort((a, b) => (b.cidr?.bits ?? 0) - (a.cidr?.bits ?? 0));
   for (const c of cidrIdentities) identities.set(c.id, c);
 
+  yield;
   const epIds = allocate(pods.map((p) => `${p.namespace}/${p.name}`), previousEndpointIds(opts.previous), ENDPOINT_ID_MIN, ENDPOINT_ID_MAX);
   const endpoints: Endpoint[] = pods.map((p, i) =>
     Object.freeze({

@@ -7,7 +7,7 @@
  */
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
-import { buildPolicyState, PolicyLoadError, formatProblem } from '../../policy/index.js';
+import { buildPolicyState, buildPolicyStateSliced, PolicyLoadError, formatProblem } from '../../policy/index.js';
 import { createLogger } from '../../observe/log.js';
 import type { FlowEvent } from '../../observe/flow-event.js';
 import { parseHostPort } from '../admin.js';
@@ -79,17 +79,16 @@ export function runWorker(): void {
   const gauge = setInterval(schedule, GAUGE_INTERVAL_MS);
   gauge.unref();
 
-  const build = (p: RevisionPayload): void => {
+  /** The first revision builds in one go (nothing is served yet); later ones in slices (policy/steps.ts). */
+  const build = async (p: RevisionPayload): Promise<void> => {
     const c = config!;
-    // Debug only (tests): a slow build, to prove a mutation waits for every worker. Synchronous on
-    // purpose, so revisions still build strictly in the order they arrive.
+    // Debug only (tests): a slow build, to prove a mutation waits for every worker.
     const lag = Number(process.env['L7GUARD_DEBUG_WORKER_BUILD_DELAY_MS'] ?? 0);
     for (const until = Date.now() + lag; Date.now() < until;);
     try {
-      const next = buildPolicyState([...p.objects], {
-        clusterName: c.clusterName, nodeIPs: c.nodeIPs, allowLocalhost: c.allowLocalhost,
-        previous: numberingSeed(p), revision: p.revision,
-      });
+      const input = [...p.objects];
+      const opts = { clusterName: c.clusterName, nodeIPs: c.nodeIPs, allowLocalhost: c.allowLocalhost, previous: numberingSeed(p), revision: p.revision };
+      const next = state.current === undefined ? buildPolicyState(input, opts) : await buildPolicyStateSliced(input, opts);
       const differs = sameNumbering(next, p);
       if (differs !== undefined) throw new Error(`revision ${p.revision} numbered differently from the primary: ${differs}`);
       if (c.interception !== undefined && state.current === undefined) checkInterception(next, c.interception);
@@ -181,15 +180,20 @@ export function runWorker(): void {
     return draining;
   };
 
+  let builds: Promise<void> = Promise.resolve();
   process.on('message', (m: ToWorker) => {
     if (m.t === 'config') {
       config = m.config;
       log = createLogger(m.config.logLevel).child({ worker: m.config.slot });
     } else if (m.t === 'revision') {
       if (config === undefined || draining !== undefined) return;
-      build(m.payload);
-      // A worker serves only once it judges by the revision the primary has: listen after the first build.
-      if (listening === undefined && state.current !== undefined) listening = listen();
+      const payload = m.payload;
+      // Revisions build strictly in the order they arrive, one at a time.
+      builds = builds.then(async () => {
+        await build(payload);
+        // A worker serves only once it judges by the revision the primary has: listen after the first build.
+        if (listening === undefined && state.current !== undefined) listening = listen();
+      }).catch((err: unknown) => log.error({ err: (err as Error).message }, 'worker revision build failed'));
     } else if (m.t === 'drain') {
       void drain(m.timeoutMs);
     }
