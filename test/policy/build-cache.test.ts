@@ -31,3 +31,37 @@ t.test('an invalid object is rejected on every build, cached or not', async (t) 
   const bad = objects('apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: bad}\nspec: {endpointSelector: {}, ingress: [{toPorts: [{ports: [{port: "70000"}]}]}]}\n', 'bad.yaml');
   for (let i = 0; i < 2; i++) t.throws(() => buildPolicyState([...cluster, ...bad], OPTS), { code: 'L7G_ERR_POLICY_INVALID' }, `build ${i + 1}`);
 });
+
+t.test('compiled rules are reused only when they read no Secret: a changed Secret value is enforced', async (t) => {
+  const policy = objects(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: token, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {class: deathstar}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {org: empire}}]
+    toPorts:
+    - ports: [{port: "80", protocol: TCP}]
+      rules:
+        http:
+        - method: POST
+          path: /v1/request-landing
+          headerMatches: [{name: x-token, secret: {name: landing-token}}]
+`, 'token.yaml');
+  const secret = (value: string) => objects(`apiVersion: v1\nkind: Secret\nmetadata: {name: landing-token, namespace: default}\nstringData: {token: ${value}}\n`, 'secret.yaml');
+  const allowed = (s: ReturnType<typeof buildPolicyState>, token: string): boolean => {
+    const ds = s.endpoints.find((e) => e.name.startsWith('deathstar'))!;
+    const d = s.decide(s.identify(s.endpoints.find((e) => e.name === 'tiefighter')!.ips[0]!), ds, 80);
+    return d.kind === 'l7' && d.check({ method: 'POST', path: '/v1/request-landing', host: 'deathstar', headers: ['x-token', token] }).allowed;
+  };
+  const a = buildPolicyState([...cluster, ...policy, ...secret('alpha')], OPTS);
+  t.ok(allowed(a, 'alpha') && !allowed(a, 'beta'), 'revision 1 wants the first value');
+  const b = buildPolicyState([...cluster, ...policy, ...secret('beta')], { ...OPTS, previous: a, revision: 2 });
+  t.equal(specs(b)[0], specs(a)[0], 'the validated rule is reused (the policy object did not change)');
+  t.ok(allowed(b, 'beta') && !allowed(b, 'alpha'), 'revision 2 enforces the new Secret value');
+  const plain = buildPolicyState([...cluster, ...l7], OPTS);
+  const again = buildPolicyState([...cluster, ...l7], { ...OPTS, previous: plain, revision: 2 });
+  const rules = (s: unknown) => (s as CompiledPolicyState).traceContext().rules;
+  t.equal(rules(again)[0], rules(plain)[0], 'a rule that reads no Secret is reused compiled');
+  t.not(rules(b)[0], rules(a)[0], 'one that reads a Secret is compiled again');
+});
