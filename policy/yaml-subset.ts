@@ -166,8 +166,10 @@ function toContent(p: number): void {
     lineStart = ls;
     pos = p;
     // "---" / "..." at column 0 would end the document for js-yaml (parseFast splits on bare "---"
-    // lines before we get here, so this is "--- x", "... # c" and the like).
-    if (ind === 0 && (c === 0x2d || c === 0x2e) && s.charCodeAt(p + 1) === c && s.charCodeAt(p + 2) === c && isWsOrEolAt(p + 3)) bail();
+    // lines before we get here, so this is "--- x", "... # c" and the like); and js-yaml skips a
+    // "---" that starts a document's first line whatever follows ("---x: 1" is {x: 1}): any
+    // column-0 "---" goes to js-yaml.
+    if (ind === 0 && (c === 0x2d || c === 0x2e) && s.charCodeAt(p + 1) === c && s.charCodeAt(p + 2) === c && (c === 0x2d || isWsOrEolAt(p + 3))) bail();
     return;
   }
   pos = -1;

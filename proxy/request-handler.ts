@@ -208,6 +208,11 @@ function forward(
   let started = false;
   /** This attempt handed the request to a retry: the retry's own callbacks report from now on. */
   let retired = false;
+  /**
+   * We aborted the upstream exchange because the client left or the front end answered: the error
+   * that follows is ours, not the pod's, and is neither logged, counted nor flowed as one.
+   */
+  let abandoned = false;
   let abortUpstream: ((err: Error) => void) | undefined;
   // Declared before send(): undici may call onStart synchronously (an idle pooled connection).
   let pausing: (() => void) | undefined;
@@ -218,6 +223,7 @@ function forward(
     // pooled connection until undici's body timeout.
     // No `res.finished` check: onClose only fires for an unfinished response, and the front end
     // marks the response finished before calling it (server-response.ts #notifyAborted).
+    abandoned = true;
     if (abortUpstream !== undefined) abortUpstream(new Error('client closed the connection'));
     // The front end answered in our place (a timeout's 408/504, a malformed body's 400): that
     // answer is this request's response, and like an upstream failure's 502 it gets its flow and
@@ -233,6 +239,7 @@ function forward(
         // A request waiting in undici's queue for a connection has no abort handle yet: when the
         // client left or the front end answered (a timeout) meanwhile, it must not be sent now.
         if (res.finished) {
+          abandoned = true;
           abort(new Error('client closed the connection'));
           return;
         }
@@ -256,6 +263,7 @@ function forward(
         res.end();
       },
       onError(err, unsent) {
+        if (abandoned) return;
         ctx.onUpstreamError?.(err, backend);
         if (!started && !res.sent && retry !== undefined && retry(err, unsent)) {
           retired = true;

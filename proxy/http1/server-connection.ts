@@ -609,7 +609,11 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     if (ex === undefined) {
       this.#requestDeadline = this.#bodyDeadline = 0;
     } else {
-      if (this.#requestDeadline !== 0 && now >= this.#requestDeadline && !ex.res.finished) {
+      const requestExpired = this.#requestDeadline !== 0 && now >= this.#requestDeadline && !ex.res.finished;
+      // When the timer fires late (a busy loop) both may have passed: the one that expired first is
+      // what happened to this request.
+      const bodyFirst = this.#bodyDeadline !== 0 && now >= this.#bodyDeadline && !this.#paused && this.#bodyDeadline < this.#requestDeadline;
+      if (requestExpired && !bodyFirst) {
         this.#report(new FrontEndError('L7G_ERR_REQUEST_TIMEOUT'), 'timeout');
         this.#failExchange(ex, 504);
         return;

@@ -328,6 +328,10 @@ t.test('a pod resets its pooled connections while requests wait to be written on
     const landed = p.hits.slice(hitsBefore).filter((h) => h.method === 'POST').map((h) => h.body);
     t.same(landed, ['ship=tiefighter', 'ship=tiefighter'], 'a retried POST carries its body intact');
   }
+  // The answers above would be the same had the proxy read the resets first and simply opened new
+  // connections: the logged resets show that requests did meet a dead connection and were retried.
+  const resets = s.logs.filter((l) => l['msg'] === 'upstream error' && l['code'] === 'ECONNRESET').length;
+  t.ok(resets >= 1, `queued requests met a reset connection and were retried (${resets} times over 3 rounds)`);
   t.equal(s.proc.exitCode, null);
 });
 

@@ -90,6 +90,11 @@ async function queuedThenEnded(t: Test, endQueued: (s: Served) => Promise<void>)
   t.equal(await arrived, '/v1/after', 'the next request the pod sees is the one queued after it');
   t.equal(status((await after).text), 200);
   t.same(p.seen, ['/v1/hold', '/v1/after'], 'the ended request never reached the pod');
+  // Ours, not the pod's: no upstream error is logged, and no 502 is reported for it.
+  t.same(s.logs.filter((l) => l['msg'] === 'upstream error'), [], 'no upstream error logged');
+  const flows = await adminText(s.admin, '/flows');
+  t.notMatch(flows, /"code":502/, 'no 502 response flow');
+  t.notMatch(await adminText(s.admin, '/metrics'), /l7guard_upstream_errors_total\{[^}]*\} [1-9]/, 'no upstream error counted');
 }
 
 t.test('the client left while its request was queued', (t) =>

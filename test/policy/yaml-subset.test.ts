@@ -298,6 +298,10 @@ t.test('edge cases outside the subset bail', async (t) => {
     ['tab after a colon', 'a:\tb\n'],
     ['tab inside a plain scalar', 'a: b\tc\n'],
     ['tab before a sequence entry', 'a:\n  -\tb\n'],
+    // js-yaml skips a "---" that starts a document whatever follows it: "---x: 1" is {x: 1}.
+    ['"---" glued to the first key', '---x: 1\n'],
+    ['"----" as a key', '----: 1\n'],
+    ['"---:" as a key', '---: 1\n'],
     ['tag', 'a: !!str 1\n'],
     ['local tag', 'a: !foo x\n'],
     ['anchor and alias', 'a: &x 1\nb: *x\n'],

@@ -55,4 +55,10 @@ t.test('StateRef warms all for the first revision, then the previous revision\'s
   await nextTurn();
   t.equal(w2.calls.length, 1);
   t.same([...(w2.calls[0] ?? [])], [deathstar.identity.id], 'second revision: only the identity the traffic used');
+  // No request reaches revision 2 before revision 3 replaces it (a reload storm): 3 still warms it.
+  const third = build([cluster, L7], { revision: 3, previous: second });
+  const w3 = recordWarm(third);
+  ref.swap(w3.view);
+  await nextTurn();
+  t.same([...(w3.calls[0] ?? [])], [deathstar.identity.id], 'third revision: what the second warmed is carried forward');
 });
