@@ -86,8 +86,8 @@ function policyPrefixes(rules: readonly RuleSpec[]): Prefix[] {
   const m = new Map<string, Prefix>();
   const add = (p: Prefix) => m.set(p.text, p);
   for (const r of rules) {
-    for (const pr of [...r.ingress, ...r.ingressDeny, ...r.egress, ...r.egressDeny]) {
-      for (const p of pr.peers) {
+    for (const list of [r.ingress, r.ingressDeny, r.egress, r.egressDeny]) {
+      for (const pr of list) for (const p of pr.peers) {
         if (p.kind === 'cidr') {
           add(p.prefix);
           p.except.forEach(add);

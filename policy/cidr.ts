@@ -74,7 +74,8 @@ function bigToV4(n: bigint): string {
 
 /** Canonical IP text: IPv4-mapped IPv6 becomes IPv4; IPv6 compressed lower-case; undefined if not an IP. */
 export function canonicalIP(ip: string): string | undefined {
-  if (isIPv4(ip)) return bigToV4(v4ToBig(ip));
+  // isIPv4 rejects leading zeros and out-of-range parts: what it accepts is already canonical.
+  if (isIPv4(ip)) return ip;
   const bare = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
   if (!isIPv6(bare)) return undefined;
   const n = v6ToBig(bare.toLowerCase());

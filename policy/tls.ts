@@ -23,6 +23,9 @@ type SecretData = ReadonlyMap<string, ReadonlyMap<string, string>>;
 /** Cilium's default items of a TLSContext Secret (used when the field is omitted and the item exists). */
 const DEFAULT_ITEMS = { certificate: 'tls.crt', privateKey: 'tls.key', trustedCA: 'ca.crt' } as const;
 
+const hasTls = (r: PolicySpec['rules'][number]): boolean =>
+  [r.ingress, r.egress].some((list) => list.some((pr) => pr.toPorts?.some((tp) => tp.tls !== undefined) === true));
+
 /**
  * Resolves every TLS context of the parsed policies against the Secrets given with `-f`. A missing
  * Secret, a named item that is absent, a context without what it needs or PEM that Node's TLS cannot
@@ -31,11 +34,12 @@ const DEFAULT_ITEMS = { certificate: 'tls.crt', privateKey: 'tls.key', trustedCA
 export function resolveTls(policies: readonly PolicySpec[], secrets: SecretData, problems: LoadProblem[]): Map<PortRuleSpec, PortTls> {
   const out = new Map<PortRuleSpec, PortTls>();
   for (const p of policies) {
+    if (!p.rules.some(hasTls)) continue;
     const object = objectLabel(p.kind, p.namespace, p.name);
     const problem = (field: string, message: string) =>
       problems.push({ code: ProblemCodes.L7G_ERR_POLICY_VALUE, file: p.file, object, field, line: undefined, message });
     for (const r of p.rules) {
-      for (const pr of [...r.ingress, ...r.egress]) {
+      for (const pr of r.ingress.length === 0 ? r.egress : r.egress.length === 0 ? r.ingress : [...r.ingress, ...r.egress]) {
         for (const tp of pr.toPorts ?? []) {
           if (tp.tls === undefined) continue;
           const terminating = tp.tls.terminating && material(tp.tls.terminating, 'terminating', secrets, problem);
