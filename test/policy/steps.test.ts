@@ -7,33 +7,12 @@ import { buildPolicyState, buildPolicyStateSliced, parseText } from '../../polic
 import type { PolicyState, PortDecision } from '../../policy/model.js';
 
 const PODS = 120;
-const RULES_PER_POLICY = 5;
+const RULES = 600;
 
-/** PODS pods (one identity each) and one CNP per pod letting five other pods in, each on its own port with one HTTP rule. */
-function cluster(): string {
-  const docs: string[] = [];
-  for (let i = 0; i < PODS; i++) {
-    docs.push(`apiVersion: v1
-kind: Pod
-metadata: {name: app-${i}, namespace: default, labels: {app: app-${i}, tier: t${i % 3}}}
-spec: {containers: [{name: c, image: x}]}
-status: {podIP: 10.1.${i >> 8}.${i & 255}}`);
-    const ingress = [];
-    for (let k = 1; k <= RULES_PER_POLICY; k++) {
-      ingress.push(`  - fromEndpoints: [{matchLabels: {app: app-${(i + k) % PODS}}}]
-    toPorts:
-    - ports: [{port: "${8080 + k}", protocol: TCP}]
-      rules: {http: [{method: GET, path: "/api/${k}/.*"}]}`);
-    }
-    docs.push(`apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: p-${i}, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: app-${i}}}
-  ingress:
-${ingress.join('\n')}`);
-  }
-  return docs.join('\n---\n');
+/** bench/reload/gen.mjs's synthetic cluster, small: one identity per pod, ingress rules naming peer pods, ports and HTTP rules. */
+async function cluster(): Promise<string> {
+  const gen = (await import(new URL('../../../bench/reload/gen.mjs', import.meta.url).href)) as { bigPolicy: (o: { identities: number; rules: number }) => string };
+  return gen.bigPolicy({ identities: PODS, rules: RULES });
 }
 
 const opts = { clusterName: 'default', nodeIPs: [], allowLocalhost: 'always' as const, revision: 1 };
@@ -41,17 +20,17 @@ const opts = { clusterName: 'default', nodeIPs: [], allowLocalhost: 'always' as 
 /** Every (source pod, destination pod, port) decision, as comparable text. */
 function decisions(s: PolicyState): string[] {
   const out: string[] = [];
-  const text = (d: PortDecision): string => (d.kind === 'l7' ? `l7:${d.check({ method: 'GET', path: '/api/1/x', host: undefined, headers: [] }).allowed}` : d.kind === 'drop' ? `drop:${d.reason}` : 'allow');
+  const text = (d: PortDecision): string => (d.kind === 'l7' ? `l7:${d.check({ method: 'GET', path: '/api/0/x', host: undefined, headers: [] }).allowed}` : d.kind === 'drop' ? `drop:${d.reason}` : 'allow');
   for (const src of s.endpoints) {
     for (const dst of s.endpoints) {
-      for (const port of [8081, 8083, 9999]) out.push(`${src.name}>${dst.name}:${port}=${text(s.decide(s.identify(src.ips[0] as string), dst, port))}`);
+      for (const port of [8080, 8083, 9999]) out.push(`${src.name}>${dst.name}:${port}=${text(s.decide(s.identify(src.ips[0] as string), dst, port))}`);
     }
   }
   return out;
 }
 
 t.test('a sliced build yields to the event loop and builds the same state', async (t) => {
-  const objects = parseText('gen.yaml', cluster(), []);
+  const objects = parseText('gen.yaml', await cluster(), []);
   t.equal(objects.length, PODS * 2);
   const once = buildPolicyState(objects, opts);
   let ticks = 0;
@@ -72,7 +51,7 @@ t.test('a sliced build yields to the event loop and builds the same state', asyn
 });
 
 t.test('a sliced build rejects what the one-go build rejects', async (t) => {
-  const bad = parseText('bad.yaml', `${cluster()}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: bad}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchLabels: {a: b}}], toPorts: [{ports: [{port: "99999"}]}]}]}\n`, []);
+  const bad = parseText('bad.yaml', `${await cluster()}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: bad}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchLabels: {a: b}}], toPorts: [{ports: [{port: "99999"}]}]}]}\n`, []);
   t.throws(() => buildPolicyState(bad, opts), { code: 'L7G_ERR_POLICY_INVALID' });
   await t.rejects(buildPolicyStateSliced(bad, opts, 0), { code: 'L7G_ERR_POLICY_INVALID' });
 });
