@@ -18,6 +18,7 @@ import { Upstream } from '../../proxy/upstream.js';
 import type { Backend } from '../../policy/model.js';
 import { loopbackBlock } from '../helpers/net.js';
 import { serve, type Served } from '../helpers/serve.js';
+import { untilTrue } from '../helpers/poll.js';
 import { starWarsCluster, clusterDir, deathstarPolicy } from '../helpers/cluster.js';
 
 const HOST = 'deathstar.default.svc.cluster.local';
@@ -186,14 +187,6 @@ class Client {
   }
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 /** The state letter of /proc/PID/stat (`T` = stopped). */
 function processState(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -242,7 +235,7 @@ for (const [mode, port, name] of [
       t.equal(r.status, 200, `request ${i} (${req.slice(0, 4).trim()}) answered 200`);
       // The pod closes the proxy's pooled connections before the next request arrives.
       const closes = p.stats.idleCloses;
-      await until(() => p.stats.idleCloses > closes, 'the pod to close its idle connection');
+      await untilTrue(() => p.stats.idleCloses > closes, 'the pod to close its idle connection');
     }
     onceEach(t, p, ids);
     t.ok(p.stats.accepted >= 12, 'every request after an idle close needed a new connection');
@@ -323,7 +316,7 @@ t.test('a pod resets its pooled connections while requests wait to be written on
     try {
       // Stopped for real before anything arrives: a proxy still on its way out of epoll_wait could
       // otherwise read the requests in one batch and the resets only in the next.
-      await until(() => processState(s.proc.pid!) === 'T', 'the proxy to be stopped');
+      await untilTrue(() => processState(s.proc.pid!) === 'T', 'the proxy to be stopped');
       answers = clients.map((c, i) => c.send(reqs[i]!));
       t.ok(p.resetIdle() >= 2, 'the pods reset their pooled connections');
     } finally {
@@ -416,7 +409,7 @@ for (const [how, signal, expected] of [
     t.teardown(() => pod.kill('SIGKILL'));
     let out = '';
     pod.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    await until(() => out.includes('ready\n'), 'the pod to listen');
+    await untilTrue(() => out.includes('ready\n'), 'the pod to listen');
     const up = new Upstream({ connections: 1 });
     t.teardown(() => up.close());
     const backend = { ip: host, port, endpoint: {} } as Backend;

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { loopbackBlock, rawExchange } from '../helpers/net.js';
 import { serve, type Served } from '../helpers/serve.js';
 import { adminText } from '../helpers/admin.js';
+import { until } from '../helpers/poll.js';
 import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
 
 const PORT = 18911;
@@ -19,11 +20,8 @@ const HOST = `${ips.deathstar[0]}:${PORT}`;
 
 /** Resolves once the proxy judged (and so handed to the pool) a request for `path`. */
 async function forwarded(s: Served, path: string): Promise<void> {
-  for (;;) {
-    const text = await adminText(s.admin, '/flows');
-    if (text.split('\n').some((l) => l.includes('"REQUEST"') && l.includes(`${HOST}${path}"`) && l.includes('"FORWARDED"'))) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const judged = (text: string): boolean => text.split('\n').some((l) => l.includes('"REQUEST"') && l.includes(`${HOST}${path}"`) && l.includes('"FORWARDED"'));
+  await until(() => adminText(s.admin, '/flows'), judged, `the request flow of ${path}`, { intervalMs: 20 });
 }
 
 interface Pod {

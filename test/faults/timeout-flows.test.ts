@@ -9,6 +9,7 @@ import http from 'node:http';
 import { loopbackBlock, rawExchange } from '../helpers/net.js';
 import { serve } from '../helpers/serve.js';
 import { adminText } from '../helpers/admin.js';
+import { until } from '../helpers/poll.js';
 import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
 
 const HOST = 'deathstar.default.svc.cluster.local';
@@ -36,14 +37,6 @@ async function sample(admin: string, series: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
-async function until<T>(get: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  for (let i = 0; ; i++) {
-    const v = await get();
-    if (ok(v) || i >= 200) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 t.test('timeout replies get a flow and count', async (t) => {
   // Pods that read the request and never answer.
   const servers = await Promise.all(ips.deathstar.map(async (host) => {
@@ -65,7 +58,7 @@ t.test('timeout replies get a flow and count', async (t) => {
   await t.test('whole-request timeout: 504, an ERROR response flow, counted', async (t) => {
     const r = await rawExchange({ from: ips.tiefighter, to: s.host, port: s.port, data: `GET /stall HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`, idleMs: 5000 });
     t.equal(status(r.text), 504);
-    const all = await until(() => flows(s.admin), (fs) => fs.some((f) => f.flow.l7?.type === 'RESPONSE'));
+    const all = await until(() => flows(s.admin), (fs) => fs.some((f) => f.flow.l7?.type === 'RESPONSE'), 'a response flow');
     const resp = all.filter((f) => f.flow.l7?.type === 'RESPONSE');
     t.equal(resp.length, 1, 'one response flow for the one request');
     t.equal(resp[0]?.flow.verdict, 'ERROR');
@@ -84,7 +77,7 @@ t.test('timeout replies get a flow and count', async (t) => {
       data: `POST /upload HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 100\r\n\r\n0123456789`,
     });
     t.equal(status(r.text), 408);
-    const all = await until(() => flows(s.admin), (fs) => fs.some((f) => f.flow.l7?.http?.code === 408));
+    const all = await until(() => flows(s.admin), (fs) => fs.some((f) => f.flow.l7?.http?.code === 408), 'a 408 flow');
     const resp = all.filter((f) => f.flow.l7?.type === 'RESPONSE' && f.flow.l7.http?.url.endsWith('/upload'));
     t.same(resp.map((f) => [f.flow.verdict, f.flow.l7?.http?.code, f.flow.l7?.http?.method]), [['ERROR', 408, 'POST']]);
     t.equal(await sample(s.admin, err(408)), 1, 'hubble_http_requests_total status 408');
@@ -96,7 +89,7 @@ t.test('timeout replies get a flow and count', async (t) => {
     const before = (await flows(s.admin)).length;
     const r = await rawExchange({ from: ips.tiefighter, to: s.host, port: s.port, data: `GET /half-a-head HTTP/1.1\r\nHost: ${HOST}\r\n`, idleMs: 5000 });
     t.equal(status(r.text), 408);
-    t.equal(await until(() => sample(s.admin, timeouts('header')), (n) => n === 1), 1, 'l7guard_downstream_timeouts_total{timeout="header"}');
+    t.equal(await until(() => sample(s.admin, timeouts('header')), (n) => n === 1, 'the header timeout count'), 1, 'l7guard_downstream_timeouts_total{timeout="header"}');
     t.equal((await flows(s.admin)).length, before, 'no flow');
     t.equal(await sample(s.admin, errorFlows), 2, 'nor a flow count');
   });
