@@ -2,7 +2,7 @@
  * What the operator commands share: `--server HOST:PORT|unix:PATH` (default the admin default, like
  * `cilium` finding its agent's socket), one GET for JSON, and the error line when it fails.
  */
-import { adminRequest, DEFAULT_ADMIN } from '../proxy/reload/admin-client.js';
+import { adminRequest, DEFAULT_ADMIN } from '../proxy/admin/client.js';
 
 export { DEFAULT_ADMIN };
 

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { applyText, DEFAULT_ADMIN, deleteObject, type ApplyLine } from '../proxy/reload/admin-client.js';
+import { applyText, DEFAULT_ADMIN, deleteObject, type ApplyLine } from '../proxy/admin/client.js';
 import { UsageError } from './usage-error.js';
 
 export const APPLY_USAGE = `Usage: l7guard apply -f FILE [-f FILE ...] [-n NS] [--server HOST:PORT|unix:PATH]

@@ -5,12 +5,12 @@ import { startProxy, type ProxyOptions, type RunningProxy } from '../proxy/proxy
 import { startCluster } from '../proxy/cluster/primary.js';
 import { createLogger } from '../observe/log.js';
 import { UsageError } from './usage-error.js';
-import { parseInterception, type InterceptionOptions } from '../proxy/original-destination.js';
+import { parseInterception, type InterceptionOptions } from '../proxy/listen/original-destination.js';
 import { version } from './main.js';
 import { parseDuration } from './duration.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS } from '../proxy/drain.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../proxy/listen/drain.js';
 import { HARDENING_PARSE_OPTIONS, parseHardening, type Hardening } from '../proxy/hardening.js';
-import { trustedPeers } from '../proxy/proxy-protocol.js';
+import { trustedPeers } from '../proxy/listen/proxy-protocol.js';
 import { parseListenTls, type TlsServeOptions } from '../proxy/tls/options.js';
 
 export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { deleteObject } from '../proxy/reload/admin-client.js';
+import { deleteObject } from '../proxy/admin/client.js';
 import { EXPLODE_AFTER_MS } from './deathstar.js';
 import { compactLine, readFlowFile } from './flows.js';
 import { curlCommandLine, expectedHits, STEPS, type DemoStep, type ShipCommand } from './steps.js';

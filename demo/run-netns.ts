@@ -13,7 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { applyText } from '../proxy/reload/admin-client.js';
+import { applyText } from '../proxy/admin/client.js';
 import { DemoRunner, HERE, labelList, MANIFESTS, PORT, ROOT, type DemoHit } from './demo-runner.js';
 import { curlCommand, curlFrom, startNetnsDeathstar, startNetnsProxy, type DeathstarLogLine, type NetnsDeathstar, type NetnsProxy } from './netns-processes.js';
 import { netnsSupport, NetnsTopology, runTag, which, type NetnsPod } from './netns-topology.js';

@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { applyText } from '../proxy/reload/admin-client.js';
+import { applyText } from '../proxy/admin/client.js';
 import { curlView, sendShipRequest, type ShipResult } from './client.js';
 import { DemoRunner, HERE, labelList, MANIFESTS, PORT, ROOT, type DemoHit } from './demo-runner.js';
 import { canBind, planNetwork, runInNetns } from './netns.js';

@@ -3,13 +3,13 @@
  * `serve` flag that changes it, and where it is applied. `/config_dump` shows the effective values
  * (`limits`, `timeouts`), and the README's "Hardening" table is this table.
  */
-import type { FrontEndLimits } from './front-end.js';
-import type { UpstreamOptions } from './upstream.js';
-import type { OutlierOptions } from './outlier.js';
-import { DEFAULT_FRONT_END_LIMITS } from './front-end.js';
-import { defaultUpstreamOptions } from './upstream.js';
-import { DEFAULT_OUTLIER_OPTIONS } from './outlier.js';
-import { DEFAULT_HEALTH_CHECK_OPTIONS, type HealthCheckOptions } from './health-check.js';
+import type { FrontEndLimits } from './listen/front-end.js';
+import type { UpstreamOptions } from './upstream/upstream.js';
+import type { OutlierOptions } from './upstream/outlier.js';
+import { DEFAULT_FRONT_END_LIMITS } from './listen/front-end.js';
+import { defaultUpstreamOptions } from './upstream/upstream.js';
+import { DEFAULT_OUTLIER_OPTIONS } from './upstream/outlier.js';
+import { DEFAULT_HEALTH_CHECK_OPTIONS, type HealthCheckOptions } from './upstream/health-check.js';
 
 type Kind = 'duration' | 'bytes' | 'count';
 

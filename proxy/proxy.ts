@@ -3,22 +3,22 @@ import type { Logger } from 'pino';
 import type { PolicyState } from '../policy/model.js';
 import { FlowSink } from '../observe/flow-sink.js';
 import { ProxyMetrics } from '../observe/metrics.js';
-import { observeRoutes } from './admin-observe-routes.js';
-import { createFrontEnd } from './front-end.js';
-import { startAdmin, parseHostPort, type AdminServer } from './admin.js';
-import { coreRoutes } from './admin-core-routes.js';
-import { Balancer } from './balancer.js';
-import { OutlierDetector } from './outlier.js';
-import { HealthChecker } from './health-check.js';
-import { trustedPeers } from './proxy-protocol.js';
+import { observeRoutes } from './admin/observe-routes.js';
+import { createFrontEnd } from './listen/front-end.js';
+import { startAdmin, parseHostPort, type AdminServer } from './admin/server.js';
+import { coreRoutes } from './admin/core-routes.js';
+import { Balancer } from './upstream/balancer.js';
+import { OutlierDetector } from './upstream/outlier.js';
+import { HealthChecker } from './upstream/health-check.js';
+import { trustedPeers } from './listen/proxy-protocol.js';
 import { frontEndLimits, hardeningDump, healthCheckOptions, outlierOptions, parseHardening, upstreamOptions, type Hardening } from './hardening.js';
-import { createRequestHandler, type FlowOutput, type HandlerContext } from './request-handler.js';
-import { SelfGuard } from './self-guard.js';
+import { createRequestHandler, type FlowOutput, type HandlerContext } from './exchange/request-handler.js';
+import { SelfGuard } from './listen/self-guard.js';
 import { StateRef } from './state-ref.js';
-import { Upstream } from './upstream.js';
-import { checkInterception, planListeners, type InterceptionOptions } from './original-destination.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS, drainFrontEnds } from './drain.js';
-import { reloadRoutes } from './reload/admin-routes.js';
+import { Upstream } from './upstream/upstream.js';
+import { checkInterception, planListeners, type InterceptionOptions } from './listen/original-destination.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, drainFrontEnds } from './listen/drain.js';
+import { reloadRoutes } from './admin/reload-routes.js';
 import { TlsResources, tlsListener } from './tls/listener.js';
 import type { TlsServeOptions } from './tls/options.js';
 import { ReloadController } from './reload/reload-controller.js';
@@ -41,7 +41,7 @@ export interface ProxyOptions {
   readonly interception?: InterceptionOptions | undefined;
   /** Timeouts and limits (proxy/hardening.ts); absent: every default. */
   readonly hardening?: Hardening | undefined;
-  /** `--proxy-protocol-from` CIDRs (proxy/proxy-protocol.ts). */
+  /** `--proxy-protocol-from` CIDRs (proxy/listen/proxy-protocol.ts). */
   readonly proxyProtocolFrom?: readonly string[] | undefined;
   /** `--listen-tls` listeners and `--identity-from mtls` (proxy/tls/). */
   readonly tls?: TlsServeOptions | undefined;
@@ -93,7 +93,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       reload: () => reload.stats(),
       hardening: () => ({
         ...hardeningDump(opts.hardening ?? parseHardening({})),
-        // Active and passive upstream health (proxy/health-check.ts, proxy/outlier.ts), set once serving.
+        // Active and passive upstream health (proxy/upstream/health-check.ts, proxy/upstream/outlier.ts), set once serving.
         upstream_health: { active: healthChecker.snapshot(), outlier: outlierDetector.snapshot() },
       }),
     }),

@@ -14,7 +14,7 @@ import { CLUSTER_ID_MIN } from '../../policy/identity.js';
 import type { PolicyState } from '../../policy/model.js';
 import type { FlowEvent } from '../../observe/flow-event.js';
 import type { Hardening } from '../hardening.js';
-import type { InterceptionOptions } from '../original-destination.js';
+import type { InterceptionOptions } from '../listen/original-destination.js';
 
 export interface RevisionPayload {
   readonly revision: number;

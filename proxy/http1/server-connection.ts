@@ -19,7 +19,7 @@
  */
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import type { FrontEndLimits, FrontErrorInfo, FrontRequest, FrontResponse } from '../front-end.js';
+import type { FrontEndLimits, FrontErrorInfo, FrontRequest, FrontResponse } from '../listen/front-end.js';
 import { FrontEndError, HttpParseError } from '../errors.js';
 import { RequestParser, type RequestHead } from './request-parser.js';
 import { errorResponse } from './response-writer.js';
@@ -115,7 +115,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   #awaitingDrain = false;
 
   /** Wraps an accepted socket; undefined (socket destroyed) if it is already gone. */
-  /** `peer`: the client address a trusted PROXY protocol header announced (proxy/proxy-protocol.ts). */
+  /** `peer`: the client address a trusted PROXY protocol header announced (proxy/listen/proxy-protocol.ts). */
   static accept(socket: Socket, ctx: ConnectionContext, peer?: { address: string; port: number }): ServerConnection | undefined {
     const remote = socket.remoteAddress;
     if (remote === undefined || socket.destroyed) {

@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { HeaderList } from '../../policy/model.js';
-import type { FrontResponse, WriteHeadOptions } from '../front-end.js';
+import type { FrontResponse, WriteHeadOptions } from '../listen/front-end.js';
 import { FrontEndError } from '../errors.js';
 import { equalsLower } from './chars.js';
 import { CONTINUE_RESPONSE, LAST_CHUNK, chunkHeader, errorResponse, imfDate, serializeResponseHead } from './response-writer.js';

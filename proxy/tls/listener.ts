@@ -11,11 +11,11 @@
 import type net from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import type { Backend, Destination, Endpoint, PolicyState, Source, TlsDecision, TlsMaterial } from '../../policy/model.js';
-import type { FrontRequest, FrontResponse } from '../front-end.js';
-import type { OriginalDestination } from '../original-destination.js';
-import { createRequestHandler, type HandlerContext } from '../request-handler.js';
+import type { FrontRequest, FrontResponse } from '../listen/front-end.js';
+import type { OriginalDestination } from '../listen/original-destination.js';
+import { createRequestHandler, type HandlerContext } from '../exchange/request-handler.js';
 import { StateRef } from '../state-ref.js';
-import { Upstream, type UpstreamOptions, type UpstreamRequest, type UpstreamSink } from '../upstream.js';
+import { Upstream, type UpstreamOptions, type UpstreamRequest, type UpstreamSink } from '../upstream/upstream.js';
 import { readClientHello } from './client-hello.js';
 import { mtlsSource, type MtlsIdentity } from './mtls.js';
 

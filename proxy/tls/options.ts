@@ -1,5 +1,5 @@
 /** `--listen-tls`, `--identity-from`, `--client-ca`, `--trust-domain` as startProxy takes them. */
-import { parseHostPort } from '../admin.js';
+import { parseHostPort } from '../admin/server.js';
 
 export interface TlsListenSpec {
   readonly raw: string;

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
 import { SERVE_OPTIONS } from '../../cli/serve.js';
-import { checkInterception, parseInterception, type InterceptionOptions } from '../../proxy/original-destination.js';
-import { parseHostPort } from '../../proxy/admin.js';
+import { checkInterception, parseInterception, type InterceptionOptions } from '../../proxy/listen/original-destination.js';
+import { parseHostPort } from '../../proxy/admin/server.js';
 import { loadPolicyState } from '../../policy/index.js';
 import { repoRoot } from '../helpers/serve.js';
 

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { loopbackBlock } from '../helpers/net.js';
 import { serve } from '../helpers/serve.js';
 import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
-import { adminRequest } from '../../proxy/reload/admin-client.js';
+import { adminRequest } from '../../proxy/admin/client.js';
 
 const ip = loopbackBlock();
 const ips = { tiefighter: ip(11), xwing: ip(12), deathstar: [ip(21), ip(22)] as const, clusterIP: ip(10) };

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { loopbackBlock } from '../helpers/net.js';
 import { serve } from '../helpers/serve.js';
 import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
-import { adminRequest } from '../../proxy/reload/admin-client.js';
+import { adminRequest } from '../../proxy/admin/client.js';
 import { waitFor } from '../proxy/reload/helpers.js';
 
 const ip = loopbackBlock();

@@ -1,5 +1,5 @@
-// Active health checks per pod (proxy/health-check.ts) combined with passive ejection
-// (proxy/outlier.ts): a dead or sick pod is taken out before any request pays for it, comes back
+// Active health checks per pod (proxy/upstream/health-check.ts) combined with passive ejection
+// (proxy/upstream/outlier.ts): a dead or sick pod is taken out before any request pays for it, comes back
 // by itself, every pod down is an immediate 503, and a passing probe ends a passive ejection early.
 // Outcomes only: what clients got, what pods saw, whether a connect to a dead pod was attempted.
 import t from 'tap';
@@ -7,7 +7,7 @@ import { loopbackBlock, rawExchange, hasCompleteResponse } from '../helpers/net.
 import { recordingBackend, type RecordingBackend } from '../helpers/backend.js';
 import { serve, type Served } from '../helpers/serve.js';
 import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
-import { adminRequest } from '../../proxy/reload/admin-client.js';
+import { adminRequest } from '../../proxy/admin/client.js';
 
 const HOST = 'deathstar.default.svc.cluster.local';
 const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Upstream } from '../../proxy/upstream.js';
+import { Upstream } from '../../proxy/upstream/upstream.js';
 import type { Backend } from '../../policy/model.js';
 import { loopbackBlock } from '../helpers/net.js';
 import { serve, type Served } from '../helpers/serve.js';

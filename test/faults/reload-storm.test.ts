@@ -9,7 +9,7 @@ import { loopbackBlock } from '../helpers/net.js';
 import { recordingBackend, type RecordingBackend } from '../helpers/backend.js';
 import { serve } from '../helpers/serve.js';
 import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
-import { adminRequest } from '../../proxy/reload/admin-client.js';
+import { adminRequest } from '../../proxy/admin/client.js';
 import { deathstarPolicy, reloadStats } from '../proxy/reload/helpers.js';
 
 const ip = loopbackBlock();

@@ -1,4 +1,4 @@
-// Retries and outlier ejection (proxy/retry.ts, proxy/outlier.ts): a request is re-sent only when
+// Retries and outlier ejection (proxy/upstream/retry.ts, proxy/upstream/outlier.ts): a request is re-sent only when
 // it never reached a pod (connect refused), to another pod, judged again by that pod's policy;
 // never after a 5xx or a reset once written. Pods that keep refusing are ejected, and when every
 // pod is out the answer is an immediate 503. Asserts what clients got and what pods saw.

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { loopbackBlock, rawExchange, hasCompleteResponse } from '../helpers/net.js';
 import { serve } from '../helpers/serve.js';
 import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
-import { adminRequest } from '../../proxy/reload/admin-client.js';
+import { adminRequest } from '../../proxy/admin/client.js';
 
 const HOST = 'deathstar.default.svc.cluster.local';
 const status = (text: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);

@@ -1,4 +1,4 @@
-// PROXY protocol (proxy/proxy-protocol.ts): only peers named by --proxy-protocol-from may send a
+// PROXY protocol (proxy/listen/proxy-protocol.ts): only peers named by --proxy-protocol-from may send a
 // v1/v2 header, which then names the source identity; they must send one. Anyone else's PROXY
 // header is a 400 (covered for the default set-up in identity-spoofing.test.ts).
 import t from 'tap';

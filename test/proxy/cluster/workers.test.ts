@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { adminRequest } from '../../../proxy/reload/admin-client.js';
+import { adminRequest } from '../../../proxy/admin/client.js';
 import { recordingBackend } from '../../helpers/backend.js';
 import { clusterDir, starWarsCluster } from '../../helpers/cluster.js';
 import { loopbackBlock, rawExchange } from '../../helpers/net.js';

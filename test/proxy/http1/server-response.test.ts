@@ -4,7 +4,7 @@
 import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
-import { createFrontEnd } from '../../../proxy/front-end.js';
+import { createFrontEnd } from '../../../proxy/listen/front-end.js';
 import { deniedResponse } from '../../../proxy/http1/response-writer.js';
 import { withConnectionClose } from '../../../proxy/http1/server-response.js';
 

@@ -1,6 +1,6 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { adminRequest, type AdminAnswer } from '../../../proxy/reload/admin-client.js';
+import { adminRequest, type AdminAnswer } from '../../../proxy/admin/client.js';
 
 export { deathstarPolicy } from '../../helpers/cluster.js';
 

@@ -8,7 +8,7 @@ import { loopbackBlock, rawExchange, hasCompleteResponse } from '../../helpers/n
 import { recordingBackend, type RecordingBackend } from '../../helpers/backend.js';
 import { serve, runCli, type Served } from '../../helpers/serve.js';
 import { starWarsCluster, clusterDir } from '../../helpers/cluster.js';
-import { adminRequest } from '../../../proxy/reload/admin-client.js';
+import { adminRequest } from '../../../proxy/admin/client.js';
 import { atomicWrite, deathstarPolicy, reloadStats, waitFor } from './helpers.js';
 
 const ip = loopbackBlock();

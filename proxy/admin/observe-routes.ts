@@ -4,14 +4,14 @@
  * (`/v1/endpoints`, `/v1/identities`, `/v1/policy`, `/v1/policy/trace`). Nothing here is on the data path.
  */
 import type { ServerResponse } from 'node:http';
-import type { FlowSink } from '../observe/flow-sink.js';
-import { serializeFlow } from '../observe/flow-sink.js';
-import type { ProxyMetrics } from '../observe/metrics.js';
-import { endpointsView, identitiesView, policyView } from '../observe/operator-views.js';
-import type { AdminRoute } from './admin.js';
-import { sendJson, sendText } from './admin.js';
-import type { StateRef } from './state-ref.js';
-import { traceRoute } from './admin-trace-route.js';
+import type { FlowSink } from '../../observe/flow-sink.js';
+import { serializeFlow } from '../../observe/flow-sink.js';
+import type { ProxyMetrics } from '../../observe/metrics.js';
+import { endpointsView, identitiesView, policyView } from '../../observe/operator-views.js';
+import type { AdminRoute } from './server.js';
+import { sendJson, sendText } from './server.js';
+import type { StateRef } from '../state-ref.js';
+import { traceRoute } from './trace-route.js';
 
 /** A follower that has this much unsent is too slow: it loses flows rather than grow our memory. */
 const FOLLOW_MAX_BUFFERED = 1024 * 1024;

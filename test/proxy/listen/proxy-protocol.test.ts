@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parse, trustedPeers, ProxyProtocolError } from '../../proxy/proxy-protocol.js';
+import { parse, trustedPeers, ProxyProtocolError } from '../../../proxy/listen/proxy-protocol.js';
 
 const sig = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 

@@ -1,9 +1,9 @@
 import t from 'tap';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { createFrontEnd, type FrontEndLimits, type FrontEndOptions, type FrontRequest, type FrontResponse } from '../../proxy/front-end.js';
-import { deniedResponse } from '../../proxy/http1/response-writer.js';
-import { unmapIPv4 } from '../../proxy/http1/server-connection.js';
+import { createFrontEnd, type FrontEndLimits, type FrontEndOptions, type FrontRequest, type FrontResponse } from '../../../proxy/listen/front-end.js';
+import { deniedResponse } from '../../../proxy/http1/response-writer.js';
+import { unmapIPv4 } from '../../../proxy/http1/server-connection.js';
 
 type Handler = (req: FrontRequest, res: FrontResponse) => void;
 

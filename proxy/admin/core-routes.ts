@@ -1,7 +1,7 @@
-import type { PolicyState } from '../policy/model.js';
-import type { AdminRoute } from './admin.js';
-import { sendJson, sendText } from './admin.js';
-import type { StateRef } from './state-ref.js';
+import type { PolicyState } from '../../policy/model.js';
+import type { AdminRoute } from './server.js';
+import { sendJson, sendText } from './server.js';
+import type { StateRef } from '../state-ref.js';
 
 /** What the core routes need to know about the running proxy. */
 export interface AdminInfo {

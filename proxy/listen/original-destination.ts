@@ -9,8 +9,8 @@
  * naming an IP or an external name still reaches the workload (and policy) the kernel picked.
  */
 import { isIP } from 'node:net';
-import type { Destination, Endpoint, PolicyState } from '../policy/model.js';
-import { parseHostPort } from './admin.js';
+import type { Destination, Endpoint, PolicyState } from '../../policy/model.js';
+import { parseHostPort } from '../admin/server.js';
 
 /** A bad `--redirect` / `--mode` / `--pod`, or one the loaded policy state cannot satisfy. */
 export class InterceptionError extends Error {

@@ -11,9 +11,9 @@
  *   framing of neither side can be trusted for another request.
  */
 import net from 'node:net';
-import type { Backend } from '../policy/model.js';
-import type { FrontRequest, FrontResponse } from './front-end.js';
-import { equalsLower } from './http1/chars.js';
+import type { Backend } from '../../policy/model.js';
+import type { FrontRequest, FrontResponse } from '../listen/front-end.js';
+import { equalsLower } from '../http1/chars.js';
 import { replies, type LocalReply } from './local-replies.js';
 
 export interface TunnelOptions {

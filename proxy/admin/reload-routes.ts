@@ -11,10 +11,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatProblem, parseText, type LoadProblem, type SourcedObject } from '../../policy/index.js';
-import { sendJson, type AdminRoute } from '../admin.js';
-import { ApplyError } from './errors.js';
-import { displayName, lookupKind, type KindInfo } from './kinds.js';
-import { API_SOURCE, type ReloadController } from './reload-controller.js';
+import { sendJson, type AdminRoute } from './server.js';
+import { ApplyError } from '../reload/errors.js';
+import { displayName, lookupKind, type KindInfo } from '../reload/kinds.js';
+import { API_SOURCE, type ReloadController } from '../reload/reload-controller.js';
 
 /** 8 MiB: a 10,000-rule policy is ~2.5 MiB of YAML; anything much bigger is a mistake, not a policy. */
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;

@@ -1,7 +1,7 @@
 // URL and body checks of the admin object API (admin-routes.ts) and the kind table (kinds.ts),
 // table-driven: each row is a request the API must accept or refuse with one stable code.
 import t from 'tap';
-import { objectFromBody, parseTarget } from '../../../proxy/reload/admin-routes.js';
+import { objectFromBody, parseTarget } from '../../../proxy/admin/reload-routes.js';
 import { ApplyError } from '../../../proxy/reload/errors.js';
 import { displayName, lookupKind } from '../../../proxy/reload/kinds.js';
 

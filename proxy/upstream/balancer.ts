@@ -1,4 +1,4 @@
-import type { Backend, Destination } from '../policy/model.js';
+import type { Backend, Destination } from '../../policy/model.js';
 
 /**
  * Round robin per (Service, port), chosen before the policy is applied: as in Cilium, service

@@ -6,10 +6,10 @@
  */
 import net from 'node:net';
 import type { Readable } from 'node:stream';
-import type { HeaderList } from '../policy/model.js';
-import { DEFAULT_PARSER_LIMITS, type ParserLimits } from './http1/request-parser.js';
-import { ServerConnection } from './http1/server-connection.js';
-import { errorResponse } from './http1/response-writer.js';
+import type { HeaderList } from '../../policy/model.js';
+import { DEFAULT_PARSER_LIMITS, type ParserLimits } from '../http1/request-parser.js';
+import { ServerConnection } from '../http1/server-connection.js';
+import { errorResponse } from '../http1/response-writer.js';
 import { readProxyHeader, type ProxiedPeer } from './proxy-protocol.js';
 import type { BlockList } from 'node:net';
 

@@ -3,7 +3,7 @@
  *
  * A request is retried only when no byte of it can have reached a backend: the TCP connection was
  * never established, or a pooled keep-alive connection was found closed before any byte of the
- * request was written to it (proxy/upstream.ts `unsentOnClosedConnection`). Never on a 5xx, nor
+ * request was written to it (proxy/upstream/upstream.ts `unsentOnClosedConnection`). Never on a 5xx, nor
  * when a connection took (some of) the request and then closed or reset without answering: the pod
  * may have acted on it (RFC 9110 §9.2.2; Cilium's Envoy retries 5xx, and deathstar's exhaust-port
  * shows why re-sending a PUT that crashed a pod is dangerous). Never once the request body has
@@ -11,7 +11,7 @@
  * policy by the caller.
  */
 import type { Readable } from 'node:stream';
-import type { Backend, Destination } from '../policy/model.js';
+import type { Backend, Destination } from '../../policy/model.js';
 import type { Balancer } from './balancer.js';
 import { backendKey, type OutlierDetector } from './outlier.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { OutlierDetector } from '../../proxy/outlier.js';
-import type { Backend } from '../../policy/model.js';
+import { OutlierDetector } from '../../../proxy/upstream/outlier.js';
+import type { Backend } from '../../../policy/model.js';
 
 const b = { ip: '10.0.0.1', port: 80 } as Backend;
 

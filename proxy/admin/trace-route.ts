@@ -4,10 +4,10 @@
  * `dport`, `http-method`, `http-path`, `http-host`, `http-header`; list flags repeat). Answers the
  * TraceResult JSON (policy/trace.ts); 400 with `{code, message}` for a bad or unresolvable query.
  */
-import { trace, TraceError, traceQuery } from '../policy/trace.js';
-import type { AdminRoute } from './admin.js';
-import { sendJson, sendText } from './admin.js';
-import type { StateRef } from './state-ref.js';
+import { trace, TraceError, traceQuery } from '../../policy/trace.js';
+import type { AdminRoute } from './server.js';
+import { sendJson, sendText } from './server.js';
+import type { StateRef } from '../state-ref.js';
 
 export function traceRoute(ref: StateRef): AdminRoute {
   return {

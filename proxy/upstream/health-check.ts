@@ -1,6 +1,6 @@
 /**
  * Active health checks per pod (`--health-check-interval`), next to passive outlier ejection
- * (proxy/outlier.ts). Every interval each Service backend (pod IP : target port) of the running
+ * (proxy/upstream/outlier.ts). Every interval each Service backend (pod IP : target port) of the running
  * policy revision is probed: a TCP connect by default, or `GET --health-check-path` (2xx/3xx =
  * healthy, as a kubelet `httpGet` probe judges). `unhealthyThreshold` failures in a row mark a pod
  * down, `healthyThreshold` successes in a row bring it back (HAProxy's `fall`/`rise`); a down pod is
@@ -19,8 +19,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { Backend, PolicyState } from '../policy/model.js';
-import type { StateRef } from './state-ref.js';
+import type { Backend, PolicyState } from '../../policy/model.js';
+import type { StateRef } from '../state-ref.js';
 import { backendKey, type OutlierDetector } from './outlier.js';
 
 export interface HealthCheckOptions {

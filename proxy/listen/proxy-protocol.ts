@@ -9,7 +9,7 @@
  * parser refuses it (400): identity is never taken from bytes an untrusted peer wrote.
  */
 import { BlockList, isIPv4, isIPv6, type Socket } from 'node:net';
-import { ProxyError } from './errors.js';
+import { ProxyError } from '../errors.js';
 
 export interface ProxiedPeer {
   readonly address: string;

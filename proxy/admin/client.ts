@@ -5,9 +5,9 @@
  */
 import http from 'node:http';
 import { formatProblem, parseText, type LoadProblem } from '../../policy/index.js';
-import { parseHostPort } from '../admin.js';
-import { CLUSTER_SCOPE } from './admin-routes.js';
-import { lookupKind } from './kinds.js';
+import { parseHostPort } from './server.js';
+import { CLUSTER_SCOPE } from './reload-routes.js';
+import { lookupKind } from '../reload/kinds.js';
 
 export const DEFAULT_ADMIN = '127.0.0.1:9901';
 

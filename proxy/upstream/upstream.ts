@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Readable } from 'node:stream';
-import type { Backend, HeaderList } from '../policy/model.js';
+import type { Backend, HeaderList } from '../../policy/model.js';
 
 /**
  * Upstream client: one undici Pool per backend address, kept across policy revisions so that a

@@ -4,10 +4,10 @@
 import t from 'tap';
 import net from 'node:net';
 import { randomInt } from 'node:crypto';
-import { loopbackBlock, rawExchange, hasCompleteResponse } from '../helpers/net.js';
-import { recordingBackend, type Recorded } from '../helpers/backend.js';
-import { serve } from '../helpers/serve.js';
-import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
+import { loopbackBlock, rawExchange, hasCompleteResponse } from '../../helpers/net.js';
+import { recordingBackend, type Recorded } from '../../helpers/backend.js';
+import { serve } from '../../helpers/serve.js';
+import { starWarsCluster, clusterDir } from '../../helpers/cluster.js';
 
 const ip = loopbackBlock();
 const ips = { tiefighter: ip(11), xwing: ip(12), deathstar: [ip(21), ip(22)] as const, clusterIP: ip(10) };

@@ -4,7 +4,7 @@ import t, { type Test } from 'tap';
 import http from 'node:http';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { guarded, request, responses, settle } from '../security/harness.js';
+import { guarded, request, responses, settle } from '../../security/harness.js';
 
 const PORT = 18111;
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';

@@ -1,20 +1,20 @@
-import type { Backend, Destination, Endpoint, HeaderEdit, HeaderList, L7Request, PolicyState, RuleRef, Source } from '../policy/model.js';
-import { newFlowRecord, toFlowEvent, type FlowEvent, type FlowRecord } from '../observe/flow-event.js';
-import type { FrontRequest, FrontResponse } from './front-end.js';
-import type { Balancer } from './balancer.js';
-import type { StateRef } from './state-ref.js';
-import type { SelfGuard } from './self-guard.js';
-import type { Upstream } from './upstream.js';
-import type { OriginalDestination } from './original-destination.js';
-import { upstreamErrorStatus } from './upstream.js';
+import type { Backend, Destination, Endpoint, HeaderEdit, HeaderList, L7Request, PolicyState, RuleRef, Source } from '../../policy/model.js';
+import { newFlowRecord, toFlowEvent, type FlowEvent, type FlowRecord } from '../../observe/flow-event.js';
+import type { FrontRequest, FrontResponse } from '../listen/front-end.js';
+import type { Balancer } from '../upstream/balancer.js';
+import type { StateRef } from '../state-ref.js';
+import type { SelfGuard } from '../listen/self-guard.js';
+import type { Upstream } from '../upstream/upstream.js';
+import type { OriginalDestination } from '../listen/original-destination.js';
+import { upstreamErrorStatus } from '../upstream/upstream.js';
 import { replies, replyForUpstreamStatus, type LocalReply } from './local-replies.js';
-import { normalizeTarget } from './http1/normalize-path.js';
-import { isValidAuthority } from './http1/authority.js';
+import { normalizeTarget } from '../http1/normalize-path.js';
+import { isValidAuthority } from '../http1/authority.js';
 import { isWebSocketUpgrade, tunnelWebSocket } from './websocket-tunnel.js';
-import { backendKey, type OutlierDetector } from './outlier.js';
-import { MAX_ATTEMPTS, pickBackend, retryClass } from './retry.js';
-import { deniedResponse } from './http1/response-writer.js';
-import { stripRequestHopByHop, stripResponseHopByHop } from './http1/hop-by-hop.js';
+import { backendKey, type OutlierDetector } from '../upstream/outlier.js';
+import { MAX_ATTEMPTS, pickBackend, retryClass } from '../upstream/retry.js';
+import { deniedResponse } from '../http1/response-writer.js';
+import { stripRequestHopByHop, stripResponseHopByHop } from '../http1/hop-by-hop.js';
 
 export interface FlowOutput {
   /** False when nobody listens: the handler then records no flow at all. */
@@ -45,7 +45,7 @@ export interface HandlerContext {
   readonly counters?: DataPathCounters | undefined;
   readonly nodeName: string;
   readonly onUpstreamError?: (err: Error, backend: Backend) => void;
-  /** Passive outlier ejection (proxy/outlier.ts); none: every pod is always eligible. */
+  /** Passive outlier ejection (proxy/upstream/outlier.ts); none: every pod is always eligible. */
   readonly outlier?: OutlierDetector;
   /** Set on a `--redirect` listener or in sidecar mode: where the connection was really going. */
   readonly original?: OriginalDestination | undefined;
@@ -107,7 +107,7 @@ export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, r
 /**
  * Judge the request against the chosen pod's policy and drop / 403 / forward it. Called again with
  * another pod when the first could not be reached, or with the next pod in turn when a pooled
- * connection was found closed before the request was written (proxy/retry.ts): a retry is judged
+ * connection was found closed before the request was written (proxy/upstream/retry.ts): a retry is judged
  * afresh, against the new pod's policy, as Cilium judges after service translation.
  * `tried`: pods that could not be reached for this request; `attempt`: 1 for the first.
  */

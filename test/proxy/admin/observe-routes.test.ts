@@ -2,10 +2,10 @@
 // traffic: 2 landings (200), 1 exhaust-port (L7 403), 1 xwing (L3/L4 drop).
 import t from 'tap';
 import { get, request } from 'node:http';
-import { loopbackBlock, rawExchange, hasCompleteResponse } from '../helpers/net.js';
-import { recordingBackend } from '../helpers/backend.js';
-import { serve } from '../helpers/serve.js';
-import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
+import { loopbackBlock, rawExchange, hasCompleteResponse } from '../../helpers/net.js';
+import { recordingBackend } from '../../helpers/backend.js';
+import { serve } from '../../helpers/serve.js';
+import { starWarsCluster, clusterDir } from '../../helpers/cluster.js';
 
 const ip = loopbackBlock();
 const ips = { tiefighter: ip(11), xwing: ip(12), deathstar: [ip(21), ip(22)] as const, clusterIP: ip(10) };

@@ -1,10 +1,10 @@
 import t from 'tap';
 import net from 'node:net';
-import { parseInterception, parseMode, parseRedirect } from '../../proxy/original-destination.js';
-import { recordingBackend, type RecordingBackend } from '../helpers/backend.js';
-import { clusterDir, starWarsCluster } from '../helpers/cluster.js';
-import { hasCompleteResponse, loopbackBlock, rawExchange } from '../helpers/net.js';
-import { runCli, serve, type Served } from '../helpers/serve.js';
+import { parseInterception, parseMode, parseRedirect } from '../../../proxy/listen/original-destination.js';
+import { recordingBackend, type RecordingBackend } from '../../helpers/backend.js';
+import { clusterDir, starWarsCluster } from '../../helpers/cluster.js';
+import { hasCompleteResponse, loopbackBlock, rawExchange } from '../../helpers/net.js';
+import { runCli, serve, type Served } from '../../helpers/serve.js';
 
 t.test('parseRedirect', async (t) => {
   t.same(parseRedirect('0.0.0.0:15080=10.96.0.10:80').dest, { ip: '10.96.0.10', port: 80 });

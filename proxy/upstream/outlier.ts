@@ -5,7 +5,7 @@
  * is tried again (automatic recovery); one more failure ejects it again at once.
  * Defaults are Envoy's: 5 consecutive failures, 30 s base ejection time.
  */
-import type { Backend } from '../policy/model.js';
+import type { Backend } from '../../policy/model.js';
 
 export interface OutlierOptions {
   readonly maxFailures: number;
@@ -23,7 +23,7 @@ interface Health {
 export class OutlierDetector {
   readonly #opts: OutlierOptions;
   readonly #health = new Map<string, Health>();
-  /** Backends the active health checker (proxy/health-check.ts) has marked down. */
+  /** Backends the active health checker (proxy/upstream/health-check.ts) has marked down. */
   readonly #down = new Set<string>();
 
   constructor(opts: Partial<OutlierOptions> = {}) {
