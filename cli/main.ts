@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { runServe } from './serve.js';
 import { runPolicy } from './policy.js';
 import { UsageError } from './usage-error.js';
+import { version } from './version.js';
 
 const USAGE = `Usage: l7guard <command> [options]
 
@@ -21,11 +21,6 @@ Commands:
 
 Run "l7guard <command> --help" for a command's options.
 `;
-
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;

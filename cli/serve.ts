@@ -6,7 +6,7 @@ import { startCluster } from '../proxy/cluster/primary.js';
 import { createLogger } from '../observe/log.js';
 import { UsageError } from './usage-error.js';
 import { parseInterception, type InterceptionOptions } from '../proxy/listen/original-destination.js';
-import { version } from './main.js';
+import { version } from './version.js';
 import { parseDuration } from './duration.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../proxy/listen/drain.js';
 import { HARDENING_PARSE_OPTIONS, parseHardening, type Hardening } from '../proxy/hardening.js';

@@ -9,9 +9,8 @@ import { type CompiledHttpRule, compileHttpRule, type HeaderMatchSpec, makeHttpC
 import { type IdentityEntry, makeIdentity } from './identity.js';
 import { parsePrefix } from './cidr.js';
 import type { StringMatcher } from './regex.js';
-import type { Identity, PortDecision, RuleRef } from './model.js';
+import type { Identity, PortDecision, PortTls, RuleRef } from './model.js';
 import type { CrdHttpRule, PeerRuleSpec, PortRange, PortRuleSpec, RuleSpec } from './schema.js';
-import type { PortTls } from './tls.js';
 import { drain, ITEMS_PER_STEP, type Steps } from './steps.js';
 import { matchRequirements, type Peer, type PeerIdentity, peerMatches } from './selector.js';
 

@@ -164,6 +164,14 @@ export interface TlsMaterial {
   readonly ca: string | undefined;
 }
 
+/** One toPorts entry's TLS, resolved (policy/tls.ts resolveTls); carried by its compiled contributions. */
+export interface PortTls {
+  readonly terminating: TlsMaterial | undefined;
+  readonly originating: TlsMaterial | undefined;
+  /** Lower-case; empty = any SNI. */
+  readonly serverNames: readonly string[];
+}
+
 /**
  * What TLS applies to (source, destination endpoint, destination port): the contexts of the covering
  * allow rules (egress of the source first, then ingress of the destination) and the SNI gate.

@@ -6,17 +6,9 @@
 import { createSecureContext } from 'node:tls';
 import { coversPort, type Contribution, type DirectionPolicy, type PeerMatcher } from './compile.js';
 import { type LoadProblem, ProblemCodes } from './errors.js';
-import type { TlsDecision, TlsMaterial } from './model.js';
+import type { PortTls, TlsDecision, TlsMaterial } from './model.js';
 import { objectLabel, type PolicySpec, type PortRuleSpec, type TlsContextSpec } from './schema.js';
 import type { PeerIdentity } from './selector.js';
-
-/** One toPorts entry's TLS, resolved. */
-export interface PortTls {
-  readonly terminating: TlsMaterial | undefined;
-  readonly originating: TlsMaterial | undefined;
-  /** Lower-case; empty = any SNI. */
-  readonly serverNames: readonly string[];
-}
 
 type SecretData = ReadonlyMap<string, ReadonlyMap<string, string>>;
 

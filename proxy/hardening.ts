@@ -3,7 +3,7 @@
  * `serve` flag that changes it, and where it is applied. `/config_dump` shows the effective values
  * (`limits`, `timeouts`), and the README's "Hardening" table is this table.
  */
-import type { FrontEndLimits } from './listen/front-end.js';
+import type { FrontEndLimits } from './http1/types.js';
 import type { UpstreamOptions } from './upstream/upstream.js';
 import type { OutlierOptions } from './upstream/outlier.js';
 import { DEFAULT_FRONT_END_LIMITS } from './listen/front-end.js';

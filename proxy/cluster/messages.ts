@@ -15,6 +15,7 @@ import type { PolicyState } from '../../policy/model.js';
 import type { FlowEvent } from '../../observe/flow-event.js';
 import type { Hardening } from '../hardening.js';
 import type { InterceptionOptions } from '../listen/original-destination.js';
+import type { TlsServeOptions } from '../tls/options.js';
 
 export interface RevisionPayload {
   readonly revision: number;
@@ -30,6 +31,8 @@ export interface WorkerConfig {
   readonly slot: number;
   readonly listen: readonly string[];
   readonly interception: InterceptionOptions | undefined;
+  /** `--listen-tls` and `--identity-from mtls`: plain data (PEM strings), so it crosses IPC as is. */
+  readonly tls: TlsServeOptions | undefined;
   readonly hardening: Hardening | undefined;
   readonly proxyProtocolFrom: readonly string[];
   readonly admin: string;

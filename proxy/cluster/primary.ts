@@ -18,22 +18,15 @@
  * stays on its worker.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { SourcedObject } from '../../policy/index.js';
-import { FlowSink } from '../../observe/flow-sink.js';
-import { ProxyMetrics } from '../../observe/metrics.js';
-import { startAdmin, sendJson, type AdminServer } from '../admin/server.js';
-import { coreRoutes } from '../admin/core-routes.js';
-import { observeRoutes } from '../admin/observe-routes.js';
+import { sendJson } from '../admin/server.js';
+import { startControlPlane } from '../control-plane.js';
+import { planDataPlane } from '../data-plane.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../listen/drain.js';
-import { hardeningDump, parseHardening } from '../hardening.js';
-import { checkInterception, planListeners } from '../listen/original-destination.js';
-import { parseHostPort } from '../admin/server.js';
 import { StartupError, type ProxyOptions, type RunningProxy } from '../proxy.js';
-import { reloadRoutes } from '../admin/reload-routes.js';
-import { ReloadController } from '../reload/reload-controller.js';
-import { StateRef } from '../state-ref.js';
-import { hostname } from 'node:os';
+import type { ReloadController } from '../reload/reload-controller.js';
 import { Interner } from './flow-wire.js';
 import { revisionPayload, type FromWorker, type RevisionPayload, type ToWorker, type WorkerConfig } from './messages.js';
 
@@ -69,62 +62,24 @@ export class WorkersOutOfSync extends Error {
 export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> {
   if (!cluster.isPrimary) throw new Error('startCluster() in a worker');
   const log = opts.log;
-  const state = new StateRef();
   let started = false;
   let draining = false;
-  // Not carried to workers yet: refuse rather than serve without them.
-  if ((opts.tls?.listeners.length ?? 0) > 0 || opts.tls?.mtls !== undefined) {
-    throw new StartupError('--workers > 1 does not support --listen-tls / --identity-from mtls yet; use --workers 1');
-  }
   // Validates --listen/--redirect now (throws before anything forks).
-  planListeners(opts.listen.map(parseHostPort), opts.interception);
-  const reload = new ReloadController({
-    paths: opts.paths,
-    build: { clusterName: opts.clusterName, nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost },
-    ref: state,
-    log,
-  });
+  planDataPlane(opts.listen, opts.interception);
   const slots: Slot[] = Array.from({ length: opts.workers }, (_, index) => ({
     index, worker: undefined, acked: 0, ackError: undefined, listening: false, connections: 0, restarts: 0, startedAt: 0, backoffMs: RESTART_MIN_MS,
   }));
+  const { control } = await startControlPlane(opts, {
+    // 200 only when every worker slot is serving the revision the primary has.
+    ready: () => started && inSync(),
+    connections: () => slots.reduce((n, s) => n + (s.worker === undefined ? 0 : s.connections), 0),
+  });
+  const { state, reload, sink, metrics, admin } = control;
   const current = (): number => state.current?.revision ?? 0;
   const inSync = (): boolean => slots.every((s) => s.worker !== undefined && s.listening && s.acked === current() && s.ackError === undefined);
 
-  const admin: AdminServer = await startAdmin(
-    opts.admin,
-    coreRoutes(state, {
-      version: opts.version,
-      startedAt: Date.now(),
-      commandLine: opts.commandLine,
-      // 200 only when every worker slot is serving the revision the primary has.
-      ready: () => started && inSync(),
-      draining: () => draining,
-      sources: () => reload.stats().files,
-      reload: () => reload.stats(),
-      hardening: () => hardeningDump(opts.hardening ?? parseHardening({})),
-    }),
-  );
-
-  try {
-    const first = await reload.start();
-    if (opts.interception !== undefined) checkInterception(first, opts.interception);
-  } catch (err) {
-    await admin.close();
-    throw err;
-  }
-
   // The payload of the revision in force; rebuilt once per swap, shared by every send.
   let payload: RevisionPayload = revisionPayload(state.current!, reload.snapshot().objects as SourcedObject[]);
-  const sink = new FlowSink({
-    file: opts.flowsFile, clusterName: opts.clusterName, capacity: opts.flowBuffer,
-    onError: (err) => log.warn({ err: err.message, file: opts.flowsFile }, 'flow log error'),
-  });
-  const metrics = new ProxyMetrics({
-    revision: current,
-    connectionsActive: () => slots.reduce((n, s) => n + (s.worker === undefined ? 0 : s.connections), 0),
-    reloads: () => reload.stats(),
-    flowFile: opts.flowsFile === undefined ? undefined : () => sink.stats,
-  });
   const interner = new Interner();
 
   // --- acknowledgements ----------------------------------------------------------------------
@@ -168,6 +123,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
     slot,
     listen: opts.listen,
     interception: opts.interception,
+    tls: opts.tls,
     hardening: opts.hardening,
     proxyProtocolFrom: opts.proxyProtocolFrom ?? [],
     admin: admin.address,
@@ -250,8 +206,9 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
     });
   } catch (err) {
     draining = true;
+    control.stopChanges();
     await stopWorkers(slots, 0);
-    await admin.close();
+    await control.close();
     throw err;
   } finally {
     startup = undefined;
@@ -274,9 +231,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
       return r;
     },
   };
-  admin.addRoutes(reloadRoutes(syncedReload));
-  admin.addRoutes(observeRoutes(state, sink, metrics));
-  admin.addRoutes([{
+  await control.serve(syncedReload, [{
     method: 'GET',
     path: '/workers',
     handle: (_req, res) => sendJson(res, 200, {
@@ -288,8 +243,6 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
       })),
     }),
   }]);
-  await reload.watch();
-  void reload.reload('file');
   started = true;
   for (const address of listening) log.info({ address, revision: current(), workers: opts.workers }, 'listening');
   log.info({ admin: admin.address, revision: current(), objects: state.current!.objects.length, workers: opts.workers }, 'ready');
@@ -297,11 +250,10 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
   let stopping: Promise<void> | undefined;
   const drain = (timeoutMs: number): Promise<void> => {
     stopping ??= (async () => {
-      draining = true; // /ready answers 503 from now on
-      reload.close();
+      draining = true;
+      control.stopChanges(); // /ready answers 503 from now on
       await stopWorkers(slots, timeoutMs);
-      await sink.close();
-      await admin.close();
+      await control.close();
     })();
     return stopping;
   };

@@ -3,26 +3,18 @@
  * whatever revision the primary sends (messages.ts), serves only once it has the current one, and
  * sends every decision back (flows, counters) so the primary's /flows, --flows file and /metrics
  * cover all workers. Its listeners are the cluster's shared handles (see primary.ts for why
- * round-robin). The composition below mirrors proxy.ts's data-plane half: keep them in step.
+ * round-robin). Its data plane is the one every mode builds (data-plane.ts).
  */
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { buildPolicyState, buildPolicyStateSliced, PolicyLoadError, formatProblem } from '../../policy/index.js';
 import { createLogger } from '../../observe/log.js';
 import type { FlowEvent } from '../../observe/flow-event.js';
-import { parseHostPort } from '../admin/server.js';
-import { Balancer } from '../upstream/balancer.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS, drainFrontEnds } from '../listen/drain.js';
-import { createFrontEnd, type FrontEnd, type FrontRequest, type FrontResponse } from '../listen/front-end.js';
-import { frontEndLimits, healthCheckOptions, outlierOptions, parseHardening, upstreamOptions } from '../hardening.js';
-import { HealthChecker } from '../upstream/health-check.js';
-import { checkInterception, planListeners } from '../listen/original-destination.js';
-import { OutlierDetector } from '../upstream/outlier.js';
-import { trustedPeers } from '../listen/proxy-protocol.js';
-import { createRequestHandler, type FlowOutput, type HandlerContext } from '../exchange/request-handler.js';
-import { SelfGuard } from '../listen/self-guard.js';
+import { createDataPlane, type DataPlane, type DataPlaneReport } from '../data-plane.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../listen/drain.js';
+import type { FrontRequest, FrontResponse } from '../http1/types.js';
+import { checkInterception } from '../listen/original-destination.js';
 import { StateRef } from '../state-ref.js';
-import { Upstream } from '../upstream/upstream.js';
 import { slimEvent } from './flow-wire.js';
 import { numberingSeed, sameNumbering, type FromWorker, type RevisionPayload, type ToWorker, type WorkerConfig } from './messages.js';
 
@@ -40,11 +32,9 @@ export function runWorker(): void {
   let config: WorkerConfig | undefined;
   let log: Logger = createLogger();
   const state = new StateRef();
-  const frontEnds: FrontEnd[] = [];
+  let data: DataPlane | undefined;
   let listening: Promise<void> | undefined;
   let draining: Promise<void> | undefined;
-  let upstream: Upstream | undefined;
-  let health: HealthChecker | undefined;
 
   // --- everything that goes back to the primary, batched per event-loop turn -----------------
   let batch: FlowEvent[] = [];
@@ -56,7 +46,7 @@ export function runWorker(): void {
     scheduled = false;
     const m: FromWorker = {
       t: 'stats', flows: batch, parseErrors, upstreamErrors: [...upstreamErrors], timeouts: [...timeouts],
-      connections: frontEnds.reduce((n, f) => n + f.connections, 0),
+      connections: data?.connections ?? 0,
     };
     batch = [];
     parseErrors = 0;
@@ -69,10 +59,27 @@ export function runWorker(): void {
     scheduled = true;
     setImmediate(flush);
   };
-  const flows: FlowOutput = {
-    enabled: true,
-    emit(ev) {
-      batch.push(slimEvent(ev));
+  // No counters: the primary counts decisions from the flows it receives.
+  const report: DataPlaneReport = {
+    flows: {
+      enabled: true,
+      emit(ev) {
+        batch.push(slimEvent(ev));
+        schedule();
+      },
+    },
+    parseError() {
+      parseErrors++;
+      schedule();
+    },
+    upstreamError(code) {
+      const k = code ?? 'UNKNOWN';
+      upstreamErrors.set(k, (upstreamErrors.get(k) ?? 0) + 1);
+      schedule();
+    },
+    downstreamTimeout(code) {
+      if (code === undefined) return;
+      timeouts.set(code, (timeouts.get(code) ?? 0) + 1);
       schedule();
     },
   };
@@ -82,9 +89,6 @@ export function runWorker(): void {
   /** The first revision builds in one go (nothing is served yet); later ones in slices (policy/steps.ts). */
   const build = async (p: RevisionPayload): Promise<void> => {
     const c = config!;
-    // Debug only (tests): a slow build, to prove a mutation waits for every worker.
-    const lag = Number(process.env['L7GUARD_DEBUG_WORKER_BUILD_DELAY_MS'] ?? 0);
-    for (const until = Date.now() + lag; Date.now() < until;);
     try {
       const input = [...p.objects];
       const opts = { clusterName: c.clusterName, nodeIPs: c.nodeIPs, allowLocalhost: c.allowLocalhost, previous: numberingSeed(p), revision: p.revision };
@@ -103,65 +107,28 @@ export function runWorker(): void {
 
   const listen = async (): Promise<void> => {
     const c = config!;
-    const hardening = c.hardening ?? parseHardening({});
-    const listeners = planListeners(c.listen.map(parseHostPort), c.interception);
-    const adminSpec = c.admin.startsWith('unix:') ? [] : [parseHostPort(c.admin)];
-    upstream = new Upstream(upstreamOptions(hardening));
-    const self = new SelfGuard([...listeners, ...adminSpec]);
-    const outlier = new OutlierDetector(outlierOptions(hardening));
-    // Each worker probes for itself (N workers = N probes per pod and interval): health is decided
-    // where the balancer runs, with no primary round trip and nothing to go stale when one restarts.
-    health = new HealthChecker(state, outlier, healthCheckOptions(hardening), log);
-    const ctx: HandlerContext = {
+    data = createDataPlane({
       state,
-      balancer: new Balancer(),
-      outlier,
-      upstream,
-      self,
-      flows,
+      listen: c.listen,
+      interception: c.interception,
+      tls: c.tls,
+      hardening: c.hardening,
+      proxyProtocolFrom: c.proxyProtocolFrom,
+      admin: c.admin,
       nodeName: c.nodeName,
-      onUpstreamError: (err, backend) => {
-        const code = (err as { code?: string }).code ?? 'UNKNOWN';
-        upstreamErrors.set(code, (upstreamErrors.get(code) ?? 0) + 1);
-        schedule();
-        log.warn({ err: err.message, code, backend: `${backend.ip}:${backend.port}` }, 'upstream error');
-      },
-    };
-    const proxyProtocolFrom = trustedPeers(c.proxyProtocolFrom);
-    const addresses: string[] = [];
+      log,
+      report,
+      wrapHandler: c.workerHeader ? (h) => withWorkerHeader(h, String(c.slot)) : undefined,
+    });
+    let addresses: readonly string[];
     try {
-      for (const { host, port, original } of listeners) {
-        let onRequest = createRequestHandler(original === undefined ? ctx : { ...ctx, original });
-        if (c.workerHeader) onRequest = withWorkerHeader(onRequest, String(c.slot));
-        const fe = createFrontEnd({
-          limits: frontEndLimits(hardening),
-          maxConnections: hardening.maxConnections,
-          proxyProtocolFrom,
-          onRequest,
-          onError: (err: Error & { code?: string }, info) => {
-            if (info.phase === 'parse') {
-              parseErrors++;
-              schedule();
-            } else if (info.phase === 'timeout' && err.code !== undefined) {
-              timeouts.set(err.code, (timeouts.get(err.code) ?? 0) + 1);
-              schedule();
-            }
-            log.debug({ err: err.message, code: err.code }, 'client error');
-          },
-        });
-        const a = await fe.listen(host, port);
-        self.add(a.address, a.port);
-        frontEnds.push(fe);
-        addresses.push(a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
-      }
+      addresses = await data.start();
     } catch (err) {
       send({ t: 'listen-failed', error: (err as Error).message });
-      await Promise.allSettled(frontEnds.map((f) => f.close()));
       process.exitCode = 1;
       process.disconnect();
       return;
     }
-    health.start();
     log.info({ addresses, revision: state.current?.revision }, 'worker listening');
     send({ t: 'listening', addresses });
   };
@@ -169,9 +136,7 @@ export function runWorker(): void {
   const drain = (timeoutMs: number): Promise<void> => {
     draining ??= (async () => {
       await listening?.catch(() => undefined);
-      health?.stop();
-      await drainFrontEnds(frontEnds, timeoutMs, log);
-      await upstream?.close();
+      await data?.drain(timeoutMs);
       clearInterval(gauge);
       flush();
       // Leaving the cluster lets the process end once the last flow message is written.

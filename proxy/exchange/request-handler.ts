@@ -1,6 +1,6 @@
 import type { Backend, Destination, Endpoint, HeaderEdit, HeaderList, L7Request, PolicyState, RuleRef, Source } from '../../policy/model.js';
 import { newFlowRecord, toFlowEvent, type FlowEvent, type FlowRecord } from '../../observe/flow-event.js';
-import type { FrontRequest, FrontResponse } from '../listen/front-end.js';
+import type { FrontRequest, FrontResponse } from '../http1/types.js';
 import type { Balancer } from '../upstream/balancer.js';
 import type { StateRef } from '../state-ref.js';
 import type { SelfGuard } from '../listen/self-guard.js';

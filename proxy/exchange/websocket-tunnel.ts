@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import type { Backend } from '../../policy/model.js';
-import type { FrontRequest, FrontResponse } from '../listen/front-end.js';
+import type { FrontRequest, FrontResponse } from '../http1/types.js';
 import { equalsLower } from '../http1/chars.js';
 import { replies, type LocalReply } from './local-replies.js';
 

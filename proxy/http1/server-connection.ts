@@ -19,12 +19,12 @@
  */
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import type { FrontEndLimits, FrontErrorInfo, FrontRequest, FrontResponse } from '../listen/front-end.js';
 import { FrontEndError, HttpParseError } from '../errors.js';
 import { RequestParser, type RequestHead } from './request-parser.js';
 import { errorResponse } from './response-writer.js';
 import { ServerResponse, type ResponseHost } from './server-response.js';
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
+import type { FrontEndLimits, FrontErrorInfo, FrontRequest, FrontResponse } from './types.js';
 
 export interface ConnectionContext {
   readonly limits: FrontEndLimits;

@@ -5,11 +5,11 @@
  */
 import type { Socket } from 'node:net';
 import type { HeaderList } from '../../policy/model.js';
-import type { FrontResponse, WriteHeadOptions } from '../listen/front-end.js';
 import { FrontEndError } from '../errors.js';
 import { equalsLower } from './chars.js';
 import { CONTINUE_RESPONSE, LAST_CHUNK, chunkHeader, errorResponse, imfDate, serializeResponseHead } from './response-writer.js';
 import { parseConnectionTokens } from './request-parser.js';
+import type { FrontResponse, WriteHeadOptions } from './types.js';
 
 /** What a response needs from its connection. */
 export interface ResponseHost {

@@ -11,7 +11,7 @@
 import type net from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import type { Backend, Destination, Endpoint, PolicyState, Source, TlsDecision, TlsMaterial } from '../../policy/model.js';
-import type { FrontRequest, FrontResponse } from '../listen/front-end.js';
+import type { FrontRequest, FrontResponse } from '../http1/types.js';
 import type { OriginalDestination } from '../listen/original-destination.js';
 import { createRequestHandler, type HandlerContext } from '../exchange/request-handler.js';
 import { StateRef } from '../state-ref.js';

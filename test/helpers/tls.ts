@@ -65,3 +65,49 @@ export function tlsExchange(opts: {
     arm();
   });
 }
+
+/** A Service `deathstar-tls` (port 443 -> `port`) selecting the deathstar pods, at `clusterIP`. */
+export function tlsService(clusterIP: string, port: number): string {
+  return `---
+apiVersion: v1
+kind: Service
+metadata:
+  name: deathstar-tls
+  namespace: default
+spec:
+  clusterIP: ${clusterIP}
+  ports:
+  - port: 443
+    targetPort: ${port}
+  selector:
+    org: empire
+    class: deathstar
+`;
+}
+
+/** The Star Wars L7 rule behind terminatingTLS `deathstar-tls` (and originatingTLS `originating`, when given). */
+export function tlsPolicy(port: number, sni: string, originating: string | undefined): string {
+  return `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: rule1
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels: {org: empire, class: deathstar}
+  ingress:
+  - fromEndpoints:
+    - matchLabels: {org: empire}
+    toPorts:
+    - ports:
+      - port: "${port}"
+        protocol: TCP
+      terminatingTLS:
+        secret: {name: deathstar-tls}
+${originating === undefined ? '' : `      originatingTLS:\n        secret: {name: ${originating}}\n`}      serverNames: [${sni}, deathstar-tls]
+      rules:
+        http:
+        - method: POST
+          path: /v1/request-landing
+`;
+}

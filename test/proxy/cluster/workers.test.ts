@@ -9,6 +9,8 @@ import { recordingBackend } from '../../helpers/backend.js';
 import { clusterDir, starWarsCluster } from '../../helpers/cluster.js';
 import { loopbackBlock, rawExchange } from '../../helpers/net.js';
 import { serve } from '../../helpers/serve.js';
+import { captureClientHello, tlsExchange, tlsPolicy, tlsService } from '../../helpers/tls.js';
+import { createCA, issueCert, tlsSecretYaml } from '../../../certs/index.js';
 import { deathstarPolicy, waitFor } from '../reload/helpers.js';
 
 const B = loopbackBlock();
@@ -16,7 +18,6 @@ const ips = { tiefighter: B(2), xwing: B(3), deathstar: [B(4), B(5)] as const, c
 const POD_PORT = 18080;
 const LANDING = { method: 'POST', path: '/v1/request-landing' };
 const EXHAUST = { method: 'PUT', path: '/v1/exhaust-port' };
-const BUILD_LAG_MS = 300;
 
 interface Answer { readonly status: number; readonly worker: string | undefined; readonly closed: boolean; readonly bytes: number; readonly localPort: number }
 
@@ -59,11 +60,8 @@ t.test('serve --workers 2', async (t) => {
   const dir = clusterDir(starWarsCluster(ips, POD_PORT), { 'rule1.yaml': deathstarPolicy(POD_PORT, [LANDING]) });
   const flowsFile = join(dir, 'flows.ndjson');
   process.env['L7GUARD_DEBUG_WORKER_HEADER'] = '1';
-  // Each worker takes >= 300 ms per revision: an apply that did not wait for them would answer first.
-  process.env['L7GUARD_DEBUG_WORKER_BUILD_DELAY_MS'] = String(BUILD_LAG_MS);
   const proxy = await serve(['-f', dir, '--listen', `${ips.clusterIP}:0`, '--admin', '127.0.0.1:0', '--workers', '2', '--flows', flowsFile], 60_000);
   delete process.env['L7GUARD_DEBUG_WORKER_HEADER'];
-  delete process.env['L7GUARD_DEBUG_WORKER_BUILD_DELAY_MS'];
   let stopped = false;
   t.teardown(async () => { if (!stopped) await proxy.stop(); });
   const { host, port, admin } = proxy;
@@ -107,11 +105,21 @@ t.test('serve --workers 2', async (t) => {
   });
 
   await t.test('apply and delete are in force on every worker when the call returns', async (t) => {
-    const t0 = Date.now();
-    const put = await adminRequest(admin, 'PUT', '/v1/cnp/default/rule1', deathstarPolicy(POD_PORT, [LANDING, EXHAUST]));
+    // A stopped worker cannot acknowledge: the apply must not answer until it can.
+    const stoppedPid = (await workers()).workers[1]!.pid!;
+    process.kill(stoppedPid, 'SIGSTOP');
+    let answered = false;
+    const pending = adminRequest(admin, 'PUT', '/v1/cnp/default/rule1', deathstarPolicy(POD_PORT, [LANDING, EXHAUST]))
+      .finally(() => { answered = true; });
+    await waitFor('worker 0 to acknowledge the new revision', async () => {
+      const w = await workers();
+      return w.workers[0]!.revision > w0.revision ? true : undefined;
+    });
+    t.notOk(answered, 'no answer while worker 1 (stopped) has not acknowledged');
+    process.kill(stoppedPid, 'SIGCONT');
+    const put = await pending;
     t.equal(put.status, 200, JSON.stringify(put.body));
     t.equal(put.body['result'], 'configured', 'the API object overrides the file one');
-    t.ok(Date.now() - t0 >= BUILD_LAG_MS, 'the answer waited for the (slow) workers');
     const rev = put.body['revision'];
     const after = await many(16, ips.tiefighter, host, port, EXHAUST.method, EXHAUST.path);
     t.same(Object.keys(byWorker(after)).sort(), ['0', '1'], 'both workers answered');
@@ -178,4 +186,37 @@ t.test('serve --workers 2 --health-check-interval: every worker skips a dead pod
   t.equal(new Set(answers.map((a) => a.worker)).size, 2, 'by both workers');
   t.equal(alive!.seen.length, 16, 'all by the live pod');
   t.equal(proxy.logs.filter((l) => l['msg'] === 'upstream error').length, errorsBefore, 'no worker even tried to connect to the dead pod');
+});
+
+t.test('serve --workers 2 --listen-tls: TLS termination on every worker', async (t) => {
+  const TLS_PORT = POD_PORT + 2;
+  const SNI = 'deathstar-tls.default.svc.cluster.local';
+  const ca = await createCA();
+  const leaf = await issueCert(ca, { name: 'deathstar-tls', dns: [SNI, 'deathstar-tls'] });
+  const backends = await Promise.all(ips.deathstar.map((ip, i) => recordingBackend(`tls${i}`, ip, TLS_PORT)));
+  t.teardown(() => Promise.all(backends.map((b) => b.close())));
+  const dir = clusterDir(starWarsCluster(ips, TLS_PORT) + tlsService(B(51), TLS_PORT), {
+    'secret.yaml': tlsSecretYaml('deathstar-tls', 'default', leaf),
+    'policy.yaml': tlsPolicy(TLS_PORT, SNI, undefined),
+  });
+  process.env['L7GUARD_DEBUG_WORKER_HEADER'] = '1';
+  const proxy = await serve(['-f', dir, '--listen-tls', `${B(21)}:0`, '--admin', '127.0.0.1:0', '--workers', '2'], 60_000)
+    .finally(() => delete process.env['L7GUARD_DEBUG_WORKER_HEADER']);
+  t.teardown(() => proxy.stop());
+
+  const request = (method: string, path: string) => tlsExchange({
+    from: ips.tiefighter, to: proxy.host, port: proxy.port, servername: SNI, ca: ca.cert,
+    data: `${method} ${path} HTTP/1.1\r\nHost: ${SNI}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+  });
+  const worker = (text: string) => /\r\nx-l7guard-worker: (\d+)\r\n/i.exec(text)?.[1];
+  const landing = await Promise.all(Array.from({ length: 12 }, () => request(LANDING.method, LANDING.path)));
+  t.ok(landing.every((r) => r.error === undefined && /^HTTP\/1\.1 200 /.test(r.text)), 'landing: 200 through TLS');
+  t.same([...new Set(landing.map((r) => worker(r.text)))].sort(), ['0', '1'], 'answered by both workers');
+  const exhaust = await Promise.all(Array.from({ length: 12 }, () => request(EXHAUST.method, EXHAUST.path)));
+  t.ok(exhaust.every((r) => /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*\r\n\r\nAccess denied\r\n$/.test(r.text)), 'exhaust-port: 403 inside TLS');
+  t.same([...new Set(exhaust.map((r) => worker(r.text)))].sort(), ['0', '1'], 'denied by both workers');
+  t.notOk(backends.some((b) => b.seen.some((r) => r.method === 'PUT')), 'no PUT reached deathstar');
+  const hello = await captureClientHello(SNI);
+  const xwing = await rawExchange({ from: ips.xwing, to: proxy.host, port: proxy.port, data: hello, idleMs: 2000 });
+  t.ok(xwing.closed && xwing.bytes.length === 0, 'xwing: zero bytes, not even a TLS alert');
 });

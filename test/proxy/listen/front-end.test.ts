@@ -1,7 +1,8 @@
 import t from 'tap';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { createFrontEnd, type FrontEndLimits, type FrontEndOptions, type FrontRequest, type FrontResponse } from '../../../proxy/listen/front-end.js';
+import { createFrontEnd, type FrontEndOptions } from '../../../proxy/listen/front-end.js';
+import type { FrontEndLimits, FrontRequest, FrontResponse } from '../../../proxy/http1/types.js';
 import { deniedResponse } from '../../../proxy/http1/response-writer.js';
 import { unmapIPv4 } from '../../../proxy/http1/server-connection.js';
 

@@ -12,7 +12,7 @@ import { recordingBackend } from '../../helpers/backend.js';
 import { clusterDir, starWarsCluster } from '../../helpers/cluster.js';
 import { loopbackBlock, rawExchange } from '../../helpers/net.js';
 import { serve } from '../../helpers/serve.js';
-import { captureClientHello, tlsExchange } from '../../helpers/tls.js';
+import { captureClientHello, tlsExchange, tlsPolicy, tlsService } from '../../helpers/tls.js';
 
 const ip = loopbackBlock();
 const IPS = { tiefighter: ip(2), xwing: ip(3), deathstar: [ip(10), ip(11)] as const, clusterIP: ip(50) };
@@ -26,50 +26,6 @@ function complete(s: string): boolean {
   return end >= 0 && cl !== null && s.length >= end + 4 + Number(cl[1]);
 }
 const PORT = 20_000 + randomInt(0, 30_000);
-
-function tlsService(port: number): string {
-  return `---
-apiVersion: v1
-kind: Service
-metadata:
-  name: deathstar-tls
-  namespace: default
-spec:
-  clusterIP: ${ip(51)}
-  ports:
-  - port: 443
-    targetPort: ${port}
-  selector:
-    org: empire
-    class: deathstar
-`;
-}
-
-function policy(port: number, originating: string | undefined): string {
-  return `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: rule1
-  namespace: default
-spec:
-  endpointSelector:
-    matchLabels: {org: empire, class: deathstar}
-  ingress:
-  - fromEndpoints:
-    - matchLabels: {org: empire}
-    toPorts:
-    - ports:
-      - port: "${port}"
-        protocol: TCP
-      terminatingTLS:
-        secret: {name: deathstar-tls}
-${originating === undefined ? '' : `      originatingTLS:\n        secret: {name: ${originating}}\n`}      serverNames: [${SNI}, deathstar-tls]
-      rules:
-        http:
-        - method: POST
-          path: /v1/request-landing
-`;
-}
 
 const caOnlySecret = (name: string, ca: PemPair) => `apiVersion: v1
 kind: Secret
@@ -85,9 +41,9 @@ t.test('TLS termination: Star Wars L7 policy on decrypted HTTP, serverNames and 
   const b1 = await recordingBackend('ds1', IPS.deathstar[0], PORT);
   const b2 = await recordingBackend('ds2', IPS.deathstar[1], PORT);
   t.teardown(() => Promise.all([b1.close(), b2.close()]));
-  const dir = clusterDir(starWarsCluster(IPS, PORT) + tlsService(PORT), {
+  const dir = clusterDir(starWarsCluster(IPS, PORT) + tlsService(ip(51), PORT), {
     'secret.yaml': tlsSecretYaml('deathstar-tls', 'default', leaf),
-    'policy.yaml': policy(PORT, undefined),
+    'policy.yaml': tlsPolicy(PORT, SNI, undefined),
   });
   const p = await serve(['-f', dir, '--listen-tls', `${ip(1)}:0`, '--admin', `${ip(1)}:0`, '--log-level', 'debug']);
   t.teardown(() => p.stop());
@@ -156,10 +112,10 @@ t.test('TLS origination: the backend is verified against the originatingTLS CA',
   t.teardown(be.close);
 
   for (const [name, trust, expect] of [['right', backendCA, 200], ['wrong', wrongCA, 502]] as const) {
-    const dir = clusterDir(starWarsCluster(IPS, be.port) + tlsService(be.port), {
+    const dir = clusterDir(starWarsCluster(IPS, be.port) + tlsService(ip(51), be.port), {
       'secret.yaml': tlsSecretYaml('deathstar-tls', 'default', front),
       'backend-ca.yaml': caOnlySecret('backend-ca', trust),
-      'policy.yaml': policy(be.port, 'backend-ca'),
+      'policy.yaml': tlsPolicy(be.port, SNI, 'backend-ca'),
     });
     const p = await serve(['-f', dir, '--listen-tls', `${ip(1)}:0`, '--admin', `${ip(1)}:0`]);
     const before = be.seen();

@@ -1,0 +1,131 @@
+/**
+ * The control plane, built once: the policy sources and the ReloadController that turns them into
+ * revisions, the admin API, the flow sink and the metrics. A single-process `serve` and the
+ * `--workers` primary compose it; workers never build one (they rebuild what the primary sends).
+ *
+ * Two steps, because the admin port must answer `/ready` 503 while the first policy loads, and the
+ * routes that read flows, metrics or change policy only make sense once something serves:
+ *   startControlPlane(): admin up, first load (throws with nothing left open: nothing is served)
+ *   serve():             policy-changing and observing routes, watches, ready
+ */
+import type { Logger } from 'pino';
+import type { PolicyState } from '../policy/index.js';
+import { FlowSink } from '../observe/flow-sink.js';
+import { ProxyMetrics } from '../observe/metrics.js';
+import { coreRoutes } from './admin/core-routes.js';
+import { observeRoutes } from './admin/observe-routes.js';
+import { reloadRoutes, type ReloadTarget } from './admin/reload-routes.js';
+import { startAdmin, type AdminRoute, type AdminServer } from './admin/server.js';
+import { hardeningDump, parseHardening, type Hardening } from './hardening.js';
+import { checkInterception, type InterceptionOptions } from './listen/original-destination.js';
+import { ReloadController } from './reload/reload-controller.js';
+import { StateRef } from './state-ref.js';
+
+export interface ControlPlaneOptions {
+  readonly paths: readonly string[];
+  readonly admin: string;
+  readonly nodeIPs: readonly string[];
+  readonly clusterName: string;
+  readonly allowLocalhost: 'always' | 'policy';
+  readonly flowsFile: string | undefined;
+  readonly flowBuffer?: number | undefined;
+  readonly version: string;
+  readonly commandLine: readonly string[];
+  readonly log: Logger;
+  readonly interception?: InterceptionOptions | undefined;
+  readonly hardening?: Hardening | undefined;
+}
+
+/** What only the composition knows: when it serves, how many connections it has, its upstream health. */
+export interface ControlPlaneHooks {
+  ready(): boolean;
+  connections(): number;
+  health?(): unknown;
+}
+
+export interface ControlPlane {
+  readonly state: StateRef;
+  readonly reload: ReloadController;
+  readonly admin: AdminServer;
+  readonly sink: FlowSink;
+  readonly metrics: ProxyMetrics;
+  /**
+   * Adds the routes that change policy (through `target`: the controller itself, or the primary's
+   * wrapper that answers once every worker has the revision) and observe it, plus `extra`; starts
+   * the watches. Call once the data plane serves.
+   */
+  serve(target?: ReloadTarget, extra?: readonly AdminRoute[]): Promise<void>;
+  /** Stops the watches and refuses further changes; /ready answers 503 from now on. */
+  stopChanges(): void;
+  /** Closes the flow sink and the admin API. */
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions, hooks: ControlPlaneHooks): Promise<{ control: ControlPlane; first: PolicyState }> {
+  const state = new StateRef();
+  const hardening = opts.hardening ?? parseHardening({});
+  let draining = false;
+  const reload = new ReloadController({
+    paths: opts.paths,
+    build: { clusterName: opts.clusterName, nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost },
+    ref: state,
+    log: opts.log,
+  });
+  const admin = await startAdmin(
+    opts.admin,
+    coreRoutes(state, {
+      version: opts.version,
+      startedAt: Date.now(),
+      commandLine: opts.commandLine,
+      ready: hooks.ready,
+      draining: () => draining,
+      sources: () => reload.stats().files,
+      reload: () => reload.stats(),
+      hardening: () => (hooks.health === undefined
+        ? hardeningDump(hardening)
+        : { ...hardeningDump(hardening), upstream_health: hooks.health() }),
+    }),
+  );
+
+  let first: PolicyState;
+  try {
+    first = await reload.start();
+    if (opts.interception !== undefined) checkInterception(first, opts.interception);
+  } catch (err) {
+    await admin.close();
+    throw err;
+  }
+
+  // The ring buffer (admin /flows, `l7guard observe`) unless --flow-buffer 0; the file only with --flows.
+  const sink = new FlowSink({
+    file: opts.flowsFile, clusterName: opts.clusterName, capacity: opts.flowBuffer,
+    onError: (err) => opts.log.warn({ err: err.message, file: opts.flowsFile }, 'flow log error'),
+  });
+  const metrics = new ProxyMetrics({
+    revision: () => state.current?.revision ?? 0,
+    connectionsActive: hooks.connections,
+    reloads: () => reload.stats(),
+    flowFile: opts.flowsFile === undefined ? undefined : () => sink.stats,
+  });
+
+  const control: ControlPlane = {
+    state, reload, admin, sink, metrics,
+    async serve(target = reload, extra = []) {
+      admin.addRoutes(reloadRoutes(target));
+      admin.addRoutes(observeRoutes(state, sink, metrics));
+      if (extra.length > 0) admin.addRoutes(extra);
+      await reload.watch();
+      // Catches an edit made between the first read and the watch being set up (a no-op otherwise).
+      void reload.reload('file');
+    },
+    stopChanges() {
+      draining = true;
+      reload.close();
+    },
+    async close() {
+      await sink.close();
+      await admin.close();
+    },
+  };
+  return { control, first };
+}
