@@ -8,32 +8,40 @@
  * A job that fails at any stage swaps nothing: the running revision stays in force, the reason is
  * logged and counted. Requests never wait for this: they read `StateRef.current` once and keep it.
  *
- * Inputs:
- * - Files are re-read by file-triggered jobs only. API jobs compile against the files of the running
- *   revision, so a half-edited file on disk never blocks (or leaks into) an API change.
- * - The overlay holds objects applied through the API. It is applied after the files (so it wins on
- *   a name clash) and survives file reloads and SIGHUP until deleted through the API.
+ * Inputs are policy sources (proxy/sources/): the `-f` files, the Kubernetes API (`--kubernetes`)
+ * and the admin API's overlay, combined in that order (a later one wins on a kind/namespace/name
+ * clash). A job rebuilds with one source's new contribution and the others' contributions in force:
+ * - Files are re-read by file-triggered jobs only, so a half-edited file on disk never blocks (or
+ *   leaks into) an API or Kubernetes change. A bad file rejects the whole file change.
+ * - The overlay survives file reloads and SIGHUP until deleted through the API.
+ * - Kubernetes changes are isolated: an invalid object is left out alone (its last accepted version
+ *   stays in force), since one bad object in one namespace must not freeze everybody's policy.
  *
- * Multi-worker hand-off (not built yet): a PolicyState holds compiled closures and cannot cross a
- * thread or process. `snapshot()` is the serialisable form of a revision (the validated objects and
- * its number); since buildPolicyState is deterministic given the same objects and previous state, a
- * worker that rebuilds every snapshot in order reaches the same identities and verdicts, and the
- * primary keeps owning watching, the admin API and validation.
+ * Multi-worker hand-off: a PolicyState holds compiled closures and cannot cross a process.
+ * `snapshot()` is the serialisable form of a revision (the validated objects and its number); since
+ * buildPolicyState is deterministic given the same objects and previous state, a worker that
+ * rebuilds every snapshot reaches the same identities and verdicts (cluster/messages.ts).
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import {
-  buildPolicyState, buildPolicyStateSliced, formatProblem, objectKey, PolicyLoadError, type BuildOptions, type PolicyState, type SourcedObject,
+  buildPolicyState, buildPolicyStateSliced, formatProblem, objectKey, PolicyLoadError, ProblemCodes, type BuildOptions, type LoadProblem,
+  type PolicyState, type SourcedObject,
 } from '../../policy/index.js';
 import type { StateRef } from '../state-ref.js';
+import { ApiSource } from '../sources/api-source.js';
+import { FileSource } from '../sources/file-source.js';
+import type { WatchOptions } from '../sources/file-watcher.js';
+import type { FileSnapshot, SourceFile } from '../sources/file-snapshot.js';
+import { provenance, type Isolation, type PolicySource, type RunningSource, type SourceHost, type SubmitTrigger } from '../sources/source.js';
 import { ApplyError } from './errors.js';
-import { DEFAULT_WATCH, FileWatcher, type WatchOptions } from './file-watcher.js';
-import { EMPTY_SNAPSHOT, readSnapshot, type FileSnapshot, type SourceFile } from './file-snapshot.js';
 
-/** `file` of objects applied through the admin API (what LoadProblem and LoadedObject show). */
-export const API_SOURCE = 'api';
+export { API_SOURCE } from '../sources/api-source.js';
 
-export type ReloadTrigger = 'startup' | 'file' | 'poll' | 'SIGHUP' | 'admin' | 'api';
+export type ReloadTrigger = SubmitTrigger;
+
+/** Rounds of leaving out rejected objects before a Kubernetes change is refused as a whole. */
+const MAX_ISOLATION_ROUNDS = 8;
 
 export interface ReloadOutcome {
   /** True when the inputs compiled (a swap happened, or nothing had changed). */
@@ -56,7 +64,7 @@ export interface ObjectSource {
   readonly kind: string;
   readonly namespace: string | undefined;
   readonly name: string;
-  /** `file:<path>` or `api`. */
+  /** `file:<path>`, `api` or `k8s:KIND/NS/NAME@resourceVersion`. */
   readonly source: string;
 }
 
@@ -71,6 +79,8 @@ export interface ReloadStats {
   readonly files: readonly SourceFile[];
   readonly objects: readonly ObjectSource[];
   readonly overlay: number;
+  /** `--kubernetes`: the connection and the last sync per kind. */
+  readonly kubernetes?: unknown;
 }
 
 export interface ReloadControllerOptions {
@@ -79,22 +89,24 @@ export interface ReloadControllerOptions {
   readonly ref: StateRef;
   readonly log: Logger;
   readonly watch?: WatchOptions;
+  /** `serve --kubernetes`: read before the first revision, then submitting its changes. */
+  readonly kubernetes?: RunningSource | undefined;
 }
 
 export type ApplyResult = { readonly result: 'created' | 'configured' | 'unchanged'; readonly revision: number };
 
-export class ReloadController {
+export class ReloadController implements SourceHost {
   readonly #opts: ReloadControllerOptions;
   readonly #ref: StateRef;
   readonly #log: Logger;
   #tail: Promise<unknown> = Promise.resolve();
   /** A file job queued but not started: later file triggers join it (a burst becomes one read). */
   #queuedFiles: { trigger: ReloadTrigger; force: boolean; promise: Promise<ReloadOutcome> } | undefined;
-  #files: FileSnapshot = EMPTY_SNAPSHOT;
-  #overlay: ReadonlyMap<string, SourcedObject> = new Map();
-  /** Inputs that failed last time: the poll does not count the same failure every 5 s. */
-  #failedSignature: string | undefined;
-  #watcher: FileWatcher | undefined;
+  readonly #files: FileSource;
+  readonly #api = new ApiSource();
+  readonly #kube: RunningSource | undefined;
+  /** Lowest precedence first (proxy/sources/source.ts SOURCE_ORDER). */
+  readonly #sources: readonly PolicySource[];
   #closed = false;
   #reloads = 0;
   #failures = 0;
@@ -107,26 +119,44 @@ export class ReloadController {
     this.#opts = opts;
     this.#ref = opts.ref;
     this.#log = opts.log;
+    this.#files = new FileSource(opts.paths);
+    this.#kube = opts.kubernetes;
+    this.#sources = opts.kubernetes === undefined ? [this.#files, this.#api] : [opts.kubernetes, this.#files, this.#api];
   }
 
   /** The initial load: throws PolicyLoadError (nothing is served) instead of keeping a previous state. */
   async start(): Promise<PolicyState> {
-    const snap = await readSnapshot(this.#opts.paths);
+    const t0 = performance.now();
+    const snap = await this.#files.read();
     if (snap.problems.length > 0) throw new PolicyLoadError(snap.problems);
-    const out = await this.#commit('startup', snap, this.#overlay, performance.now());
+    // Either the first revision builds with these files or start() throws and nothing is served.
+    this.#files.accept(snap);
+    const kube = this.#kube;
+    const out = kube === undefined
+      ? await this.#commit('startup', this.#files, snap.objects, () => undefined, t0)
+      // Every kind listed once; its invalid objects are left out alone, the files' are fatal.
+      : await this.#isolated(kube, await kube.initial(), 'startup', (used) => kube.accept(used), kube.isolation, false);
     if (out.error !== undefined) throw out.error;
     return this.#ref.current!;
   }
 
-  /** Watches the `-f` paths (debounced) with a content-hash poll as fallback. */
+  /** Watches the `-f` paths (debounced, with a content-hash poll as fallback); starts the Kubernetes source's watches. */
   async watch(): Promise<void> {
-    const w = new FileWatcher((why) => void this.reload(why), {
-      ...DEFAULT_WATCH,
-      ...this.#opts.watch,
-      onError: (err, path) => this.#log.warn({ err: err.message, path }, 'file watch failed; the poll keeps checking'),
-    });
-    this.#watcher = w;
-    await w.start(this.#opts.paths);
+    await this.#files.watch((why) => void this.reload(why), this.#opts.watch,
+      (err, path) => this.#log.warn({ err: err.message, path }, 'file watch failed; the poll keeps checking'));
+    this.#kube?.run(this);
+  }
+
+  /** SourceHost: a source's new contribution, built and swapped in turn with every other job. */
+  submit(
+    source: PolicySource,
+    objects: readonly SourcedObject[],
+    trigger: ReloadTrigger,
+    accept: (used: readonly SourcedObject[]) => void,
+    isolate?: Isolation,
+  ): Promise<ReloadOutcome> {
+    if (this.#closed) return Promise.resolve(this.#outcome(true, false, undefined));
+    return this.#enqueue(() => this.#isolated(source, objects, trigger, accept, isolate, true));
   }
 
   /**
@@ -157,13 +187,13 @@ export class ReloadController {
     return this.#enqueue(async () => {
       this.#assertOpen();
       const key = objectKey(obj);
-      const before = this.#overlay.get(key);
+      const before = this.#api.get(key);
       if (before !== undefined && JSON.stringify(before.raw) === JSON.stringify(obj.raw)) {
         return { result: 'unchanged' as const, revision: this.#revision() };
       }
-      const existed = before !== undefined || this.#files.objects.some((o) => objectKey(o) === key);
-      const next = new Map(this.#overlay).set(key, obj);
-      const out = await this.#commit('api', this.#files, next, performance.now());
+      const existed = before !== undefined || this.#sources.some((s) => s.objects.some((o) => objectKey(o) === key));
+      const next = this.#api.with(obj);
+      const out = await this.#commit('api', this.#api, [...next.values()], () => this.#api.accept(next), performance.now());
       if (out.error !== undefined) throw new ApplyError('L7G_ERR_APPLY_INVALID', undefined, out.error.problems);
       return { result: existed ? ('configured' as const) : ('created' as const), revision: out.revision };
     });
@@ -174,14 +204,15 @@ export class ReloadController {
     return this.#enqueue(async () => {
       this.#assertOpen();
       const key = objectKey({ kind, namespace, name } as SourcedObject);
-      if (!this.#overlay.has(key)) {
-        const inFile = this.#files.objects.find((o) => objectKey(o) === key);
-        if (inFile !== undefined) throw new ApplyError('L7G_ERR_APPLY_NOT_FOUND', `${kind} ${namespace ?? ''}/${name} comes from file:${inFile.file}; remove it there`);
+      if (this.#api.get(key) === undefined) {
+        for (const s of this.#sources) {
+          const there = s.objects.find((o) => objectKey(o) === key);
+          if (there !== undefined) throw new ApplyError('L7G_ERR_APPLY_NOT_FOUND', `${kind} ${namespace ?? ''}/${name} comes from ${provenance(there)}; remove it there`);
+        }
         throw new ApplyError('L7G_ERR_APPLY_NOT_FOUND', `${kind} ${namespace ?? ''}/${name}`);
       }
-      const next = new Map(this.#overlay);
-      next.delete(key);
-      const out = await this.#commit('api', this.#files, next, performance.now());
+      const next = this.#api.without(key);
+      const out = await this.#commit('api', this.#api, [...next.values()], () => this.#api.accept(next), performance.now());
       if (out.error !== undefined) throw new ApplyError('L7G_ERR_APPLY_INVALID', 'deleting it would leave an invalid set', out.error.problems);
       return { revision: out.revision };
     });
@@ -190,7 +221,8 @@ export class ReloadController {
   /** Stops watching and refuses further jobs (drain). Jobs already queued still finish. */
   close(): void {
     this.#closed = true;
-    this.#watcher?.close();
+    this.#files.close();
+    this.#kube?.close();
   }
 
   /** Called after every finished job (success, failure, or unchanged). */
@@ -202,13 +234,14 @@ export class ReloadController {
   stats(): ReloadStats {
     return {
       revision: this.#revision(), reloads: this.#reloads, failures: this.#failures, lastError: this.#lastError,
-      lastReload: this.#lastReload, files: this.#files.files, objects: this.#objects, overlay: this.#overlay.size,
+      lastReload: this.#lastReload, files: this.#files.snapshot.files, objects: this.#objects, overlay: this.#api.size,
+      kubernetes: this.#kube?.status(),
     };
   }
 
   /** The serialisable form of the revision in force (see the hand-off note above). */
   snapshot(): { readonly revision: number; readonly objects: readonly SourcedObject[] } {
-    return { revision: this.#revision(), objects: [...this.#files.objects, ...this.#overlay.values()] };
+    return { revision: this.#revision(), objects: this.#sources.flatMap((s) => s.objects) };
   }
 
   // --- pipeline -------------------------------------------------------------------------------
@@ -222,56 +255,129 @@ export class ReloadController {
   async #reloadFiles(trigger: ReloadTrigger, force: boolean): Promise<ReloadOutcome> {
     if (this.#closed) return this.#outcome(true, false, undefined);
     const t0 = performance.now();
-    const snap = await readSnapshot(this.#opts.paths);
-    if (!force && snap.signature === this.#files.signature) {
+    const files = this.#files;
+    const snap = await files.read();
+    if (!force && snap.signature === files.snapshot.signature) {
       this.#emit({ trigger, result: 'unchanged', revision: this.#revision(), durationMs: performance.now() - t0 });
       return this.#outcome(true, false, undefined);
     }
-    if (!force && snap.signature === this.#failedSignature) return this.#outcome(false, false, undefined);
-    if (snap.problems.length > 0) return this.#fail(trigger, new PolicyLoadError(snap.problems), snap.signature, t0);
-    return this.#commit(trigger, snap, this.#overlay, t0);
+    if (!force && snap.signature === files.failedSignature) return this.#outcome(false, false, undefined);
+    if (snap.problems.length > 0) return this.#failFiles(trigger, new PolicyLoadError(snap.problems), snap, t0);
+    const out = await this.#commit(trigger, files, snap.objects, () => files.accept(snap), t0);
+    if (out.error !== undefined && trigger !== 'startup') files.failedSignature = snap.signature;
+    return out;
   }
 
   /**
    * Compile and swap, or record the failure. A reload's build is sliced (policy/steps.ts) so that
    * requests keep being served with the revision in force while it runs; jobs are serialised
    * (#enqueue), so nothing else swaps meanwhile. The startup build runs at once: nothing is served.
+   * `objects` is `source`'s new contribution; `accept` makes it the one in force, right before the swap.
    */
-  async #commit(trigger: ReloadTrigger, files: FileSnapshot, overlay: ReadonlyMap<string, SourcedObject>, t0: number): Promise<ReloadOutcome> {
-    const previous = this.#ref.current;
-    let state: PolicyState;
-    try {
-      const input = [...files.objects, ...overlay.values()];
-      const opts = { ...this.#opts.build, previous, revision: (previous?.revision ?? 0) + 1 };
-      state = trigger === 'startup' ? buildPolicyState(input, opts) : await buildPolicyStateSliced(input, opts);
-    } catch (err) {
-      if (err instanceof PolicyLoadError) return this.#fail(trigger, err, trigger === 'api' ? undefined : files.signature, t0);
-      throw err;
+  async #commit(trigger: ReloadTrigger, source: PolicySource, objects: readonly SourcedObject[], accept: () => void, t0: number): Promise<ReloadOutcome> {
+    const built = this.#build(trigger, source, objects);
+    const state = built instanceof PolicyLoadError ? built : await built;
+    if (state instanceof PolicyLoadError) return this.#fail(trigger, state, t0);
+    accept();
+    this.#swap(trigger, state, t0);
+    return this.#outcome(true, true, undefined);
+  }
+
+  /**
+   * #commit for a source whose invalid objects are rejected alone: each object a problem names is
+   * replaced by its version in force (or left out when it has none) and the build is tried again,
+   * so one bad object cannot block the others. Problems that name no object of this source (a
+   * clash with a file object, say) reject the change as a whole, as for the other sources.
+   */
+  async #isolated(
+    source: PolicySource, objects: readonly SourcedObject[], trigger: ReloadTrigger,
+    accept: (used: readonly SourcedObject[]) => void, isolate: Isolation | undefined, sliced: boolean,
+  ): Promise<ReloadOutcome> {
+    const t0 = performance.now();
+    if (isolate === undefined) return this.#commit(trigger, source, objects, () => accept(objects), t0);
+    let candidate = objects;
+    for (let round = 0; round < MAX_ISOLATION_ROUNDS; round++) {
+      const built = this.#build(sliced ? trigger : 'startup', source, candidate);
+      const state = built instanceof PolicyLoadError ? built : await built;
+      if (!(state instanceof PolicyLoadError)) {
+        accept(candidate);
+        this.#swap(trigger, state, t0);
+        return this.#outcome(true, true, undefined);
+      }
+      const byFile = new Map<string, LoadProblem[]>();
+      for (const p of state.problems) {
+        const list = byFile.get(p.file);
+        if (list === undefined) byFile.set(p.file, [p]);
+        else list.push(p);
+      }
+      const inForce = new Map(source.objects.map((o) => [objectKey(o), o]));
+      let left = 0;
+      const next: SourcedObject[] = [];
+      for (const o of candidate) {
+        const problems = byFile.get(o.file);
+        if (problems === undefined) {
+          next.push(o);
+          continue;
+        }
+        left++;
+        isolate.rejected(o, problems);
+        const previous = inForce.get(objectKey(o));
+        if (previous !== undefined && previous !== o) next.push(previous);
+      }
+      if (left === 0) return this.#fail(trigger, state, t0);
+      this.#log.warn({ trigger, rejected: left, problems: state.problems.map(formatProblem) }, `${source.name}: invalid objects left out; their versions in force (if any) stay`);
+      candidate = next;
     }
-    this.#files = files;
-    this.#overlay = overlay;
-    this.#failedSignature = undefined;
-    this.#objects = state.objects.map((o) => ({
-      kind: o.kind, namespace: o.namespace, name: o.name, source: o.file === API_SOURCE ? API_SOURCE : `file:${o.file}`,
-    }));
+    return this.#fail(trigger, new PolicyLoadError([{
+      code: ProblemCodes.L7G_ERR_POLICY_VALUE, file: '', object: undefined, field: undefined, line: undefined,
+      message: `${source.name}: still invalid after leaving out rejected objects ${MAX_ISOLATION_ROUNDS} times`,
+    }]), t0);
+  }
+
+  /** The build of the inputs with `source`'s contribution replaced; a PolicyLoadError instead of a throw. */
+  #build(trigger: ReloadTrigger, source: PolicySource, objects: readonly SourcedObject[]): PolicyState | PolicyLoadError | Promise<PolicyState | PolicyLoadError> {
+    const previous = this.#ref.current;
+    const input: SourcedObject[] = [];
+    for (const s of this.#sources) for (const o of s === source ? objects : s.objects) input.push(o);
+    const opts = { ...this.#opts.build, previous, revision: (previous?.revision ?? 0) + 1 };
+    const asError = (err: unknown): PolicyLoadError => {
+      if (err instanceof PolicyLoadError) return err;
+      throw err;
+    };
+    if (trigger === 'startup') {
+      try {
+        return buildPolicyState(input, opts);
+      } catch (err) {
+        return asError(err);
+      }
+    }
+    return buildPolicyStateSliced(input, opts).catch(asError);
+  }
+
+  #swap(trigger: ReloadTrigger, state: PolicyState, t0: number): void {
+    const previous = this.#ref.current;
+    this.#objects = state.objects.map((o) => ({ kind: o.kind, namespace: o.namespace, name: o.name, source: provenance(o) }));
     this.#ref.swap(state);
     const durationMs = performance.now() - t0;
-    if (trigger !== 'startup') {
+    if (previous !== undefined) {
       this.#reloads++;
       this.#lastReload = { trigger, at: new Date().toISOString(), durationMs: round(durationMs) };
-      this.#log.info({ revision: state.revision, previous: previous?.revision, trigger, objects: state.objects.length, durationMs: round(durationMs) }, 'policy swapped');
+      this.#log.info({ revision: state.revision, previous: previous.revision, trigger, objects: state.objects.length, durationMs: round(durationMs) }, 'policy swapped');
       for (const w of state.warnings) this.#log.debug({ revision: state.revision }, w);
     } else {
       for (const w of state.warnings) this.#log.warn({ revision: state.revision }, w);
     }
     this.#emit({ trigger, result: 'success', revision: state.revision, durationMs });
-    return this.#outcome(true, true, undefined);
   }
 
-  #fail(trigger: ReloadTrigger, err: PolicyLoadError, signature: string | undefined, t0: number): ReloadOutcome {
-    if (trigger === 'startup') return this.#outcome(false, false, err);
+  #failFiles(trigger: ReloadTrigger, err: PolicyLoadError, snap: FileSnapshot, t0: number): ReloadOutcome {
+    if (trigger !== 'startup') this.#files.failedSignature = snap.signature;
+    return this.#fail(trigger, err, t0);
+  }
+
+  #fail(trigger: ReloadTrigger, err: PolicyLoadError, t0: number): ReloadOutcome {
+    if (this.#ref.current === undefined) return this.#outcome(false, false, err);
     this.#failures++;
-    if (signature !== undefined) this.#failedSignature = signature;
     const revision = this.#revision();
     this.#lastError = { message: err.problems.map(formatProblem).join('\n'), trigger, at: new Date().toISOString() };
     this.#log.error({ trigger, revision, code: err.code, problems: err.problems.map(formatProblem) }, `policy reload rejected; revision ${revision} stays in force`);

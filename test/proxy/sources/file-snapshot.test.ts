@@ -3,7 +3,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readSnapshot } from '../../../proxy/reload/file-snapshot.js';
+import { readSnapshot } from '../../../proxy/sources/file-snapshot.js';
 
 const ns = (name: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n`;
 
