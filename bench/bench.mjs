@@ -8,7 +8,7 @@
  *                  [--compare DIR]   (also runs DIR's l7guard as `l7guard-base`: before/after a change)
  *                  [--root DIR]      (the checkout whose l7guard is measured; default: this repository)
  *
- * CPU pinning (as the bench issue measures): this process and its load-generator thread on CPU 0,
+ * CPU pinning (docs/benchmarks.md): this process and its load-generator thread on CPU 0,
  * every target and both backends on CPU 1. Absolute numbers on a shared machine are noisy; the
  * ratios between targets of one run are what to compare.
  */
@@ -77,10 +77,10 @@ const LOADGEN_CPU = '0';
 const PROXY_CPU = '1';
 if (pinning) pin(process.pid, LOADGEN_CPU);
 
-const addr = addressPlan(18080 + Math.floor(Math.random() * 1000));
+const addr = await addressPlan(18080 + Math.floor(Math.random() * 1000));
 const kinds = allKinds(addr);
 const backends = new Backends(addr, { pinCpu: pinning ? PROXY_CPU : undefined });
-const dirs = { demo: clusterDir(addr), big: undefined };
+const dirs = { demo: await clusterDir(addr), big: undefined };
 const runs = [];
 const notes = [];
 
@@ -213,7 +213,7 @@ async function main() {
     if (sname === 'reload' || sname === 'bigpolicy') {
       if (!targetNames.includes('l7guard')) continue;
     }
-    if (sname === 'bigpolicy' && dirs.big === undefined) dirs.big = clusterDir(addr, { big: true });
+    if (sname === 'bigpolicy' && dirs.big === undefined) dirs.big = await clusterDir(addr, { big: true });
     const p = plan(sc, kinds, addr, connections);
     for (const tname of names) {
       const base = tname === 'l7guard-big' || tname === 'l7guard-base' ? 'l7guard' : tname;

@@ -14,13 +14,13 @@ import { addressPlan, clusterDir } from './lib/cluster.mjs';
 import { loadPolicyState } from '../dist/policy/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const addr = addressPlan(80);
+const addr = await addressPlan(80);
 const opts = (revision) => ({ clusterName: 'default', nodeIPs: [], allowLocalhost: 'policy', previous: undefined, revision });
 
 const t0 = performance.now();
-const demo = await loadPolicyState([clusterDir(addr)], opts(1));
+const demo = await loadPolicyState([await clusterDir(addr)], opts(1));
 const t1 = performance.now();
-const big = await loadPolicyState([clusterDir(addr, { big: true })], opts(2));
+const big = await loadPolicyState([await clusterDir(addr, { big: true })], opts(2));
 const t2 = performance.now();
 
 const headers = ['Host', addr.authority, 'User-Agent', 'curl/7.88.1', 'Accept', '*/*'];

@@ -2,7 +2,7 @@
  * A local certificate authority for tests, the demo and users: ECDSA P-256 keys, a self-signed CA,
  * and leaf certificates it signs (DNS / IP / SPIFFE URI SANs). @peculiar/x509 builds and signs the
  * certificates over node:crypto's WebCrypto; node:crypto alone can parse X.509 but not issue it.
- * 1.14.x on purpose: 2.x throws at import without `reflect-metadata` (shared/docs/ecosystem.md).
+ * 1.14.x on purpose: 2.x throws at import without `reflect-metadata`.
  */
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';

@@ -70,7 +70,12 @@ export function goJson(v: readonly unknown[]): string {
 }
 
 export function renderPolicyGet(view: PolicyView): string {
-  return `${goJson(view.rules.map(ciliumRule))}\nRevision: ${view.revision}\n`;
+  const rejected = view.rejected ?? [];
+  const tail = rejected.length === 0 ? '' : [
+    `Rejected API objects (${rejected.length}; each keeps the version in force, if any):`,
+    ...rejected.map((r) => `  ${r.kind} ${r.namespace === undefined ? r.name : `${r.namespace}/${r.name}`} (${r.source}): ${r.problems.join('; ')}; in force: ${r.inForce ?? 'none'}`),
+  ].join('\n') + '\n';
+  return `${goJson(view.rules.map(ciliumRule))}\nRevision: ${view.revision}\n${tail}`;
 }
 
 export async function runPolicyGet(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
@@ -88,7 +93,8 @@ export async function runPolicyGet(argv: string[], out: NodeJS.WritableStream = 
   return reportingAdminErrors(async () => {
     const view = await adminGet<PolicyView>(values.server, '/v1/policy');
     // -o json: Cilium's models.Policy, {policy: <the JSON text>, revision}.
-    out.write(values.output === 'json' ? JSON.stringify({ policy: goJson(view.rules.map(ciliumRule)), revision: view.revision }, null, 2) + '\n' : renderPolicyGet(view));
+    const json = { policy: goJson(view.rules.map(ciliumRule)), revision: view.revision, ...(view.rejected === undefined ? {} : { rejected: view.rejected }) };
+    out.write(values.output === 'json' ? JSON.stringify(json, null, 2) + '\n' : renderPolicyGet(view));
     return 0;
   });
 }

@@ -14,9 +14,17 @@ import { trustedPeers } from '../proxy/listen/proxy-protocol.js';
 import { parseListenTls, type TlsServeOptions } from '../proxy/tls/options.js';
 
 export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
+       l7guard serve --kubernetes [--kubeconfig PATH] [-f PATH ...] [options]
 
   -f, --file PATH          policy/cluster YAML or JSON: a file, or a folder (not recursive); repeatable,
                            later ones win
+      --kubernetes         take Pods, Services, EndpointSlices, Namespaces, NetworkPolicies, CNPs, CCNPs
+                           and the Secrets policies reference from the API server (list+watch); -f
+                           objects win over API objects of the same kind/namespace/name
+      --kubeconfig PATH    the API server and credentials (default: in a pod its service account, else
+                           $KUBECONFIG, else ~/.kube/config)
+      --kube-api-timeout DURATION
+                           deadline of a list, and of a watch's first answer (default 30s)
       --listen HOST:PORT   data-plane listener (repeatable; default 0.0.0.0:80 unless --redirect is given)
       --redirect LISTEN_HOST:PORT=DEST_IP:DEST_PORT
                            a listener whose every connection's original destination is DEST (a Service
@@ -26,7 +34,10 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
                            authority/Host; sidecar: every connection goes to the --pod
       --pod NAMESPACE/NAME the pod a sidecar protects (required by --mode sidecar)
       --admin HOST:PORT|unix:PATH
-                           admin API (default 127.0.0.1:9901)
+                           admin API (default 127.0.0.1:9901); a unix socket is created owner-only (0600)
+      --admin-readonly HOST:PORT|unix:PATH
+                           a second admin listener that answers GET and HEAD only (probes, /metrics,
+                           /flows, the operator views); everything else gets 403
       --node-ip IP         an address of this node: traffic from it is the "host" identity (repeatable)
       --cluster-name NAME  Cilium cluster name (default "default")
       --allow-localhost always|policy
@@ -41,7 +52,7 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
                            on SIGTERM/SIGINT: how long in-flight requests may take before the remaining
                            connections are reset (default 25s; e.g. 30, 30s, 500ms)
 
-  Timeouts and limits (README "Hardening"; durations: 30, 30s, 500ms; sizes: 8192, 8k):
+  Timeouts and limits (docs/hardening.md; durations: 30, 30s, 500ms; sizes: 8192, 8k):
       --header-timeout D   --idle-timeout D   --connect-timeout D   --response-timeout D
       --body-timeout D     --outlier-ejection-time D                --outlier-failures N
       --max-header-bytes N --max-headers N    --max-target-length N --max-pipelined-bytes N
@@ -53,7 +64,7 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
       --listen-tls HOST:PORT[=SERVICE_PORT]
                            TLS listener (repeatable): the SNI names the destination Service (its port
                            SERVICE_PORT, default 443); TLS is terminated with the policy's terminatingTLS
-                           certificate and the HTTP inside is judged as on --listen (README "TLS")
+                           certificate and the HTTP inside is judged as on --listen (docs/tls.md)
       --identity-from address|mtls
                            source identity on --listen-tls listeners: the peer address (default), or the
                            client certificate's SPIFFE ID spiffe://TD/ns/NS/sa/SA (needs --client-ca)
@@ -74,12 +85,16 @@ export const SERVE_OPTIONS = {
   mode: { type: 'string' },
   pod: { type: 'string' },
   admin: { type: 'string' },
+  'admin-readonly': { type: 'string' },
   'node-ip': { type: 'string', multiple: true },
   'cluster-name': { type: 'string' },
   'allow-localhost': { type: 'string' },
   flows: { type: 'string' },
   'flow-buffer': { type: 'string' },
   'node-name': { type: 'string' },
+  kubernetes: { type: 'boolean' },
+  kubeconfig: { type: 'string' },
+  'kube-api-timeout': { type: 'string' },
   'log-level': { type: 'string' },
   'drain-timeout': { type: 'string' },
   workers: { type: 'string' },
@@ -109,7 +124,14 @@ export async function runServe(argv: string[]): Promise<number> {
     return 0;
   }
   const paths = values.file ?? [];
-  if (paths.length === 0) throw new UsageError(`serve needs at least one -f PATH\n\n${SERVE_USAGE}`);
+  if (paths.length === 0 && values.kubernetes !== true) throw new UsageError(`serve needs at least one -f PATH, or --kubernetes\n\n${SERVE_USAGE}`);
+  if (values.kubernetes !== true && (values.kubeconfig !== undefined || values['kube-api-timeout'] !== undefined)) {
+    throw new UsageError('--kubeconfig and --kube-api-timeout need --kubernetes');
+  }
+  const kubeTimeout = values['kube-api-timeout'] === undefined ? undefined : parseDuration(values['kube-api-timeout']);
+  if (values['kube-api-timeout'] !== undefined && (kubeTimeout === undefined || kubeTimeout <= 0)) {
+    throw new UsageError(`--kube-api-timeout must be a positive duration (30, 30s, 500ms), not "${values['kube-api-timeout']}"`);
+  }
   const allowLocalhost = values['allow-localhost'] ?? 'always';
   if (allowLocalhost !== 'always' && allowLocalhost !== 'policy') {
     throw new UsageError(`--allow-localhost must be "always" or "policy", not "${allowLocalhost}"`);
@@ -150,12 +172,14 @@ export async function runServe(argv: string[]): Promise<number> {
       hardening,
       proxyProtocolFrom: values['proxy-protocol-from'] ?? [],
       admin: values.admin ?? '127.0.0.1:9901',
+      adminReadOnly: values['admin-readonly'],
       nodeIPs: values['node-ip'] ?? [],
       clusterName: values['cluster-name'] ?? 'default',
       allowLocalhost,
       flowsFile: values.flows,
       flowBuffer,
       nodeName: values['node-name'],
+      kubernetes: values.kubernetes === true ? { kubeconfig: values.kubeconfig, requestTimeoutMs: kubeTimeout } : undefined,
       version: version(),
       commandLine: ['l7guard', 'serve', ...argv],
       log,

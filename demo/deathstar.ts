@@ -1,6 +1,6 @@
 /**
  * A faithful stand-in for `quay.io/cilium/starwars` (cilium/starwars-docker, a go-swagger server with
- * `basePath: /v1`), as described in shared/docs/cilium-semantics.md §1.2. It is the demo's *backend*,
+ * `basePath: /v1`), as described in docs/semantics.md#the-deathstar-backend. It is the demo's *backend*,
  * not the proxy, so plain node:http is fine here.
  *
  * Fidelity notes (what the Go server does and we copy):

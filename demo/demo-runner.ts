@@ -1,7 +1,7 @@
 /**
  * What the two Star Wars demo runners share: the loopback one (run.ts, `l7guard demo`) and the
  * network-namespace one (run-netns.ts, `l7guard demo --netns`). The transcript, the bookkeeping of
- * differences from the seed, the run skeleton (signals, work folder, deploy → steps → clean-up →
+ * differences from Cilium's outcomes, the run skeleton (signals, work folder, deploy → steps → clean-up →
  * teardown, the OK / N differences summary) and the checks that do not depend on how processes
  * start or how a ship's request travels live here; each runner supplies those parts.
  */
@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { APP_MANIFEST } from '../fixtures/star-wars.js';
 import { deleteObject } from '../proxy/admin/client.js';
 import { EXPLODE_AFTER_MS } from './deathstar.js';
 import { compactLine, readFlowFile } from './flows.js';
@@ -17,9 +18,8 @@ import { curlCommandLine, expectedHits, STEPS, type DemoStep, type ShipCommand }
 
 /** dist/demo (both runners live here). */
 export const HERE = dirname(fileURLToPath(import.meta.url));
-/** dist/demo -> the package root (bin/, demo/manifests/). */
+/** dist/demo -> the package root (bin/). */
 export const ROOT = resolve(HERE, '..', '..');
-export const MANIFESTS = join(ROOT, 'demo', 'manifests');
 export const SHOWN_MANIFESTS = 'demo/manifests';
 export const PORT = 80;
 export const FLOW_WAIT_MS = 2000;
@@ -66,7 +66,7 @@ export abstract class DemoRunner {
   protected abstract deploy(): Promise<void>;
   /** After the step's title and `kubectl apply` line: gets the step's policies in force. */
   protected abstract applyStep(step: DemoStep): Promise<void>;
-  /** Makes the ship's request, prints what curl shows and checks it against the seed. */
+  /** Makes the ship's request, prints what curl shows and checks it against Cilium's outcome. */
   protected abstract shipRequest(c: ShipCommand): Promise<void>;
   /** Every request the replicas logged so far, in order. */
   protected abstract hitLog(): readonly DemoHit[];
@@ -74,7 +74,7 @@ export abstract class DemoRunner {
   protected abstract replicaReady(name: string): Promise<number>;
   /** The proxy's flow log. */
   protected abstract flowsFile(): string;
-  /** The seed's clean-up step. */
+  /** The demo's clean-up step. */
   protected abstract cleanupStep(): Promise<void>;
   /** Stops every process the demo started (once, from teardown). */
   protected abstract stopAll(): Promise<void>;
@@ -139,18 +139,18 @@ export abstract class DemoRunner {
     this.afterTeardown();
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     if (this.#mismatches.length === 0) {
-      this.say(`\nOK: every outcome matches the seed (${secs} s)${this.okSuffix()}.`);
+      this.say(`\nOK: every outcome matches Cilium's (${secs} s)${this.okSuffix()}.`);
       return 0;
     }
-    this.say(`\n${this.#mismatches.length} difference(s) from the seed (${secs} s):`);
+    this.say(`\n${this.#mismatches.length} difference(s) from Cilium's outcomes (${secs} s):`);
     for (const m of this.#mismatches) this.say(`  ${m}`);
     return 1;
   }
 
   /** The deploy step's opening lines. */
   protected deployHeader(where = ''): void {
-    this.say(`=== Deploy the Star Wars demo (http-sw-app.yaml)${where} ===`);
-    this.say(`❯ kubectl apply -f ${SHOWN_MANIFESTS}/http-sw-app.yaml`);
+    this.say(`=== Deploy the Star Wars demo (${APP_MANIFEST})${where} ===`);
+    this.say(`❯ kubectl apply -f ${SHOWN_MANIFESTS}/${APP_MANIFEST}`);
     this.say('service/deathstar created\ndeployment.apps/deathstar created\npod/tiefighter created\npod/xwing created');
   }
 
@@ -237,7 +237,7 @@ export abstract class DemoRunner {
   /** The clean-up step's opening lines. */
   protected cleanupHeader(): void {
     this.say('\n=== 5. Clean-up ===');
-    this.say(`❯ kubectl delete -f ${SHOWN_MANIFESTS}/http-sw-app.yaml`);
+    this.say(`❯ kubectl delete -f ${SHOWN_MANIFESTS}/${APP_MANIFEST}`);
   }
 
   /** kubectl's answer to deleting http-sw-app.yaml, then the policy's deletion command line. */
@@ -246,7 +246,7 @@ export abstract class DemoRunner {
     this.say('❯ kubectl delete cnp rule1');
   }
 
-  /** `kubectl delete cnp rule1` against the proxy's admin API; kubectl's answer must be the seed's. */
+  /** `kubectl delete cnp rule1` against the proxy's admin API; the answer must be kubectl's. */
   protected async deleteRule1(adminAddr: string): Promise<void> {
     const d = await deleteObject(adminAddr, 'cnp', 'rule1');
     this.say(d.text);

@@ -14,6 +14,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { STAR_WARS, type StarWarsAddresses } from '../fixtures/star-wars.js';
+
+/** The deathstar Service's clusterIP: in the Service range of a default kubeadm cluster, on no interface. */
+export const CLUSTER_IP = '10.96.0.10';
 
 export interface NetnsPodSpec {
   /** Short role used in the namespace name (`<tag>-<role>`), e.g. "tf". */
@@ -73,6 +77,28 @@ export function netnsSupport(tag: string): { ok: true; tools: NetnsTools } | { o
   spawnSync(ip, ['netns', 'del', probe], { timeout: 5000 });
   if (nat.status !== 0) return { ok: false, reason: `iptables nat table unusable in a namespace: ${(nat.stderr || '').trim()}` };
   return { ok: true, tools: { ip, iptables } };
+}
+
+/**
+ * The Star Wars Pods as namespaces, in the order they get their addresses: tiefighter (`tf`), xwing
+ * (`xw`), then the deathstar replicas (`ds1`, `ds2`, ...).
+ */
+export function starWarsPodSpecs(deathstar: readonly string[]): NetnsPodSpec[] {
+  return [
+    { role: 'tf', name: STAR_WARS.tiefighter.name },
+    { role: 'xw', name: STAR_WARS.xwing.name },
+    ...deathstar.map((name, i) => ({ role: `ds${i + 1}`, name })),
+  ];
+}
+
+/** The addresses of the Pods `starWarsPodSpecs` made, with the Service on CLUSTER_IP. */
+export function starWarsAddresses(topo: NetnsTopology): StarWarsAddresses {
+  return {
+    tiefighter: topo.pod('tf').ip,
+    xwing: topo.pod('xw').ip,
+    deathstar: [...topo.pods.values()].filter((p) => /^ds\d+$/.test(p.role)).map((p) => p.ip),
+    clusterIP: CLUSTER_IP,
+  };
 }
 
 /** A unique, short tag for this run's names (namespace names are free-form; interface names are per namespace). */

@@ -8,8 +8,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { StarWarsPod } from '../fixtures/star-wars.js';
 import type { DeathstarHit } from './deathstar.js';
-import type { DemoPod } from './topology.js';
 
 /** A request as one replica logged it, numbered across all replicas in arrival order. */
 export interface ReplicaHit extends DeathstarHit {
@@ -90,7 +90,7 @@ export interface CrashEvent {
 
 /** One deathstar Pod: a process on `<podIP>:80`, restarted whenever it dies while the demo runs. */
 export class Replica {
-  readonly pod: DemoPod;
+  readonly pod: StarWarsPod;
   restarts = 0;
   #child: ChildProcess | undefined;
   #stopping = false;
@@ -102,7 +102,7 @@ export class Replica {
   readonly #onCrash: (e: CrashEvent) => void;
 
   constructor(opts: {
-    pod: DemoPod;
+    pod: StarWarsPod;
     mainScript: string;
     port: number;
     onHit: (pod: string, hit: DeathstarHit) => void;

@@ -1,5 +1,5 @@
 /**
- * `l7guard demo --netns`: the seed's steps (steps.ts) over real interception. The Star Wars pods
+ * `l7guard demo --netns`: the demo's steps (steps.ts) over real interception. The Star Wars pods
  * become Linux network namespaces (netns-topology.ts: a node namespace and one per pod, veth links,
  * 10.244.N.2 pod addresses), the deathstar Service's clusterIP 10.96.0.10 exists on no interface,
  * and the node's nat PREROUTING rule REDIRECTs 10.96.0.10:80 to l7guard's `--redirect` listener —
@@ -13,17 +13,19 @@ import type { ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  buildCluster, clusterYaml, deathstarPodNames, GENERATED_NAMING, manifestPath, podNamed, SERVICE_HOST, type StarWarsCluster,
+} from '../fixtures/star-wars.js';
 import { applyText } from '../proxy/admin/client.js';
-import { DemoRunner, HERE, labelList, MANIFESTS, PORT, ROOT, type DemoHit } from './demo-runner.js';
+import { DemoRunner, HERE, labelList, PORT, ROOT, type DemoHit } from './demo-runner.js';
 import { curlCommand, curlFrom, startNetnsDeathstar, startNetnsProxy, type DeathstarLogLine, type NetnsDeathstar, type NetnsProxy } from './netns-processes.js';
-import { netnsSupport, NetnsTopology, runTag, which, type NetnsPod } from './netns-topology.js';
-import { SEED_OUTPUT, SERVICE_HOST, type DemoStep, type ShipCommand } from './steps.js';
-import { buildTopology, podsOf, serviceNamed, topologyYaml, type DemoTopology } from './topology.js';
+import {
+  CLUSTER_IP, netnsSupport, NetnsTopology, runTag, starWarsAddresses, starWarsPodSpecs, which, type NetnsPod,
+} from './netns-topology.js';
+import { SEED_OUTPUT, type DemoStep, type ShipCommand } from './steps.js';
 
 const CLI = join(ROOT, 'bin', 'l7guard.js');
 const DEATHSTAR_MAIN = join(HERE, 'deathstar-main.js');
-/** The Service range of a default kubeadm cluster; on no interface, only in the redirect rule. */
-const CLUSTER_IP = '10.96.0.10';
 /** The proxy port the node's rule redirects the deathstar Service to (deploy/daemonset.yaml's). */
 const REDIRECT_PORT = 15080;
 
@@ -43,26 +45,14 @@ export async function runNetnsDemo(opts: NetnsDemoOptions): Promise<number> {
     opts.out.write('l7guard demo --netns: `curl` is not installed (the ships run it inside their namespaces)\n');
     return 2;
   }
-  const t = buildTopology(await readFile(join(MANIFESTS, 'http-sw-app.yaml'), 'utf8'));
-  const roles = [
-    { role: 'tf', name: 'tiefighter' },
-    { role: 'xw', name: 'xwing' },
-    ...podsOf(t, 'deathstar').map((p, i) => ({ role: `ds${i + 1}`, name: p.name })),
-  ];
-  const topo = await NetnsTopology.create(support.tools, tag, roles);
-  return new NetnsDemo(opts, t, topo).run();
-}
-
-/** The cluster YAML with the namespaces' addresses instead of the loopback plan's. */
-function retarget(t: DemoTopology, topo: NetnsTopology): string {
-  const to = new Map<string, string>();
-  for (const p of topo.pods.values()) to.set(t.pods.find((x) => x.name === p.name)!.ip, p.ip);
-  to.set(serviceNamed(t, 'deathstar').clusterIP, CLUSTER_IP);
-  return topologyYaml(t).replace(/\b127\.\d+\.\d+\.\d+\b/g, (ip) => to.get(ip) ?? ip);
+  // The loopback demo's Pod names, at the namespaces' addresses.
+  const topo = await NetnsTopology.create(support.tools, tag, starWarsPodSpecs(deathstarPodNames(GENERATED_NAMING)));
+  const cluster = buildCluster({ addresses: starWarsAddresses(topo), naming: GENERATED_NAMING });
+  return new NetnsDemo(opts, cluster, topo).run();
 }
 
 class NetnsDemo extends DemoRunner {
-  readonly #t: DemoTopology;
+  readonly #t: StarWarsCluster;
   readonly #topo: NetnsTopology;
   readonly #journal: DeathstarLogLine[] = [];
   readonly #replicas = new Map<string, NetnsDeathstar>();
@@ -71,7 +61,7 @@ class NetnsDemo extends DemoRunner {
   #admin = '';
   #flowsFile = '';
 
-  constructor(opts: NetnsDemoOptions, t: DemoTopology, topo: NetnsTopology) {
+  constructor(opts: NetnsDemoOptions, t: StarWarsCluster, topo: NetnsTopology) {
     super(opts, 'l7guard-demo-netns-');
     this.#t = t;
     this.#topo = topo;
@@ -90,11 +80,11 @@ class NetnsDemo extends DemoRunner {
     const workDir = this.workDir!;
     this.deployHeader(' in network namespaces');
     const clusterFile = join(workDir, 'cluster.yaml');
-    await writeFile(clusterFile, retarget(this.#t, this.#topo), 'utf8');
+    await writeFile(clusterFile, clusterYaml(this.#t), 'utf8');
     for (const p of this.#topo.pods.values()) if (p.role.startsWith('ds')) await this.#startReplica(p);
     this.say('\n❯ kubectl get pod -o wide --show-labels   # NODE: the namespace that holds the pod');
     const rows = [...this.#topo.pods.values()].map((np) => {
-      const p = this.#t.pods.find((x) => x.name === np.name)!;
+      const p = podNamed(this.#t, np.name);
       return [p.name, '1/1', 'Running', '0', np.ip, np.netns, labelList(p.labels)];
     });
     this.table([['NAME', 'READY', 'STATUS', 'RESTARTS', 'IP', 'NODE', 'LABELS'], ...rows]);
@@ -131,7 +121,7 @@ class NetnsDemo extends DemoRunner {
 
   protected async applyStep(step: DemoStep): Promise<void> {
     if (step.apply === undefined) return;
-    const file = join(MANIFESTS, step.apply.file);
+    const file = manifestPath(step.apply.file);
     const lines = await applyText(this.#admin, await readFile(file, 'utf8'), file);
     const text = lines.map((l) => l.text).join('\n');
     this.say(text);

@@ -1,20 +1,22 @@
 /**
- * `l7guard demo`: Cilium's Star Wars demo (shared/seed/000_7189f68e33f5cc8a.txt), locally, with no
+ * `l7guard demo`: Cilium's Star Wars demo (docs/semantics.md#the-star-wars-demo), locally, with no
  * cluster. The real http-sw-app.yaml becomes processes on loopback addresses, l7guard stands on the
- * Service's clusterIP:80, and the seed's steps (steps.ts) run as real requests from the ships' pod IPs.
- * Every outcome is checked against the seed: the bytes the ship got, what reached deathstar (from the
+ * Service's clusterIP:80, and the demo's steps (steps.ts) run as real requests from the ships' pod IPs.
+ * Every outcome is checked against Cilium's: the bytes the ship got, what reached deathstar (from the
  * replicas' request logs), and the decisions in Hubble's compact form. Any difference prints
  * `MISMATCH: ...` and makes the exit code 1.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  buildCluster, clusterYaml, deathstarPods, GENERATED_NAMING, loopbackAddresses, manifestPath, podNamed, SERVICE_HOST, type StarWarsCluster,
+} from '../fixtures/star-wars.js';
 import { applyText } from '../proxy/admin/client.js';
 import { curlView, sendShipRequest, type ShipResult } from './client.js';
-import { DemoRunner, HERE, labelList, MANIFESTS, PORT, ROOT, type DemoHit } from './demo-runner.js';
+import { DemoRunner, HERE, labelList, PORT, ROOT, type DemoHit } from './demo-runner.js';
 import { canBind, planNetwork, runInNetns } from './netns.js';
 import { Replica, startProxy, stopChild, type CrashEvent, type ProxyRun, type ReplicaHit } from './processes.js';
-import { SEED_OUTPUT, SERVICE_HOST, type DemoStep, type ShipCommand } from './steps.js';
-import { buildTopology, podNamed, podsOf, serviceNamed, writeClusterDir, type DemoTopology } from './topology.js';
+import { SEED_OUTPUT, type DemoStep, type ShipCommand } from './steps.js';
 
 const CLIENT_TIMEOUT_MS = 5000;
 
@@ -34,9 +36,9 @@ export interface DemoOptions {
 export const OPTS_ENV = 'L7GUARD_DEMO_OPTS';
 
 export async function runDemo(opts: DemoOptions): Promise<number> {
-  const topology = buildTopology(await readFile(join(MANIFESTS, 'http-sw-app.yaml'), 'utf8'), { block: opts.block });
-  const svc = serviceNamed(topology, 'deathstar');
-  const plan = await planNetwork(svc.clusterIP, opts.isolate ?? 'auto');
+  // The Deployment's Pods are named as the ReplicaSet controller would name them; addresses on loopback.
+  const cluster = buildCluster({ addresses: loopbackAddresses(opts.block), naming: GENERATED_NAMING });
+  const plan = await planNetwork(cluster.service.clusterIP, opts.isolate ?? 'auto');
   if (plan.kind === 'impossible') {
     opts.out.write(`l7guard demo: ${plan.reason}\n`);
     return 2;
@@ -46,7 +48,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const passOn = { keep: opts.keep, block: opts.block, proxyCommand: opts.proxyCommand };
     return runInNetns(plan, join(HERE, 'demo-main.js'), opts.out, { [OPTS_ENV]: JSON.stringify(passOn) });
   }
-  return new Demo(opts, topology).run();
+  return new Demo(opts, cluster).run();
 }
 
 function quote(b: Buffer | string, max = 120): string {
@@ -77,7 +79,7 @@ function describeExpected(c: ShipCommand): string {
 
 class Demo extends DemoRunner {
   readonly #opts: DemoOptions;
-  readonly #t: DemoTopology;
+  readonly #t: StarWarsCluster;
   readonly #clusterIP: string;
   readonly #hits: ReplicaHit[] = [];
   #replicas: Replica[] = [];
@@ -87,17 +89,20 @@ class Demo extends DemoRunner {
   #proxyRuns = 0;
   #clusterFile = '';
 
-  constructor(opts: DemoOptions, t: DemoTopology) {
+  constructor(opts: DemoOptions, t: StarWarsCluster) {
     super(opts, 'l7guard-demo-');
     this.#opts = opts;
     this.#t = t;
-    this.#clusterIP = serviceNamed(t, 'deathstar').clusterIP;
+    this.#clusterIP = t.service.clusterIP;
   }
 
   protected async deploy(): Promise<void> {
-    this.#clusterFile = await writeClusterDir(this.#t, join(this.workDir!, 'cluster'));
+    const dir = join(this.workDir!, 'cluster');
+    await mkdir(dir, { recursive: true });
+    this.#clusterFile = join(dir, 'cluster.yaml');
+    await writeFile(this.#clusterFile, clusterYaml(this.#t), 'utf8');
     this.deployHeader();
-    this.#replicas = podsOf(this.#t, 'deathstar').map((pod) => new Replica({
+    this.#replicas = deathstarPods(this.#t).map((pod) => new Replica({
       pod,
       mainScript: join(HERE, 'deathstar-main.js'),
       port: PORT,
@@ -108,7 +113,7 @@ class Demo extends DemoRunner {
     this.say('\n❯ kubectl get pod -o wide --show-labels');
     const rows = this.#t.pods.map((p) => [p.name, '1/1', 'Running', '0', p.ip, labelList(p.labels)]);
     this.table([['NAME', 'READY', 'STATUS', 'RESTARTS', 'IP', 'LABELS'], ...rows]);
-    const svc = serviceNamed(this.#t, 'deathstar');
+    const svc = this.#t.service;
     this.say('\n❯ kubectl get svc,ep deathstar');
     this.table([['NAME', 'TYPE', 'CLUSTER-IP', 'PORT(S)', 'ENDPOINTS'],
       ['service/deathstar', 'ClusterIP', svc.clusterIP, '80/TCP', this.#replicas.map((r) => `${r.pod.ip}:${PORT}`).join(',')]]);
@@ -142,13 +147,13 @@ class Demo extends DemoRunner {
   /**
    * `kubectl apply -f` is `l7guard apply -f` against the running proxy's admin API: each object is
    * PUT, compiled and swapped in before the answer, so the next request is judged by it. The answer
-   * lines are kubectl's and must be the seed's (`created`, then `configured` for the L7 rule1).
+   * lines are kubectl's and must be what kubectl prints (`created`, then `configured` for the L7 rule1).
    */
   async #applyPolicies(policies: readonly string[], expected: string | undefined): Promise<void> {
     const fresh = policies.filter((p) => !this.#applied.includes(p));
     const lines: string[] = [];
     for (const p of fresh) {
-      const file = join(MANIFESTS, p);
+      const file = manifestPath(p);
       for (const l of await applyText(this.#proxy!.adminAddr, await readFile(file, 'utf8'), file)) {
         lines.push(l.text);
         if (!l.ok) this.mismatch(`${p} to apply`, l.text);

@@ -1,15 +1,14 @@
 /**
- * The seed's walk-through as data: which policy files are applied, which ship sends what, and what the
+ * Cilium's Star Wars demo walk-through as data: which policy files are applied, which ship sends what, and what the
  * seed saw happen. run.ts only interprets this table.
  */
+import { POLICIES, SERVICE_HOST } from '../fixtures/star-wars.js';
 import { LANDED_BODY, PANIC_BODY } from './deathstar.js';
-
-export const SERVICE_HOST = 'deathstar.default.svc.cluster.local';
 
 /**
  * - landed:  200 `Ship landed\n`, exactly one `POST /v1/request-landing` reached a deathstar replica.
  * - panic:   503 with the backtrace; the request reached deathstar (1 to 4 times: Envoy retries 5xx up
- *            to 3 times, cilium-semantics.md §3.1); every replica it reached crashes ~2 s later.
+ *            to 3 times, docs/semantics.md#what-the-proxy-answers); every replica it reached crashes ~2 s later.
  * - denied:  403 `Access denied\r\n` from the proxy; nothing reached deathstar.
  * - dropped: the client got no HTTP bytes at all and the connection was closed; nothing reached deathstar.
  */
@@ -31,7 +30,7 @@ export interface ShipCommand {
 
 export interface DemoStep {
   readonly title: string;
-  /** The seed's apply command and kubectl's answer, printed before the step's commands. */
+  /** The demo's apply command and kubectl's answer, printed before the step's commands. */
   readonly apply?: { readonly file: string; readonly output: string };
   /**
    * Policy files (under demo/manifests/) the proxy must be serving for this step, after the cluster.
@@ -44,8 +43,8 @@ export interface DemoStep {
 const LANDING = { method: 'POST', path: '/v1/request-landing' } as const;
 const EXHAUST = { method: 'PUT', path: '/v1/exhaust-port' } as const;
 
-const L3L4 = 'sw_l3_l4_policy.yaml';
-const L7 = 'sw_l3_l4_l7_policy.yaml';
+const L3L4 = POLICIES.l3l4;
+const L7 = POLICIES.l7;
 
 const SYN_DROP = 'Policy denied DROPPED (TCP Flags: SYN)';
 const httpSummary = (verdict: 'FORWARDED' | 'DROPPED', m: { method: string; path: string }) =>
@@ -86,7 +85,7 @@ export const STEPS: readonly DemoStep[] = [
   },
 ];
 
-/** What the seed shows `curl -s` printing, per outcome (undefined: nothing, curl fails). */
+/** What `curl -s` prints in Cilium's demo, per outcome (undefined: nothing, curl fails). */
 export const SEED_OUTPUT: Readonly<Record<Outcome, { status: number; body: string } | undefined>> = {
   landed: { status: 200, body: LANDED_BODY },
   panic: { status: 503, body: PANIC_BODY },

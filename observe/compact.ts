@@ -5,8 +5,8 @@
  *   "%s%s: %s %s %s %s %s %s %s (%s)"
  *   time, [" [node]"], src, srcIdentity, arrow, dst, dstIdentity, flowType, verdict, summary
  * - time: `ts.AsTime().Format(time.StampMilli)` = "Jan _2 15:04:05.000"; AsTime() is UTC, so
- *   Hubble prints UTC regardless of TZ (the seed agrees: the CNP was created 04:49:46Z and the
- *   L7 drops print 06:57, which a KST local clock would have shown as 15:57).
+ *   Hubble prints UTC regardless of TZ (a recorded run of the Star Wars demo in a KST cluster
+ *   agrees: the CNP was created 04:49:46Z and the L7 drops print 06:57, which a KST local clock would have shown as 15:57).
  *   `localTime: true` prints in the process time zone (TZ) instead.
  * - arrow: is_reply absent -> "<>"; true -> "<-" with src/dst (and identities) swapped; else "->".
  * - host (Hostname, IP translation on, the CLI default): "ns/pod", else "ns/svc", else the IP;

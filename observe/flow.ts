@@ -452,7 +452,8 @@ export function toFlow(ev: FlowEvent, opts?: FlowOptions): HubbleFlowResponse {
 /**
  * Everything Hubble shows for an event, in Hubble's order. A policy drop yields the
  * policy-verdict event (event_type 5, printed "policy-verdict:none INGRESS DENIED") followed by
- * the drop notification ("Policy denied DROPPED"), as in the seed transcript; anything else yields
+ * the drop notification ("Policy denied DROPPED"), as `hubble observe` prints them
+ * (docs/semantics.md#flows); anything else yields
  * [toFlow(ev)].
  */
 export function toFlows(ev: FlowEvent, opts?: FlowOptions): HubbleFlowResponse[] {

@@ -36,6 +36,23 @@ export interface MetricsSources {
   reloads?(): { readonly reloads: number; readonly failures: number };
   /** The flow log writer's counters, when `--flows` is set. */
   flowFile?(): { readonly written: number; readonly dropped: number };
+  /** `--kubernetes`: the informers' state and the objects rejected (proxy/sources/kubernetes/). */
+  kubernetes?(): KubernetesMetrics;
+}
+
+/** What the Kubernetes source reports to /metrics. */
+export interface KubernetesMetrics {
+  readonly kinds: readonly {
+    readonly kind: string;
+    readonly fieldSelector: string | undefined;
+    readonly connected: boolean;
+    readonly synced: boolean;
+    readonly lastSync: string | undefined;
+    readonly errors: number;
+  }[];
+  readonly secrets: KubernetesMetrics['kinds'];
+  readonly rejected: readonly unknown[];
+  readonly rejections: number;
 }
 
 interface Histo {
@@ -152,6 +169,7 @@ export class ProxyMetrics {
         },
       });
     }
+    if (sources.kubernetes !== undefined) kubernetesMetrics(reg, sources.kubernetes);
     if (sources.flowFile !== undefined) {
       const file = sources.flowFile;
       new Counter({
@@ -308,4 +326,47 @@ function durationHistogram(src: ReadonlyMap<string, Histo>) {
       return { name, help: this.help, type: this.type, values, aggregator: this.aggregator };
     },
   };
+}
+
+/** One label set per watched collection: `kind` and, for a Secret, its `name`. */
+function watches(k: KubernetesMetrics): { labels: { kind: string; name: string }; w: KubernetesMetrics['kinds'][number] }[] {
+  return [...k.kinds, ...k.secrets].map((w) => ({ labels: { kind: w.kind, name: w.fieldSelector?.replace(/^metadata\.name=/, '') ?? '' }, w }));
+}
+
+function kubernetesMetrics(reg: Registry, status: () => KubernetesMetrics): void {
+  new Gauge({
+    name: 'l7guard_kubernetes_watch_connected', help: 'Whether the list+watch of a kind (or of one referenced Secret) is connected to the API server (1) or retrying (0)',
+    labelNames: ['kind', 'name'], registers: [reg],
+    collect() {
+      this.reset();
+      for (const { labels, w } of watches(status())) this.set(labels, w.connected ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'l7guard_kubernetes_last_sync_timestamp_seconds', help: 'When a kind was last listed in full (0: never; the data plane serves only once every kind was)',
+    labelNames: ['kind', 'name'], registers: [reg],
+    collect() {
+      this.reset();
+      for (const { labels, w } of watches(status())) this.set(labels, w.lastSync === undefined ? 0 : Date.parse(w.lastSync) / 1000);
+    },
+  });
+  new Counter({
+    name: 'l7guard_kubernetes_watch_errors_total', help: 'Failed lists and watches, by kind (each followed by a retry with backoff)',
+    labelNames: ['kind', 'name'], registers: [reg],
+    collect() {
+      this.reset();
+      for (const { labels, w } of watches(status())) if (w.errors > 0) this.inc(labels, w.errors);
+    },
+  });
+  new Gauge({
+    name: 'l7guard_kubernetes_rejected_objects', help: 'API objects left out of the policy as invalid (each keeps its last valid version, if any)', registers: [reg],
+    collect() { this.set(status().rejected.length); },
+  });
+  new Counter({
+    name: 'l7guard_kubernetes_rejections_total', help: 'Invalid API object versions rejected since start', registers: [reg],
+    collect() {
+      this.reset();
+      this.inc(status().rejections);
+    },
+  });
 }

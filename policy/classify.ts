@@ -19,6 +19,11 @@ const KNOWN_CILIUM_KINDS = new Set([
 ]);
 
 const CLUSTER_KINDS = new Set(['Pod', 'Service', 'Namespace', 'Secret']);
+/** Cluster kinds of API groups other than core v1: "group/version" -> kinds. */
+const GROUP_CLUSTER_KINDS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  // A Service's backends (policy/build.ts sliceBackends).
+  ['discovery.k8s.io/v1', new Set(['EndpointSlice'])],
+]);
 
 export type Classified =
   | { readonly type: 'policy'; readonly kind: PolicyKind; readonly object: SourcedObject }
@@ -44,6 +49,7 @@ export function classify(o: SourcedObject): Classified {
   }
   if (group === 'networking.k8s.io' && o.kind === 'NetworkPolicy') return { type: 'policy', kind: 'NetworkPolicy', object: o };
   if (o.apiVersion === 'v1' && CLUSTER_KINDS.has(o.kind)) return { type: 'cluster', object: o };
+  if (GROUP_CLUSTER_KINDS.get(o.apiVersion)?.has(o.kind) === true) return { type: 'cluster', object: o };
   if (group === 'apps' && o.kind === 'Deployment') {
     return { type: 'skip', object: o, warning: `Deployment ${o.namespace ?? 'default'}/${o.name} is not expanded: only \`l7guard demo\` turns Deployments into Pods` };
   }

@@ -1,5 +1,5 @@
 /**
- * Policy rules -> per-identity port tables (cilium-semantics.md §2.4-§2.9).
+ * Policy rules -> per-identity port tables (docs/semantics.md#default-deny through docs/semantics.md#the-decision-procedure).
  *
  * For each subject identity and direction we precompute sorted, disjoint port intervals (cut at every
  * rule boundary, so coverage is constant inside one) and, per interval, a map peer identity id ->
@@ -74,7 +74,7 @@ export function compileCrdHttpRule(r: CrdHttpRule, secrets: SecretLookup): Compi
   const headerMatches: HeaderMatchSpec[] = [];
   for (const h of r.headers) headerMatches.push({ name: h.name, value: h.value, secret: false, matchAction: 'CONTINUE', mismatchAction: 'FAIL' });
   for (const h of r.headerMatches) {
-    // The Secret's value wins; `value` is the fallback; neither -> never matches (§2.6).
+    // The Secret's value wins; `value` is the fallback; neither -> never matches (docs/semantics.md#secrets).
     const fromSecret = h.secret ? secrets(h.secret.namespace, h.secret.name) : undefined;
     const value = fromSecret ?? h.value ?? (h.secret ? undefined : '');
     headerMatches.push({ name: h.name, value, secret: fromSecret !== undefined, matchAction: 'CONTINUE', mismatchAction: MISMATCH[h.mismatch] ?? 'FAIL' });
@@ -128,7 +128,7 @@ export function* compileRulesSteps(
       }
       for (const tp of pr.toPorts) {
         const l7 = tp.http?.map((h) => compileCrdHttpRule(h, secrets));
-        // A `{}` rule allows all HTTP: same as no L7 rules (§2.6).
+        // A `{}` rule allows all HTTP: same as no L7 rules (docs/semantics.md#combining-http-rules).
         const tls = tlsOf?.(tp);
         out.push({ id: nextContributionId++, peers: pr.peers, ranges: tp.ports, l7: l7 && !l7.some((r) => r.wildcard) ? l7 : undefined, origin, tls });
       }
@@ -215,7 +215,7 @@ export function directionPolicy(rules: readonly CompiledRule[], subject: PeerIde
   return selected ? { direction, enforcing, allows, denies } : undefined;
 }
 
-// Our traffic is HTTP over TCP: UDP/SCTP-only ranges never cover it (§2.5).
+// Our traffic is HTTP over TCP: UDP/SCTP-only ranges never cover it (docs/semantics.md#ports).
 export const coversPort = (c: Contribution, port: number): boolean =>
   c.ranges === undefined || c.ranges.some((r) => r.lo <= port && port <= r.hi && (r.protocol === 'TCP' || r.protocol === 'ANY'));
 
@@ -264,7 +264,7 @@ export class L7DecisionCache {
   }
 }
 
-/** The reference decision procedure of §2.9 for one (subject, peer, port). */
+/** The decision procedure of docs/semantics.md#the-decision-procedure for one (subject, peer, port). */
 export function evaluate(dp: DirectionPolicy, peer: PeerIdentity, port: number, matches: PeerMatcher, l7: L7DecisionCache): PortDecision {
   const denies = dp.denies.filter((d) => coversPort(d, port) && matches(d, peer));
   if (denies.length > 0) return l7.deny(dp.direction, denies);
@@ -275,7 +275,7 @@ export function evaluate(dp: DirectionPolicy, peer: PeerIdentity, port: number, 
     if (a.l7 === undefined) plain.push(a);
     else withL7.push(a);
   }
-  // A covering contribution without L7 rules shadows every L7 rule for this peer (§2.7.3).
+  // A covering contribution without L7 rules shadows every L7 rule for this peer (docs/semantics.md#how-rules-combine, L7 wildcarding).
   if (plain.length > 0) return l7.allow(plain);
   if (withL7.length === 0) return dp.enforcing ? DROP[dp.direction].POLICY_DENIED : ALLOW;
   return l7.get(withL7);

@@ -1,6 +1,6 @@
 /**
  * Typed errors of the policy layer: one table of stable codes. Callers branch on `code`, never on
- * message text (STYLE.md §5.6, after undici lib/core/errors.js).
+ * message text (after undici lib/core/errors.js).
  */
 
 export const PolicyErrorCodes = {

@@ -2,8 +2,9 @@
  * One HTTP rule (Cilium PortRuleHTTP, as cilium-envoy's HttpNetworkPolicyRule sees it) compiled into
  * predicates, and a rule set compiled into the `check` of an L7 PortDecision.
  *
- * Semantics: cilium-semantics.md §2.6 (full-match RE2, AND within a rule, OR between rules) and §3.3
- * (headerMatches actions, modelled on cilium/proxy cilium/network_policy.cc HeaderMatch::allowed).
+ * Semantics: docs/semantics.md#l7-http-matching (full-match RE2, AND within a rule, OR between
+ * rules) and docs/semantics.md#header-match-actions (headerMatches actions, modelled on cilium/proxy
+ * cilium/network_policy.cc HeaderMatch::allowed).
  */
 import type { HeaderEdit, HeaderList, L7Request, L7Result } from './model.js';
 import { compileFullMatch, type StringMatcher } from './regex.js';
@@ -77,9 +78,9 @@ export interface CompiledHttpRule {
   readonly host: StringMatcher | undefined;
   /** FAIL_ON_MISMATCH + CONTINUE_ON_MATCH entries: plain Envoy header matchers. */
   readonly plain: readonly CompiledHeaderMatch[];
-  /** Entries with side effects or match-time failure (run in order, see §3.3). */
+  /** Entries with side effects or match-time failure (run in order, see docs/semantics.md#header-match-actions). */
   readonly actions: readonly CompiledHeaderMatch[];
-  /** A rule with no constraint at all (`{}`): matches every request (§2.6). */
+  /** A rule with no constraint at all (`{}`): matches every request (docs/semantics.md#combining-http-rules). */
   readonly wildcard: boolean;
 }
 
@@ -159,7 +160,7 @@ class ActionRun {
         this.missing.push({ key: h.lower, value: this.shown(h, h.value) });
         return true;
       case 'ADD':
-        // Appends; an existing wrong value is kept, so the header becomes multi-valued (§3.3).
+        // Appends; an existing wrong value is kept, so the header becomes multi-valued (docs/semantics.md#header-match-actions).
         this.edits.push({ op: 'add', name: h.lower, value: h.value });
         this.missing.push({ key: h.lower, value: this.shown(h, h.value) });
         this.overlay.set(h.lower, actual === undefined ? h.value : actual + ',' + h.value);

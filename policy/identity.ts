@@ -28,8 +28,15 @@ export const CLUSTER_ID_MAX = 65535;
 /** Cilium's local (CIDR) identity scope starts at 1 << 24. */
 export const LOCAL_ID_MIN = 16777216;
 export const LOCAL_ID_MAX = 16777216 + 0xffffff;
+/** A Cilium agent's endpoint ID pool (cilium/cilium pkg/endpointmanager/idallocator: minID 1, maxID 4095). */
 export const ENDPOINT_ID_MIN = 1;
 export const ENDPOINT_ID_MAX = 4095;
+/**
+ * Endpoint IDs are uint16 in Cilium (idallocator Allocate() returns uint16): where a node runs more
+ * pods than the pool holds (no Cilium node can; kubelets run 110 by default), l7guard numbers them
+ * up to this rather than refuse the whole cluster.
+ */
+export const ENDPOINT_ID_LIMIT = 65535;
 
 /** An Identity with what selectors need; what PolicyState.identities holds. */
 export interface IdentityEntry extends Identity, PeerIdentity {}
@@ -102,7 +109,8 @@ export function keepIdentity(previous: Identity | undefined, id: number, labels:
 
 export function previousEndpointIds(prev: PolicyState | undefined): Map<string, number> {
   const m = new Map<string, number>();
-  if (prev) for (const e of prev.endpoints) m.set(`${e.namespace}/${e.name}`, e.id);
+  // ID 0: a pod of another node, nothing to keep.
+  if (prev) for (const e of prev.endpoints) if (e.id !== 0) m.set(`${e.namespace}/${e.name}`, e.id);
   return m;
 }
 

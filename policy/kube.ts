@@ -1,5 +1,6 @@
 /**
- * Pods, Services, Namespaces and Secrets read from manifests: only the fields policy needs.
+ * Pods, Services, EndpointSlices, Namespaces and Secrets, as manifests or the API server give them:
+ * only the fields policy needs.
  */
 import { canonicalIP } from './cidr.js';
 import { type LoadProblem, ProblemCodes } from './errors.js';
@@ -11,10 +12,18 @@ export interface PodInfo {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly serviceAccount: string;
-  /** Canonical IPs; empty = not an endpoint. */
+  /** Canonical IPs (status.podIP, status.podIPs[]); empty = not an endpoint. */
   readonly ips: readonly string[];
   readonly namedPorts: ReadonlyMap<string, number>;
   readonly workload: { readonly name: string; readonly kind: string };
+  /** status.phase as written ('' when absent, as in hand-written files). */
+  readonly phase: string;
+  /** spec.hostNetwork: the pod shares its node's network namespace, and its IP is the node's. */
+  readonly hostNetwork: boolean;
+  /** spec.nodeName; undefined when absent or empty (not scheduled, or a hand-written file). */
+  readonly nodeName: string | undefined;
+  /** metadata.creationTimestamp in ms since the epoch; -Infinity when absent or unparseable. */
+  readonly created: number;
 }
 
 export interface ServiceInfo {
@@ -25,9 +34,45 @@ export interface ServiceInfo {
   readonly ports: readonly ServicePort[];
 }
 
+/** One port of an EndpointSlice: the target port of the Service port with the same name. */
+export interface SlicePort {
+  /** '' for the unnamed port of a single-port Service. */
+  readonly name: string;
+  /** undefined: a nil port, which the API reference says means "all ports". */
+  readonly port: number | undefined;
+  readonly protocol: string;
+}
+
+export interface SliceEndpoint {
+  /**
+   * The first of addresses[], canonical; undefined for addressType FQDN (it names no pod). The API
+   * reference: addresses "are all assumed to be fungible and clients may choose to only use the
+   * first element" (kube-proxy does).
+   */
+  readonly address: string | undefined;
+  /** conditions.ready; nil "should be interpreted as ready" (EndpointSlice API reference, EndpointConditions). */
+  readonly ready: boolean;
+  /** targetRef when it names a Pod (its namespace defaults to the slice's). */
+  readonly pod: { readonly namespace: string; readonly name: string } | undefined;
+}
+
+/** A discovery.k8s.io/v1 EndpointSlice of a Service (label kubernetes.io/service-name). */
+export interface SliceInfo {
+  readonly namespace: string;
+  readonly name: string;
+  /** The Service it belongs to: the value of its kubernetes.io/service-name label. */
+  readonly service: string;
+  readonly endpoints: readonly SliceEndpoint[];
+  readonly ports: readonly SlicePort[];
+}
+
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
 export interface Cluster {
   readonly pods: PodInfo[];
   readonly services: ServiceInfo[];
+  /** "namespace/service" -> its EndpointSlices (only slices that name a Service). */
+  readonly slices: Map<string, SliceInfo[]>;
   /** namespace -> labels */
   readonly namespaces: Map<string, Record<string, string>>;
   /** "ns/name" -> key -> decoded value */
@@ -60,7 +105,13 @@ function workloadOf(o: SourcedObject, meta: Obj): { name: string; kind: string }
   return { name: o.name, kind: 'Pod' };
 }
 
-function parsePod(o: SourcedObject, problems: LoadProblem[]): PodInfo {
+/**
+ * One map per distinct set of named ports: the pods of a workload share theirs, rather than one
+ * small Map each (100,000 of them for 100,000 pods). Per readCluster call; read-only once made.
+ */
+type PortMaps = Map<string, ReadonlyMap<string, number>>;
+
+function parsePod(o: SourcedObject, problems: LoadProblem[], portMaps: PortMaps): PodInfo {
   const meta = obj(o.raw.metadata);
   const spec = obj(o.raw.spec);
   const status = obj(o.raw.status);
@@ -73,17 +124,25 @@ function parsePod(o: SourcedObject, problems: LoadProblem[]): PodInfo {
   };
   add(status.podIP, 'status.podIP');
   arr(status.podIPs).forEach((p, i) => add(obj(p).ip, `status.podIPs[${i}].ip`));
-  const namedPorts = new Map<string, number>();
+  const named: [string, number][] = [];
   for (const c of [...arr(spec.containers), ...arr(spec.initContainers)]) {
     for (const p of arr(obj(c).ports)) {
       const po = obj(p);
-      if (typeof po.name === 'string' && typeof po.containerPort === 'number' && (po.protocol ?? 'TCP') === 'TCP') namedPorts.set(po.name, po.containerPort);
+      if (typeof po.name === 'string' && typeof po.containerPort === 'number' && (po.protocol ?? 'TCP') === 'TCP') named.push([po.name, po.containerPort]);
     }
   }
+  const portsKey = named.map(([n, p]) => `${n}=${p}`).join(',');
+  let namedPorts = portMaps.get(portsKey);
+  if (namedPorts === undefined) portMaps.set(portsKey, (namedPorts = new Map(named)));
   const sa = typeof spec.serviceAccountName === 'string' && spec.serviceAccountName !== '' ? spec.serviceAccountName : 'default';
+  const created = typeof meta.creationTimestamp === 'string' ? Date.parse(meta.creationTimestamp) : NaN;
   return {
     namespace: o.namespace ?? 'default', name: o.name, labels: strMap(meta.labels), serviceAccount: sa,
     ips: [...ips], namedPorts, workload: workloadOf(o, meta),
+    phase: typeof status.phase === 'string' ? status.phase : '',
+    hostNetwork: spec.hostNetwork === true,
+    nodeName: typeof spec.nodeName === 'string' && spec.nodeName !== '' ? spec.nodeName : undefined,
+    created: Number.isNaN(created) ? -Infinity : created,
   };
 }
 
@@ -117,6 +176,45 @@ function parseService(o: SourcedObject, problems: LoadProblem[]): ServiceInfo {
   return { namespace: o.namespace ?? 'default', name: o.name, selector: sel && Object.keys(sel).length > 0 ? sel : undefined, clusterIPs: [...ips], ports };
 }
 
+/**
+ * An EndpointSlice (discovery.k8s.io/v1, https://kubernetes.io/docs/reference/kubernetes-api/service-resources/endpoint-slice-v1/).
+ * Undefined when it names no Service (no kubernetes.io/service-name label): such a slice backs nothing here.
+ */
+function parseSlice(o: SourcedObject, problems: LoadProblem[]): SliceInfo | undefined {
+  const service = strMap(obj(o.raw.metadata).labels)[SERVICE_NAME_LABEL];
+  if (service === undefined || service === '') return undefined;
+  const namespace = o.namespace ?? 'default';
+  const ipTyped = o.raw.addressType === 'IPv4' || o.raw.addressType === 'IPv6';
+  const endpoints: SliceEndpoint[] = [];
+  arr(o.raw.endpoints).forEach((e, i) => {
+    const eo = obj(e);
+    let address: string | undefined;
+    const first = arr(eo.addresses)[0];
+    if (ipTyped && first !== undefined) {
+      address = typeof first === 'string' ? canonicalIP(first) : undefined;
+      if (address === undefined) problems.push(problem(o, `endpoints[${i}].addresses[0]`, `invalid address ${JSON.stringify(first)}`));
+    }
+    const ready = obj(eo.conditions).ready !== false;
+    const ref = obj(eo.targetRef);
+    const pod = ref.kind === 'Pod' && typeof ref.name === 'string' ? { namespace: typeof ref.namespace === 'string' && ref.namespace !== '' ? ref.namespace : namespace, name: ref.name } : undefined;
+    endpoints.push({ address, ready, pod });
+  });
+  const ports: SlicePort[] = [];
+  arr(o.raw.ports).forEach((p, i) => {
+    const po = obj(p);
+    let port: number | undefined;
+    if (po.port !== undefined && po.port !== null) {
+      if (typeof po.port !== 'number' || !Number.isInteger(po.port) || po.port < 1 || po.port > 65535) {
+        problems.push(problem(o, `ports[${i}].port`, `invalid port ${JSON.stringify(po.port)}`));
+        return;
+      }
+      port = po.port;
+    }
+    ports.push({ name: typeof po.name === 'string' ? po.name : '', port, protocol: typeof po.protocol === 'string' ? po.protocol : 'TCP' });
+  });
+  return { namespace, name: o.name, service, endpoints, ports };
+}
+
 function parseSecret(o: SourcedObject, problems: LoadProblem[]): Map<string, string> {
   const m = new Map<string, string>();
   for (const [k, v] of Object.entries(obj(o.raw.data))) {
@@ -132,12 +230,22 @@ function parseSecret(o: SourcedObject, problems: LoadProblem[]): Map<string, str
 
 /** Extracts the cluster objects; returns the objects it did not consume. */
 export function readCluster(objects: readonly SourcedObject[], problems: LoadProblem[]): Cluster {
-  const c: Cluster = { pods: [], services: [], namespaces: new Map(), secrets: new Map() };
+  const c: Cluster = { pods: [], services: [], slices: new Map(), namespaces: new Map(), secrets: new Map() };
+  const portMaps: PortMaps = new Map();
   for (const o of objects) {
+    if (o.apiVersion === 'discovery.k8s.io/v1' && o.kind === 'EndpointSlice') {
+      const s = parseSlice(o, problems);
+      if (s === undefined) continue;
+      const k = `${s.namespace}/${s.service}`;
+      const list = c.slices.get(k);
+      if (list === undefined) c.slices.set(k, [s]);
+      else list.push(s);
+      continue;
+    }
     if (o.apiVersion !== 'v1') continue;
     switch (o.kind) {
       case 'Pod':
-        c.pods.push(parsePod(o, problems));
+        c.pods.push(parsePod(o, problems, portMaps));
         break;
       case 'Service':
         c.services.push(parseService(o, problems));

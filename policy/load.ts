@@ -239,16 +239,31 @@ export function objectKey(o: SourcedObject): string {
 
 const CLUSTER_SCOPED = new Set(['Namespace', 'CiliumClusterwideNetworkPolicy', 'Node', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition']);
 
-/** Later objects replace earlier ones with the same key; order of first appearance is kept. */
+/**
+ * Later objects replace earlier ones with the same key (objectKey's kind, namespace, name); order of
+ * first appearance is kept. Keyed by nested maps, not objectKey's string: 100,000 pods took ~250 ms
+ * to build and hash their keys.
+ */
 export function dedupe(objects: readonly SourcedObject[], warnings?: string[]): SourcedObject[] {
-  const m = new Map<string, SourcedObject>();
+  const out: SourcedObject[] = [];
+  const byKind = new Map<string, Map<string, Map<string, number>>>();
   for (const o of objects) {
-    const k = objectKey(o);
-    const prev = m.get(k);
-    if (prev && warnings) warnings.push(`${o.kind} ${o.namespace ?? ''}${o.namespace ? '/' : ''}${o.name} from ${prev.file} is replaced by ${o.file}`);
-    m.set(k, o);
+    let byNs = byKind.get(o.kind);
+    if (byNs === undefined) byKind.set(o.kind, (byNs = new Map()));
+    const ns = CLUSTER_SCOPED.has(o.kind) ? '' : (o.namespace ?? 'default');
+    let byName = byNs.get(ns);
+    if (byName === undefined) byNs.set(ns, (byName = new Map()));
+    const at = byName.get(o.name);
+    if (at === undefined) {
+      byName.set(o.name, out.length);
+      out.push(o);
+      continue;
+    }
+    const prev = out[at] as SourcedObject;
+    if (warnings) warnings.push(`${o.kind} ${o.namespace ?? ''}${o.namespace ? '/' : ''}${o.name} from ${prev.file} is replaced by ${o.file}`);
+    out[at] = o;
   }
-  return [...m.values()];
+  return out;
 }
 
 /** Reads files and folders, collecting problems instead of throwing (for `policy validate`). */

@@ -12,9 +12,19 @@ export interface Identity {
   readonly labels: readonly string[];
 }
 
-/** A Pod with at least one IP: something traffic can be sent to or come from. */
+/**
+ * A Pod with at least one IP that is not the node's (not `spec.hostNetwork`) and that has not
+ * finished (`status.phase` not Succeeded/Failed): something traffic can be sent to or come from.
+ * The pods of every node are endpoints (their labels decide verdicts); only this node's are numbered.
+ */
 export interface Endpoint {
-  /** Cilium-style endpoint ID (deterministic small integer, stable across reloads). */
+  /**
+   * Cilium-style endpoint ID in [1, 4095] (deterministic, stable across reloads) for a pod of this
+   * node (BuildOptions.nodeName; every pod when it is unset, or when the pod names no node); 0 for a
+   * pod of another node: Cilium numbers only its own node's endpoints, and Hubble shows a remote
+   * endpoint with ID 0. Several endpoints can have ID 0: key them by namespace/name. A node with
+   * more than 4,095 pods (beyond any Cilium agent's pool) has its pods numbered up to 65535.
+   */
   readonly id: number;
   readonly namespace: string;
   readonly name: string;
@@ -41,8 +51,17 @@ export interface Service {
   readonly name: string;
   readonly clusterIPs: readonly string[];
   readonly ports: readonly ServicePort[];
-  /** Pods (with IPs) selected by spec.selector, in a stable order (namespace/name). */
+  /**
+   * The pods backing the Service, in a stable order (namespace/name): its EndpointSlices' ready
+   * endpoints when it has slices, else the endpoints its spec.selector matches.
+   */
   readonly endpoints: readonly Endpoint[];
+  /**
+   * Set when the Service has EndpointSlices: the backends of each TCP Service port (by `port`),
+   * with the target port the slices give for that port's name (policy/resolve.ts serviceBackends
+   * reads either form).
+   */
+  readonly sliceBackends?: ReadonlyMap<number, readonly Backend[]> | undefined;
 }
 
 /** One concrete place a request may be sent: a pod IP and the pod (target) port. */

@@ -4,7 +4,7 @@
  * a pod IP, optional ":port" (default 80), case-insensitive, trailing dot allowed, IPv6 in brackets.
  */
 import { canonicalIP } from './cidr.js';
-import type { Backend, Destination, Endpoint, Service } from './model.js';
+import type { Backend, Destination, Endpoint, Service, ServicePort } from './model.js';
 
 export const CLUSTER_DOMAIN = 'cluster.local';
 
@@ -48,17 +48,23 @@ const CACHE_MAX = 4096;
 export class Resolver {
   readonly #byName = new Map<string, Service>();
   readonly #byClusterIP = new Map<string, Service>();
-  readonly #byPodIP = new Map<string, Endpoint>();
+  readonly #byPodIP: ReadonlyMap<string, Endpoint>;
   /** srcNamespace ('' when unknown) -> authority -> the shared, frozen Destination. */
   readonly #cache = new Map<string, Map<string, Destination>>();
   #cached = 0;
 
-  constructor(services: readonly Service[], endpoints: readonly Endpoint[]) {
+  /** `byPodIP`: the endpoints by IP when the caller has that map already (build.ts does); not copied, never changed. */
+  constructor(services: readonly Service[], endpoints: readonly Endpoint[], byPodIP?: ReadonlyMap<string, Endpoint>) {
     for (const s of services) {
       this.#byName.set(`${s.namespace}/${s.name}`, s);
       for (const ip of s.clusterIPs) this.#byClusterIP.set(ip, s);
     }
-    for (const e of endpoints) for (const ip of e.ips) this.#byPodIP.set(ip, e);
+    if (byPodIP !== undefined) this.#byPodIP = byPodIP;
+    else {
+      const m = new Map<string, Endpoint>();
+      for (const e of endpoints) for (const ip of e.ips) m.set(ip, e);
+      this.#byPodIP = m;
+    }
   }
 
   // Hot path: called per request — change with care. Without the cache, every request split and
@@ -108,9 +114,14 @@ function deepFreeze(d: Destination): void {
   Object.freeze(d);
 }
 
-function serviceDestination(svc: Service, port: number): Destination | undefined {
-  const sp = svc.ports.find((p) => p.port === port && p.protocol === 'TCP');
-  if (!sp) return undefined;
+/**
+ * The backends of one port of a Service: from its EndpointSlices when it has some (the port the
+ * slices give; TCP ports only), else one per selected pod whose targetPort resolves (a number, or
+ * the pod's container port of that name), at the pod's first IP. What a health checker or load
+ * balancer should read, so that both kinds of Service look the same to it.
+ */
+export function serviceBackends(svc: Service, sp: ServicePort): readonly Backend[] {
+  if (svc.sliceBackends !== undefined) return (sp.protocol === 'TCP' ? svc.sliceBackends.get(sp.port) : undefined) ?? NO_BACKENDS;
   const backends: Backend[] = [];
   for (const ep of svc.endpoints) {
     const target = typeof sp.targetPort === 'number' ? sp.targetPort : ep.namedPorts.get(sp.targetPort);
@@ -118,5 +129,13 @@ function serviceDestination(svc: Service, port: number): Destination | undefined
     const ip = ep.ips[0];
     if (ip !== undefined) backends.push({ endpoint: ep, ip, port: target });
   }
-  return { kind: 'service', service: svc, servicePort: port, backends };
+  return backends;
+}
+
+const NO_BACKENDS: readonly Backend[] = Object.freeze([]);
+
+function serviceDestination(svc: Service, port: number): Destination | undefined {
+  const sp = svc.ports.find((p) => p.port === port && p.protocol === 'TCP');
+  if (!sp) return undefined;
+  return { kind: 'service', service: svc, servicePort: port, backends: serviceBackends(svc, sp) };
 }

@@ -1,7 +1,8 @@
 /**
  * Strict parsing of CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and Kubernetes NetworkPolicy
  * into typed rules. Unknown fields, invalid values and fields l7guard cannot enforce are all
- * problems (never ignored), each with the field path. Namespace rewriting happens here (§2.2/§2.3).
+ * problems (never ignored), each with the field path. Namespace rewriting happens here
+ * (docs/semantics.md#which-endpoints-a-rule-selects, docs/semantics.md#peer-selection).
  */
 import { parsePrefix } from './cidr.js';
 import { type LoadProblem, type ProblemCode, ProblemCodes } from './errors.js';
@@ -77,7 +78,7 @@ export interface RuleSpec {
   readonly ingressDeny: readonly PeerRuleSpec[];
   readonly egress: readonly PeerRuleSpec[];
   readonly egressDeny: readonly PeerRuleSpec[];
-  /** Whether this rule puts selected endpoints in default deny, per direction (§2.4). */
+  /** Whether this rule puts selected endpoints in default deny, per direction (docs/semantics.md#default-deny). */
   readonly enforceIngress: boolean;
   readonly enforceEgress: boolean;
   /** The rule has something to say about a direction (for "selected by no policy" checks). */
@@ -125,7 +126,7 @@ const NONE: readonly unknown[] = Object.freeze([]);
 /**
  * Problems and warnings of one object. Field paths of leaves are passed as (parent, key) and joined
  * only when there is something to report: a valid 10,000-rule policy must not pay for ~100,000 path
- * strings nobody reads (issue #4's reload budget).
+ * strings nobody reads (the reload budget of docs/benchmarks.md#reload).
  */
 class Ctx {
   readonly problems: LoadProblem[] = [];
@@ -307,7 +308,7 @@ function portRange(c: Ctx, v: unknown, field: string, protocols: readonly Protoc
     }
     hi = o.endPort;
   }
-  // port "0" (or absent) means every port (§2.5).
+  // port "0" (or absent) means every port (docs/semantics.md#ports).
   return port === 0 ? { lo: 0, hi: 65535, protocol } : { lo: port, hi, protocol };
 }
 
@@ -327,7 +328,7 @@ function httpRule(c: Ctx, v: unknown, field: string, policyNs: string | undefine
     for (let i = 0; i < hl.length; i++) {
       const s = c.str(hl[i], `${field}.headers[${i}]`);
       if (s === undefined) continue;
-      // Split at the first space; trailing ':' removed from the name (§2.6, xds_server.go getHTTPRule).
+      // Split at the first space; trailing ':' removed from the name (docs/semantics.md#l7-http-matching, xds_server.go getHTTPRule).
       const sp = s.indexOf(' ');
       const name = (sp < 0 ? s : s.slice(0, sp)).replace(/:+$/, '');
       if (name === '') c.err(ProblemCodes.L7G_ERR_POLICY_VALUE, `${field}.headers[${i}]`, 'empty header name');
@@ -539,7 +540,7 @@ function peerRule(c: Ctx, v: unknown, field: string, dir: 'ingress' | 'egress', 
     if (p) peers.push(p);
   }
   const toPorts = portRules(c, o.toPorts, `${field}.toPorts`, deny, ns);
-  // L4-only rule (toPorts, no peer field): every peer, world included (§2.3, wildcardL3L4Rules).
+  // L4-only rule (toPorts, no peer field): every peer, world included (docs/semantics.md#peer-selection, wildcardL3L4Rules).
   if (!hasPeerField && toPorts !== undefined) peers.push({ kind: 'all' });
   return { peers: fit(peers), toPorts, field };
 }

@@ -1,6 +1,6 @@
 /**
- * Label selectors and policy peers, with Cilium's namespace rewriting (cilium-semantics.md §2.2,
- * §2.3; cilium/cilium pkg/k8s/apis/cilium.io/utils/utils.go ParseToCiliumRule/getEndpointSelector).
+ * Label selectors and policy peers, with Cilium's namespace rewriting (docs/semantics.md#which-endpoints-a-rule-selects,
+ * docs/semantics.md#peer-selection; cilium/cilium pkg/k8s/apis/cilium.io/utils/utils.go ParseToCiliumRule/getEndpointSelector).
  * Everything here runs at load time: the request path only sees the tables built from it.
  */
 import { type Prefix, prefixContains } from './cidr.js';
@@ -101,7 +101,7 @@ export type PolicyScope = { readonly kind: 'namespaced'; readonly namespace: str
 
 /**
  * endpointSelector: a CNP only ever selects pods of its own namespace; a namespace the user wrote is
- * overwritten (§2.2). A CCNP selector is used as written.
+ * overwritten (docs/semantics.md#which-endpoints-a-rule-selects). A CCNP selector is used as written.
  */
 export function pinSubjectSelector(reqs: Requirement[], scope: PolicyScope, warn: (m: string) => void): Requirement[] {
   if (scope.kind === 'clusterwide') return reqs;
@@ -110,7 +110,7 @@ export function pinSubjectSelector(reqs: Requirement[], scope: PolicyScope, warn
 }
 
 /**
- * fromEndpoints/toEndpoints (§2.3): selectors with a `reserved:` key are left alone; otherwise a CNP
+ * fromEndpoints/toEndpoints (docs/semantics.md#peer-selection): selectors with a `reserved:` key are left alone; otherwise a CNP
  * pins the peer to its namespace unless the selector names one, and a CCNP requires some namespace.
  * `io.cilium.k8s.namespace.labels.*` keys are honoured only in a CCNP.
  */

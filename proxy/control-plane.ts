@@ -19,11 +19,14 @@ import { startAdmin, type AdminRoute, type AdminServer } from './admin/server.js
 import { hardeningDump, parseHardening, type Hardening } from './hardening.js';
 import { checkInterception, type InterceptionOptions } from './listen/original-destination.js';
 import { ReloadController } from './reload/reload-controller.js';
+import { resolveKubeConfig } from './sources/kubernetes/config.js';
+import { KubernetesSource } from './sources/kubernetes/kubernetes-source.js';
 import { StateRef } from './state-ref.js';
 
 export interface ControlPlaneOptions {
   readonly paths: readonly string[];
   readonly admin: string;
+  readonly adminReadOnly?: string | undefined;
   readonly nodeIPs: readonly string[];
   readonly clusterName: string;
   readonly allowLocalhost: 'always' | 'policy';
@@ -34,6 +37,8 @@ export interface ControlPlaneOptions {
   readonly log: Logger;
   readonly interception?: InterceptionOptions | undefined;
   readonly hardening?: Hardening | undefined;
+  readonly nodeName?: string | undefined;
+  readonly kubernetes?: { readonly kubeconfig: string | undefined; readonly requestTimeoutMs: number | undefined } | undefined;
 }
 
 /** What only the composition knows: when it serves, how many connections it has, its upstream health. */
@@ -65,11 +70,19 @@ export async function startControlPlane(opts: ControlPlaneOptions, hooks: Contro
   const state = new StateRef();
   const hardening = opts.hardening ?? parseHardening({});
   let draining = false;
+  const kubernetes = opts.kubernetes === undefined ? undefined : new KubernetesSource({
+    // A configuration problem is a startup error (exit 1, message on stderr), before any port opens.
+    config: resolveKubeConfig(opts.kubernetes.kubeconfig),
+    log: opts.log,
+    transport: opts.kubernetes.requestTimeoutMs === undefined ? undefined : { requestTimeoutMs: opts.kubernetes.requestTimeoutMs },
+  });
   const reload = new ReloadController({
     paths: opts.paths,
-    build: { clusterName: opts.clusterName, nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost },
+    // Only an explicit --node-name says which pods are local (policy/build.ts BuildOptions.nodeName).
+    build: { clusterName: opts.clusterName, nodeIPs: opts.nodeIPs, allowLocalhost: opts.allowLocalhost, nodeName: opts.nodeName },
     ref: state,
     log: opts.log,
+    kubernetes,
   });
   const admin = await startAdmin(
     opts.admin,
@@ -85,6 +98,7 @@ export async function startControlPlane(opts: ControlPlaneOptions, hooks: Contro
         ? hardeningDump(hardening)
         : { ...hardeningDump(hardening), upstream_health: hooks.health() }),
     }),
+    opts.adminReadOnly,
   );
 
   let first: PolicyState;
@@ -92,6 +106,7 @@ export async function startControlPlane(opts: ControlPlaneOptions, hooks: Contro
     first = await reload.start();
     if (opts.interception !== undefined) checkInterception(first, opts.interception);
   } catch (err) {
+    reload.close();
     await admin.close();
     throw err;
   }
@@ -105,6 +120,7 @@ export async function startControlPlane(opts: ControlPlaneOptions, hooks: Contro
     revision: () => state.current?.revision ?? 0,
     connectionsActive: hooks.connections,
     reloads: () => reload.stats(),
+    kubernetes: kubernetes === undefined ? undefined : () => kubernetes.status(),
     flowFile: opts.flowsFile === undefined ? undefined : () => sink.stats,
   });
 
@@ -112,7 +128,7 @@ export async function startControlPlane(opts: ControlPlaneOptions, hooks: Contro
     state, reload, admin, sink, metrics,
     async serve(target = reload, extra = []) {
       admin.addRoutes(reloadRoutes(target));
-      admin.addRoutes(observeRoutes(state, sink, metrics));
+      admin.addRoutes(observeRoutes(state, sink, metrics, kubernetes === undefined ? undefined : () => kubernetes.status().rejected));
       if (extra.length > 0) admin.addRoutes(extra);
       await reload.watch();
       // Catches an edit made between the first read and the watch being set up (a no-op otherwise).

@@ -48,8 +48,8 @@ export interface DataPlaneOptions {
   readonly hardening?: Hardening | undefined;
   /** `--proxy-protocol-from` CIDRs, validated by the CLI. */
   readonly proxyProtocolFrom?: readonly string[] | undefined;
-  /** The admin address (HOST:PORT or unix:PATH): the self-guard never forwards to it. */
-  readonly admin: string;
+  /** The admin listeners (HOST:PORT or unix:PATH): the self-guard never forwards to them. */
+  readonly admin: readonly string[];
   readonly nodeName: string;
   readonly report: DataPlaneReport;
   readonly log: Logger;
@@ -77,7 +77,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
   const { log, report } = opts;
   const planned = planListeners(opts.listen.map(parseHostPort), opts.interception);
   const tlsSpecs = opts.tls?.listeners ?? [];
-  const adminSpec = opts.admin.startsWith('unix:') ? [] : [parseHostPort(opts.admin)];
+  const adminSpec = opts.admin.filter((a) => !a.startsWith('unix:')).map(parseHostPort);
   const self = new SelfGuard([...planned, ...adminSpec, ...tlsSpecs]);
   const outlier = new OutlierDetector(outlierOptions(hardening));
   // In `--workers` mode each worker probes for itself (N workers = N probes per pod and interval):

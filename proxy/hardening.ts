@@ -1,7 +1,7 @@
 /**
  * Every timeout and limit of the data path in one table: its default, whose default that is, the
  * `serve` flag that changes it, and where it is applied. `/config_dump` shows the effective values
- * (`limits`, `timeouts`), and the README's "Hardening" table is this table.
+ * (`limits`, `timeouts`), and the table in docs/hardening.md#timeouts-and-limits is this table.
  */
 import type { FrontEndLimits } from './http1/types.js';
 import type { UpstreamOptions } from './upstream/upstream.js';
@@ -18,7 +18,7 @@ interface Setting {
   readonly kind: Kind;
   readonly section: 'limits' | 'timeouts';
   readonly default: number;
-  /** Why this number (shown in the README). */
+  /** Why this number (shown in docs/hardening.md). */
   readonly source: string;
 }
 

@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import type { AdminServer } from './admin/server.js';
 import { startControlPlane } from './control-plane.js';
 import { createDataPlane, type DataPlane } from './data-plane.js';
 import type { Hardening } from './hardening.js';
@@ -18,6 +19,8 @@ export interface ProxyOptions {
   readonly paths: readonly string[];
   readonly listen: readonly string[];
   readonly admin: string;
+  /** `--admin-readonly`: a second admin listener that answers GET and HEAD only. */
+  readonly adminReadOnly?: string | undefined;
   readonly nodeIPs: readonly string[];
   readonly clusterName: string;
   readonly allowLocalhost: 'always' | 'policy';
@@ -36,6 +39,8 @@ export interface ProxyOptions {
   readonly proxyProtocolFrom?: readonly string[] | undefined;
   /** `--listen-tls` listeners and `--identity-from mtls` (proxy/tls/). */
   readonly tls?: TlsServeOptions | undefined;
+  /** `--kubernetes`: objects from the API server too (proxy/sources/kubernetes/). */
+  readonly kubernetes?: { readonly kubeconfig: string | undefined; readonly requestTimeoutMs: number | undefined } | undefined;
 }
 
 export interface RunningProxy {
@@ -71,7 +76,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     tls: opts.tls,
     hardening: opts.hardening,
     proxyProtocolFrom: opts.proxyProtocolFrom,
-    admin: control.admin.address,
+    admin: adminAddresses(control.admin),
     nodeName: opts.nodeName ?? hostname(),
     log: opts.log,
     report: {
@@ -93,7 +98,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   }
   await control.serve();
   ready = true;
-  opts.log.info({ admin: control.admin.address, revision: first.revision, objects: first.objects.length }, 'ready');
+  opts.log.info({ admin: control.admin.address, adminReadOnly: control.admin.readOnlyAddress, revision: first.revision, objects: first.objects.length }, 'ready');
 
   let stopping: Promise<void> | undefined;
   const drain = (timeoutMs: number): Promise<void> => {
@@ -112,4 +117,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     drain,
     close: () => drain(DEFAULT_DRAIN_TIMEOUT_MS),
   };
+}
+
+/** Every admin listener bound, for the self-guard. */
+export function adminAddresses(admin: AdminServer): string[] {
+  return admin.readOnlyAddress === undefined ? [admin.address] : [admin.address, admin.readOnlyAddress];
 }

@@ -3,7 +3,7 @@
 // Run from the repository root after `npm run build`:   node bench/reload/compile.mjs [--runs 10]
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { bigPolicy } from './gen.mjs';
+import { bigPolicy } from '../../dist/fixtures/big-policy.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' }, identities: { type: 'string', default: '1000' }, rules: { type: 'string', default: '10000' }, format: { type: 'string', default: 'yaml' } } });
 const dist = new URL('../../dist/', import.meta.url);

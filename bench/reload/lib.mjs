@@ -1,44 +1,26 @@
 // Shared by the reload benchmarks: a real `l7guard serve` child, a backend, policy text, a client.
+// The cluster and the policy are the Star Wars ones (fixtures/star-wars.ts, from the build).
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { deathstarPolicy, starWarsYaml } from '../../dist/fixtures/star-wars.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 export const PORT = 18080;
 // autocannon cannot choose a source address and a loopback client gets 127.0.0.1: that is the
 // tiefighter here. The other addresses are a loopback block of their own.
-export const ips = { tiefighter: '127.0.0.1', deathstar: ['127.77.7.21', '127.77.7.22'], clusterIP: '127.77.7.10', proxy: '127.77.7.1' };
+export const ips = { tiefighter: '127.0.0.1', xwing: '127.77.7.3', deathstar: ['127.77.7.21', '127.77.7.22'], clusterIP: '127.77.7.10', proxy: '127.77.7.1' };
 
 export function cluster() {
-  const pod = (name, ip, labels) => `---
-apiVersion: v1
-kind: Pod
-metadata: {name: ${name}, namespace: default, labels: ${JSON.stringify(labels)}}
-spec: {containers: [{name: c, image: x, ports: [{containerPort: ${PORT}}]}]}
-status: {podIP: ${ip}, podIPs: [{ip: ${ip}}]}
-`;
-  return `apiVersion: v1
-kind: Service
-metadata: {name: deathstar, namespace: default}
-spec: {clusterIP: ${ips.clusterIP}, ports: [{port: 80, targetPort: ${PORT}}], selector: {org: empire, class: deathstar}}
-${pod('deathstar-a', ips.deathstar[0], { org: 'empire', class: 'deathstar' })}${pod('deathstar-b', ips.deathstar[1], { org: 'empire', class: 'deathstar' })}${pod('tiefighter', ips.tiefighter, { org: 'empire', class: 'tiefighter' })}`;
+  return starWarsYaml({ addresses: ips, podPort: PORT });
 }
 
+/** rule1 for the deathstar, the empire restricted to `http` ([{method, path}]). */
 export function policy(http) {
-  return `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: rule1, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {org: empire, class: deathstar}}
-  ingress:
-  - fromEndpoints: [{matchLabels: {org: empire}}]
-    toPorts:
-    - ports: [{port: "${PORT}", protocol: TCP}]
-      rules: {http: ${JSON.stringify(http)}}
-`;
+  return deathstarPolicy(PORT, http);
 }
 
 export function workDir(files) {

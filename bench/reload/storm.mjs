@@ -7,14 +7,14 @@
 import autocannon from 'autocannon';
 import { parseArgs } from 'node:util';
 import { backends, cluster, ips, LISTEN_PORT, policy, put, serve, workDir } from './lib.mjs';
-import { bigPolicy } from './gen.mjs';
+import { bigPolicy } from '../../dist/fixtures/big-policy.js';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '16' }, rounds: { type: 'string', default: '3' }, big: { type: 'boolean', default: false } } });
 const LANDING = { method: 'POST', path: '/v1/request-landing' };
 const X = [LANDING];
 const Y = [LANDING, { method: 'GET', path: '/v1/.*' }];
 const closeBackends = await backends();
-// --big: the cluster also holds bench/reload/gen.mjs's 10,000 rules across 1,000 identities, so
+// --big: the cluster also holds fixtures/big-policy.ts's 10,000 rules across 1,000 identities, so
 // every swap rebuilds a large state (sliced: policy/steps.ts) while requests are served.
 const files = { '00-cluster.yaml': cluster(), '10-policy.yaml': policy(X), ...(values.big ? { '20-big.yaml': bigPolicy() } : {}) };
 const proxy = await serve(workDir(files));

@@ -1,10 +1,10 @@
-// YAML parsing of the reload benchmark's 2 MiB policy (bench/reload/gen.mjs): the subset parser
+// YAML parsing of the reload benchmark's 2 MiB policy (fixtures/big-policy.ts): the subset parser
 // (policy/yaml-subset.ts) vs js-yaml CORE_SCHEMA on the same documents, and parseText end to end.
 // Run from the repository root after `npm run build`:   node bench/reload/yaml.mjs [--runs 10]
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import jsyaml from 'js-yaml';
-import { bigPolicy } from './gen.mjs';
+import { bigPolicy } from '../../dist/fixtures/big-policy.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' }, identities: { type: 'string', default: '1000' }, rules: { type: 'string', default: '10000' } } });
 const dist = new URL('../../dist/', import.meta.url);

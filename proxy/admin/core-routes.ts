@@ -13,7 +13,7 @@ export interface AdminInfo {
   draining(): boolean;
   sources(): readonly { readonly file: string; readonly sha256: string }[];
   /** Reload counters and where each object came from (`file:<path>` or `api`); reload/reload-controller.ts. */
-  reload?(): { readonly objects: readonly unknown[] };
+  reload?(): { readonly objects: readonly unknown[]; readonly kubernetes?: unknown };
   /** Effective `limits` and `timeouts` (proxy/hardening.ts). */
   hardening?(): { readonly limits: unknown; readonly timeouts: unknown };
 }
@@ -49,7 +49,9 @@ export function coreRoutes(ref: StateRef, info: AdminInfo): AdminRoute[] {
       path: '/config_dump',
       handle(_req, res) {
         const s = ref.current;
-        sendJson(res, 200, s === undefined ? { revision: 0 } : configDump(s, info));
+        // Before the first revision, the Kubernetes source's state says what it is waiting for.
+        const kubernetes = info.reload?.().kubernetes;
+        sendJson(res, 200, s === undefined ? { revision: 0, kubernetes } : configDump(s, info));
       },
     },
   ];
@@ -62,7 +64,8 @@ function configDump(state: PolicyState, info: AdminInfo): unknown {
     cluster_name: state.clusterName,
     sources: info.sources(),
     // JSON.stringify drops the undefined: objects are listed once, below, each with its source.
-    ...(reload === undefined ? {} : { reload: { ...reload, objects: undefined } }),
+    ...(reload === undefined ? {} : { reload: { ...reload, objects: undefined, kubernetes: undefined } }),
+    kubernetes: reload?.kubernetes,
     objects: reload?.objects ?? state.objects,
     warnings: state.warnings,
     ...info.hardening?.(),

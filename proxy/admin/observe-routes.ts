@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import type { FlowSink } from '../../observe/flow-sink.js';
 import { serializeFlow } from '../../observe/flow-sink.js';
 import type { ProxyMetrics } from '../../observe/metrics.js';
-import { endpointsView, identitiesView, policyView } from '../../observe/operator-views.js';
+import { endpointsView, identitiesView, policyView, type RejectedObject } from '../../observe/operator-views.js';
 import type { AdminRoute } from './server.js';
 import { sendJson, sendText } from './server.js';
 import type { StateRef } from '../state-ref.js';
@@ -16,7 +16,8 @@ import { traceRoute } from './trace-route.js';
 /** A follower that has this much unsent is too slow: it loses flows rather than grow our memory. */
 const FOLLOW_MAX_BUFFERED = 1024 * 1024;
 
-export function observeRoutes(ref: StateRef, sink: FlowSink, metrics: ProxyMetrics): AdminRoute[] {
+/** `rejected`: the Kubernetes source's invalid objects, shown by `policy get`. */
+export function observeRoutes(ref: StateRef, sink: FlowSink, metrics: ProxyMetrics, rejected?: () => readonly RejectedObject[]): AdminRoute[] {
   const prometheus: AdminRoute['handle'] = async (_req, res) => {
     sendText(res, 200, await metrics.text(), metrics.contentType);
   };
@@ -78,7 +79,7 @@ export function observeRoutes(ref: StateRef, sink: FlowSink, metrics: ProxyMetri
       path: '/v1/policy',
       handle(_req, res) {
         const s = state(res);
-        if (s !== undefined) sendJson(res, 200, policyView(s));
+        if (s !== undefined) sendJson(res, 200, policyView(s, rejected?.()));
       },
     },
     traceRoute(ref),

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { unlink } from 'node:fs/promises';
+import { chmod, unlink } from 'node:fs/promises';
 
 /**
  * The admin API server (Envoy's vocabulary). It observes the data path and never sits in a
@@ -16,30 +16,63 @@ export interface AdminRoute {
 
 export interface AdminServer {
   readonly address: string;
+  /** The read-only listener (`--admin-readonly`), if any: GET and HEAD only. */
+  readonly readOnlyAddress: string | undefined;
   /** Routes can be added after start (features that come up later, e.g. after the first load). */
   addRoutes(routes: readonly AdminRoute[]): void;
   close(): Promise<void>;
 }
 
-export async function startAdmin(spec: string, routes: readonly AdminRoute[]): Promise<AdminServer> {
+/**
+ * `spec` serves every route. `readOnlySpec` (optional) serves the same table but refuses whatever
+ * is not GET or HEAD: probes, /metrics and the operator views can be reachable by every process of
+ * a node (hostNetwork pods included) while changing policy needs the other listener — a unix
+ * socket that only its owner can open (mode 0600), as deploy/ sets it.
+ */
+export async function startAdmin(spec: string, routes: readonly AdminRoute[], readOnlySpec?: string): Promise<AdminServer> {
   const table: AdminRoute[] = [...routes];
-  const server = createServer((req, res) => {
-    dispatch(table, req, res).catch((err: unknown) => {
-      if (!res.headersSent) sendText(res, 500, `${(err as Error).message}\n`);
-      else res.destroy();
+  const serve = (readOnly: boolean): Server => {
+    const server = createServer((req, res) => {
+      if (readOnly && req.method !== 'GET' && req.method !== 'HEAD') {
+        sendJson(res, 403, {
+          code: 'L7G_ERR_ADMIN_READ_ONLY',
+          message: `this admin listener is read-only: ${String(req.method)} ${String(req.url)} must go to ${spec}`,
+        });
+        return;
+      }
+      dispatch(table, req, res).catch((err: unknown) => {
+        if (!res.headersSent) sendText(res, 500, `${(err as Error).message}\n`);
+        else res.destroy();
+      });
     });
-  });
-  server.on('clientError', (_err, socket) => socket.destroy());
-  const address = await listen(server, spec);
+    server.on('clientError', (_err, socket) => socket.destroy());
+    return server;
+  };
+  const servers = [serve(false)];
+  const address = await listen(servers[0]!, spec);
+  let readOnlyAddress: string | undefined;
+  if (readOnlySpec !== undefined) {
+    servers.push(serve(true));
+    try {
+      readOnlyAddress = await listen(servers[1]!, readOnlySpec);
+    } catch (err) {
+      await closeServer(servers[0]!);
+      throw err;
+    }
+  }
   return {
     address,
+    readOnlyAddress,
     addRoutes: (more) => void table.push(...more),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: async () => void (await Promise.all(servers.map(closeServer))),
   };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
 }
 
 async function dispatch(table: readonly AdminRoute[], req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -67,6 +100,8 @@ async function listen(server: Server, spec: string): Promise<string> {
       server.once('error', reject);
       server.listen(path, () => resolve());
     });
+    // Connecting to a unix socket takes write permission on it: owner only.
+    await chmod(path, 0o600);
     return spec;
   }
   const { host, port } = parseHostPort(spec);

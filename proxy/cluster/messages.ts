@@ -35,11 +35,14 @@ export interface WorkerConfig {
   readonly tls: TlsServeOptions | undefined;
   readonly hardening: Hardening | undefined;
   readonly proxyProtocolFrom: readonly string[];
-  readonly admin: string;
+  /** Every admin listener (the self-guard never forwards to them). */
+  readonly admin: readonly string[];
   readonly nodeIPs: readonly string[];
   readonly clusterName: string;
   readonly allowLocalhost: 'always' | 'policy';
   readonly nodeName: string;
+  /** `--node-name` as given (undefined: every pod is local), for the builds (policy/build.ts). */
+  readonly policyNodeName: string | undefined;
   readonly logLevel: string | undefined;
   /** Debug only (L7GUARD_DEBUG_WORKER_HEADER=1): every response says which worker wrote it. */
   readonly workerHeader: boolean;

@@ -25,7 +25,7 @@ import { sendJson } from '../admin/server.js';
 import { startControlPlane } from '../control-plane.js';
 import { planDataPlane } from '../data-plane.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from '../listen/drain.js';
-import { StartupError, type ProxyOptions, type RunningProxy } from '../proxy.js';
+import { adminAddresses, StartupError, type ProxyOptions, type RunningProxy } from '../proxy.js';
 import type { ReloadController } from '../reload/reload-controller.js';
 import { Interner } from './flow-wire.js';
 import { revisionPayload, type FromWorker, type RevisionPayload, type ToWorker, type WorkerConfig } from './messages.js';
@@ -126,11 +126,12 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
     tls: opts.tls,
     hardening: opts.hardening,
     proxyProtocolFrom: opts.proxyProtocolFrom ?? [],
-    admin: admin.address,
+    admin: adminAddresses(admin),
     nodeIPs: opts.nodeIPs,
     clusterName: opts.clusterName,
     allowLocalhost: opts.allowLocalhost,
     nodeName: opts.nodeName ?? hostname(),
+    policyNodeName: opts.nodeName,
     logLevel: opts.logLevel,
     workerHeader: process.env['L7GUARD_DEBUG_WORKER_HEADER'] === '1',
   });
@@ -245,7 +246,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
   }]);
   started = true;
   for (const address of listening) log.info({ address, revision: current(), workers: opts.workers }, 'listening');
-  log.info({ admin: admin.address, revision: current(), objects: state.current!.objects.length, workers: opts.workers }, 'ready');
+  log.info({ admin: admin.address, adminReadOnly: admin.readOnlyAddress, revision: current(), objects: state.current!.objects.length, workers: opts.workers }, 'ready');
 
   let stopping: Promise<void> | undefined;
   const drain = (timeoutMs: number): Promise<void> => {

@@ -91,7 +91,10 @@ export function runWorker(): void {
     const c = config!;
     try {
       const input = [...p.objects];
-      const opts = { clusterName: c.clusterName, nodeIPs: c.nodeIPs, allowLocalhost: c.allowLocalhost, previous: numberingSeed(p), revision: p.revision };
+      const opts = {
+        clusterName: c.clusterName, nodeIPs: c.nodeIPs, allowLocalhost: c.allowLocalhost, nodeName: c.policyNodeName,
+        previous: numberingSeed(p), revision: p.revision,
+      };
       const next = state.current === undefined ? buildPolicyState(input, opts) : await buildPolicyStateSliced(input, opts);
       const differs = sameNumbering(next, p);
       if (differs !== undefined) throw new Error(`revision ${p.revision} numbered differently from the primary: ${differs}`);

@@ -1,6 +1,8 @@
+import type { FrontResponse } from '../http1/types.js';
+
 /**
  * Responses the proxy writes itself (never from a backend). The L7 denial must be byte-exact with
- * cilium-envoy's (cilium-semantics.md §3.1), so it is pre-serialised by the HTTP/1 writer; these are
+ * cilium-envoy's (docs/semantics.md#what-the-proxy-answers), so it is pre-serialised by the HTTP/1 writer; these are
  * the other local replies, each with a fixed text body as Envoy's local replies have.
  */
 export interface LocalReply {
@@ -26,4 +28,13 @@ export const replies = {
 
 export function replyForUpstreamStatus(status: 502 | 503 | 504): LocalReply {
   return status === 503 ? replies.upstreamConnect : status === 504 ? replies.gatewayTimeout : replies.badGateway;
+}
+
+/** `close`: what follows on the connection cannot be trusted (a bad request head, a body the upstream left unread). */
+export function sendLocalReply(res: FrontResponse, r: LocalReply, close: boolean): void {
+  if (close) res.closeAfterResponse();
+  res.writeHead(r.status, r.reason, ['content-length', String(r.body.length), 'content-type', 'text/plain'], {
+    contentLength: r.body.length,
+  });
+  res.end(r.body);
 }

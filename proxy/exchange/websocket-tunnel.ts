@@ -3,7 +3,8 @@
  * any other; here we write it to the chosen backend ourselves and, only if the backend answers
  * `101`, splice the two sockets.
  *
- * Invariants (the bugs of http-proxy's upgrade path, ecosystem.md §d, designed out):
+ * Invariants (the bugs of http-proxy's upgrade path, lib/http-proxy/passes/ws-incoming.js,
+ * designed out):
  * - Both sockets have an 'error' listener before any pipe; every end goes through one `teardown`.
  * - Client bytes that followed the upgrade head are held until the backend said 101. Were the
  *   backend to refuse (4xx) and keep reading, it would take them as a next, unjudged request.

@@ -1,6 +1,6 @@
 /**
  * Request-target normalisation, matching what cilium-envoy does before policy matching
- * (cilium-semantics.md §2: HCM `normalize_path`, `merge_slashes`,
+ * (docs/semantics.md#path-normalisation: HCM `normalize_path`, `merge_slashes`,
  * `path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT`). The normalised path is what policy
  * matches AND what the backend receives, so both always see the same thing.
  *

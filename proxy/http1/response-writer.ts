@@ -32,7 +32,7 @@ export function imfDate(): string {
 }
 
 /**
- * The L7 policy denial, byte-for-byte cilium-envoy's local reply (cilium-semantics.md §3.1):
+ * The L7 policy denial, byte-for-byte cilium-envoy's local reply (docs/semantics.md#what-the-proxy-answers):
  * lower-case names in Envoy's order, 15-byte body, no `connection` header (the connection stays
  * open). Rebuilt only when the date second changes. Hot path: do not mutate the returned Buffer.
  */

@@ -1,5 +1,5 @@
 // `l7guard observe` as a real child process: against a flow log (--input-file) with golden compact
-// text for the seed's commands, and against a running proxy's admin port.
+// text for the Star Wars demo's commands, and against a running proxy's admin port.
 import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ const EXHAUST = 'Jul 26 06:57:12.949: default/tiefighter:33338 (ID:22234) -> def
 const XWING_VERDICT = 'Jul 26 06:57:34.526: default/xwing:56934 (ID:42250) <> default/deathstar-8c4c77fb7-vhj8x:80 (ID:27476) policy-verdict:none INGRESS DENIED (TCP Flags: SYN)\n';
 const XWING_DROP = 'Jul 26 06:57:34.526: default/xwing:56934 (ID:42250) <> default/deathstar-8c4c77fb7-vhj8x:80 (ID:27476) Policy denied DROPPED (TCP Flags: SYN)\n';
 
-t.test('--input-file: the seed commands, golden compact text', async (t) => {
+t.test('--input-file: the Star Wars demo commands, golden compact text', async (t) => {
   const seedCmd = await runCli(['observe', '--input-file', file, '--pod', 'deathstar', '--verdict', 'DROPPED']);
   t.equal(seedCmd.code, 0, seedCmd.stderr);
   t.equal(seedCmd.stdout, EXHAUST + XWING_VERDICT + XWING_DROP, 'hubble observe --pod deathstar --verdict DROPPED');

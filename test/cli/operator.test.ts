@@ -1,13 +1,14 @@
-// The operator commands of issue 3 as real child processes against a real `l7guard serve`:
-// `endpoint list`, `identity list`, `policy get`, `policy trace`, before any policy, after the seed's
+// The operator commands (docs/cli.md#endpoint-list) as real child processes against a real `l7guard serve`:
+// `endpoint list`, `identity list`, `policy get`, `policy trace`, before any policy, after the Star Wars demo's
 // rule1 (sw_l3_l4_policy.yaml, applied through the admin API like `kubectl apply`) and after the L7
 // rule1 (sw_l3_l4_l7_policy.yaml), against golden text in test/cli/golden/operator/ (reviewed by hand
-// against Cilium's printers; UPDATE_GOLDEN=1 rewrites them). Pod IPs are the seed's: endpoint list
+// against Cilium's printers; UPDATE_GOLDEN=1 rewrites them). Pod IPs are those of a run of the Star Wars demo on a Cilium 1.17.6 cluster: endpoint list
 // column widths depend on them, and nothing connects to a pod here.
 import t, { type Test } from 'tap';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SEED_ADDRESSES } from '../../fixtures/star-wars.js';
 import { clusterDir, fixture, starWarsCluster } from '../helpers/cluster.js';
 import { runCli, serve } from '../helpers/serve.js';
 
@@ -23,13 +24,6 @@ function golden(name: string, actual: string): string {
   return readFileSync(file, 'utf8');
 }
 
-/** The seed's addresses (kubectl get ciliumendpoints / svc in the seed transcript). */
-const SEED_IPS = {
-  deathstar: ['10.233.64.96', '10.233.65.155'] as const,
-  tiefighter: '10.233.65.163',
-  xwing: '10.233.65.156',
-  clusterIP: '10.233.25.94',
-};
 const DS = 'default/deathstar-8c4c77fb7-vhj8x';
 
 async function ok(t: Test, args: string[]): Promise<string> {
@@ -39,12 +33,12 @@ async function ok(t: Test, args: string[]): Promise<string> {
 }
 
 t.test('endpoint list, identity list, policy get/trace through a policy lifecycle (TCP --server)', { timeout: 120_000 }, async (t) => {
-  const dir = clusterDir(starWarsCluster(SEED_IPS));
+  const dir = clusterDir(starWarsCluster(SEED_ADDRESSES));
   const s = await serve(['-f', dir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
   t.teardown(() => s.stop());
   const srv = ['--server', s.admin];
 
-  // Before any policy: every endpoint Disabled/Disabled (seed: "현재 ingress/egress에 Policy가 존재 하지 않음").
+  // Before any policy: every endpoint Disabled/Disabled (no ingress or egress policy exists yet).
   const before = await ok(t, ['endpoint', 'list', ...srv]);
   t.equal(before, golden('endpoint-list-before', before), 'endpoint list before policy');
   t.match(before, /^ENDPOINT {3}POLICY \(ingress\) {3}POLICY \(egress\) {3}IDENTITY {3}LABELS \(source:key\[=value\]\) +IPv6 {3}IPv4 +STATUS {3}\n {11}ENFORCEMENT {8}ENFORCEMENT +\n/);
@@ -107,7 +101,7 @@ t.test('endpoint list, identity list, policy get/trace through a policy lifecycl
 });
 
 t.test('--server unix:PATH, and -o json', { timeout: 60_000 }, async (t) => {
-  const dir = clusterDir(starWarsCluster(SEED_IPS), { '10-rule1.yaml': readFileSync(fixture('examples__minikube__sw_l3_l4_policy.yaml'), 'utf8') });
+  const dir = clusterDir(starWarsCluster(SEED_ADDRESSES), { '10-rule1.yaml': readFileSync(fixture('examples__minikube__sw_l3_l4_policy.yaml'), 'utf8') });
   const sock = join(dir, 'admin.sock');
   const s = await serve(['-f', dir, '--listen', '127.0.0.1:0', '--admin', `unix:${sock}`]);
   t.teardown(() => s.stop());
@@ -121,7 +115,7 @@ t.test('--server unix:PATH, and -o json', { timeout: 60_000 }, async (t) => {
 });
 
 t.test('policy trace -f: in-process, same text as the running proxy', { timeout: 60_000 }, async (t) => {
-  const dir = clusterDir(starWarsCluster(SEED_IPS), { '10-rule1.yaml': readFileSync(fixture('examples__minikube__sw_l3_l4_policy.yaml'), 'utf8') });
+  const dir = clusterDir(starWarsCluster(SEED_ADDRESSES), { '10-rule1.yaml': readFileSync(fixture('examples__minikube__sw_l3_l4_policy.yaml'), 'utf8') });
   const local = await ok(t, ['policy', 'trace', '-f', dir, '--src-pod', 'default/xwing', '--dst-pod', DS, '--dport', '80']);
   // The running proxy had revision 2 for the same objects; the local state is revision 1.
   t.equal(local, readFileSync(GOLDEN_DIR + 'trace-rule1-xwing.txt', 'utf8').replace('(policy revision 2)', '(policy revision 1)'));

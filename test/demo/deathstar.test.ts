@@ -50,7 +50,7 @@ function status(r: ShipResult): number {
   return r.kind === 'response' ? r.status : -1;
 }
 
-t.test('the swagger table of quay.io/cilium/starwars (cilium-semantics.md §1.2)', async (t) => {
+t.test('the swagger table of quay.io/cilium/starwars (cilium/starwars-docker)', async (t) => {
   const d = await startDeathstar(t);
   const rows: { method: string; path: string; status: number; type: string; body: string; allow?: string }[] = [
     { method: 'POST', path: '/v1/request-landing', status: 200, type: 'text/plain', body: 'Ship landed\n' },

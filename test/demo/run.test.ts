@@ -20,7 +20,7 @@ async function demo(block: string, fault?: string): Promise<{ code: number; out:
   return { code, out: text };
 }
 
-t.test('the seed, step by step, with a proxy that enforces the policies', async (t) => {
+t.test('the Star Wars demo, step by step, with a proxy that enforces the policies', async (t) => {
   const { code, out } = await demo('127.0.21.0/24');
   t.equal(code, 0, out);
   t.notMatch(out, /MISMATCH/);
@@ -33,7 +33,7 @@ t.test('the seed, step by step, with a proxy that enforces the policies', async 
   t.match(out, /default\/xwing:\d+ \(ID:\d+\) <> default\/deathstar-\S+:80 \(ID:\d+\) Policy denied DROPPED \(TCP Flags: SYN\)/);
   t.match(out, /default\/tiefighter:\d+ \(ID:\d+\) -> default\/deathstar-\S+:80 \(ID:\d+\) http-request DROPPED \(HTTP\/1\.1 PUT http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/exhaust-port\)/);
   t.match(out, '=== 5. Clean-up ===');
-  t.match(out, /OK: every outcome matches the seed/);
+  t.match(out, /OK: every outcome matches Cilium's/);
 });
 
 t.test('a proxy that ignores policy is caught: mismatches, exit 1', async (t) => {

@@ -1,26 +1,25 @@
 /**
- * Issue 7, interception end to end: the Star Wars cluster as Linux network namespaces (a node, two
+ * Interception end to end (docs/deployment.md#interception-end-to-end): the Star Wars cluster as Linux network namespaces (a node, two
  * ships, two deathstar replicas), the node's nat PREROUTING REDIRECT of the deathstar Service's
  * clusterIP:80 to l7guard's `--redirect` listener, and curl from inside the ships reproducing the
- * seed's transcript. Names carry this process's pid, so the file may run in parallel with others.
+ * Star Wars demo's outcomes. Names carry this process's pid, so the file may run in parallel with others.
  *
  * Outside CI (not root, no `ip netns`, no iptables) the test says why and skips; in CI it fails.
  */
 import t, { type Test } from 'tap';
 import { fileURLToPath } from 'node:url';
 import { LANDED_BODY } from '../../demo/deathstar.js';
-import { netnsSupport, NetnsTopology, runTag } from '../../demo/netns-topology.js';
+import { CLUSTER_IP, netnsSupport, NetnsTopology, runTag, starWarsAddresses, starWarsPodSpecs } from '../../demo/netns-topology.js';
 import { curlFrom, startNetnsDeathstar, startNetnsProxy, type DeathstarLogLine, type NetnsProxy } from '../../demo/netns-processes.js';
+import { deathstarPodNames, SERVICE_HOST } from '../../fixtures/star-wars.js';
 import { clusterDir, fixture, starWarsCluster } from '../helpers/cluster.js';
 import { cliPath } from '../helpers/serve.js';
 
 const DEATHSTAR_MAIN = fileURLToPath(new URL('../../demo/deathstar-main.js', import.meta.url));
-const CLUSTER_IP = '10.96.0.10';
 const REDIRECT_PORT = 15080;
 const PLAIN_PORT = 15081;
-const NAME = 'deathstar.default.svc.cluster.local';
-const SVC_URL = `http://${NAME}`;
-const RESOLVE = `${NAME}:80:${CLUSTER_IP}`;
+const SVC_URL = `http://${SERVICE_HOST}`;
+const RESOLVE = `${SERVICE_HOST}:80:${CLUSTER_IP}`;
 
 const tag = runTag('e2e');
 const support = netnsSupport(tag);
@@ -30,12 +29,7 @@ if (!support.ok) {
   else t.pass(`skipped: ${support.reason}`, { skip: support.reason });
 } else {
   t.test('Star Wars through an iptables REDIRECT to a per-destination listener', async (t) => {
-    const topo = await NetnsTopology.create(support.tools, tag, [
-      { role: 'tf', name: 'tiefighter' },
-      { role: 'xw', name: 'xwing' },
-      { role: 'ds1', name: 'deathstar-8c4c77fb7-b9qmw' },
-      { role: 'ds2', name: 'deathstar-8c4c77fb7-vhj8x' },
-    ]);
+    const topo = await NetnsTopology.create(support.tools, tag, starWarsPodSpecs(deathstarPodNames()));
     let proxy: NetnsProxy | undefined;
     t.teardown(async () => {
       await proxy?.stop();
@@ -43,9 +37,7 @@ if (!support.ok) {
     });
     const tf = topo.pod('tf');
     const xw = topo.pod('xw');
-    const dir = clusterDir(starWarsCluster({
-      tiefighter: tf.ip, xwing: xw.ip, deathstar: [topo.pod('ds1').ip, topo.pod('ds2').ip], clusterIP: CLUSTER_IP,
-    }));
+    const dir = clusterDir(starWarsCluster(starWarsAddresses(topo)));
     const journal: DeathstarLogLine[] = [];
     const replicas = await Promise.all(
       [topo.pod('ds1'), topo.pod('ds2')].map((p) => startNetnsDeathstar(topo, p, DEATHSTAR_MAIN, journal)),

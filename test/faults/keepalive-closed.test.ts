@@ -1,5 +1,6 @@
-// Backends that close keep-alive connections without saying `Connection: close` (issue #5: "retries
-// only before any byte of the request reached a backend ... a reused connection found closed").
+// Backends that close keep-alive connections without saying `Connection: close` (docs/hardening.md#retries-and-outliers:
+// a request is retried only when none of its bytes can have reached a pod, e.g. on a pooled
+// connection found closed).
 // A pooled connection the pod closed (FIN or RST) while idle must never cost a client its request:
 // it is either not reused, or the request is retried on a fresh connection when it is certain that
 // no byte of it was written. A pod that read a request and then closed without answering is the
@@ -302,7 +303,7 @@ t.test('a pod resets its pooled connections while requests wait to be written on
   // The proxy is paused (SIGSTOP) while the clients' requests and then the pods' RSTs arrive, so
   // on SIGCONT it reads the requests, queues each on an idle pooled connection, and only then
   // reads that connection's reset: undici fails such a queued request with ECONNRESET although
-  // not one byte of it was written. That is the retryable case of issue #5.
+  // not one byte of it was written. That is the retryable case of docs/hardening.md#retries-and-outliers.
   const { s, p } = await setup(t, 18805, 'keep');
   const clients = [new Client(s), new Client(s), new Client(s), new Client(s)];
   t.teardown(() => clients.forEach((c) => c.close()));

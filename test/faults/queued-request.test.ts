@@ -1,7 +1,7 @@
 // A request waiting in the upstream pool for a free connection is not yet on the wire. When its
 // client leaves, or the front end answers it meanwhile (the client-body timeout's 408), it must
 // never be sent to the pod afterwards: nobody waits for that answer, and the client was told the
-// request failed (issue #5: no fault may turn a failure into a forward). Asserted on what reached
+// request failed (docs/hardening.md#retries-and-outliers: no fault may turn a failure into a forward). Asserted on what reached
 // the pod, by request id, in order.
 import t, { type Test } from 'tap';
 import http from 'node:http';

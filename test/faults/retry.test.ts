@@ -3,6 +3,7 @@
 // never after a 5xx or a reset once written. Pods that keep refusing are ejected, and when every
 // pod is out the answer is an immediate 503. Asserts what clients got and what pods saw.
 import t from 'tap';
+import { deathstarPodNames } from '../../fixtures/star-wars.js';
 import { loopbackBlock, rawExchange, hasCompleteResponse } from '../helpers/net.js';
 import { recordingBackend } from '../helpers/backend.js';
 import { serve } from '../helpers/serve.js';
@@ -18,7 +19,7 @@ function setup(port: number, policy?: string) {
   const ip = loopbackBlock();
   const ips = { tiefighter: ip(11), xwing: ip(12), deathstar: [ip(21), ip(22)] as const, clusterIP: ip(10) };
   // The second replica carries one extra label, so a policy can select it alone.
-  const cluster = starWarsCluster(ips, port).replace(/(name: deathstar-8c4c77fb7-vhj8x\n {2}namespace: default\n {2}labels:\n)/, '$1    replica: b\n');
+  const cluster = starWarsCluster(ips, port, { [deathstarPodNames()[1]!]: { replica: 'b' } });
   const dir = clusterDir(cluster, policy === undefined ? {} : { '10-policy.yaml': policy });
   const start = () => serve(['-f', dir, '--listen', `${ip(1)}:0`, '--admin', `${ip(1)}:0`]);
   return { ips, start };

@@ -1,4 +1,4 @@
-// Replies the front end writes itself on a timeout are observable (issue #5): a request that was
+// Replies the front end writes itself on a timeout are observable (docs/hardening.md#timeouts-and-limits): a request that was
 // forwarded and then ended by the whole-request timeout (504) or the client-body timeout (408) gets
 // its HTTP response flow — verdict ERROR with that code, as an upstream failure's 502 does — and
 // counts in the Hubble metrics; every timeout also counts in

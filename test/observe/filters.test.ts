@@ -1,5 +1,5 @@
-// Hubble's filter flags over the seed's Star Wars flows: each row is (flags -> which flows match),
-// flows named by their seed scenario (landingRequest, ..., xwingDrop = policy-verdict + drop).
+// Hubble's filter flags over the Star Wars demo's flows: each row is (flags -> which flows match),
+// flows named by their scenario in seed-scenarios.ts (landingRequest, ..., xwingDrop = policy-verdict + drop).
 import t from 'tap';
 import { compileFilters, FilterError, labelSelector, parseTimeBound, type FilterOptions } from '../../observe/filters.js';
 import { toFlows, type HubbleFlowResponse } from '../../observe/flow.js';
@@ -19,10 +19,10 @@ const XW = ['xwingDrop#0', 'xwingDrop#1'];
 t.test('filters, table-driven', async (t) => {
   const rows: [string, FilterOptions, string[]][] = [
     ['no flags: everything', {}, ALL],
-    // the seed's commands
-    ['--pod deathstar --verdict DROPPED (seed)', { pod: ['deathstar'], verdict: ['DROPPED'] }, ['exhaustRequest', ...XW]],
-    ['--type drop (seed)', { type: ['drop'] }, ['xwingDrop#1']],
-    ['--identity 42250 --identity 22234 --identity 27476 (seed): repeated = OR', { identity: ['42250', '22234', '27476'] }, ALL],
+    // the commands of Cilium's Star Wars demo
+    ['--pod deathstar --verdict DROPPED (Star Wars demo)', { pod: ['deathstar'], verdict: ['DROPPED'] }, ['exhaustRequest', ...XW]],
+    ['--type drop (Star Wars demo)', { type: ['drop'] }, ['xwingDrop#1']],
+    ['--identity 42250 --identity 22234 --identity 27476 (Star Wars demo): repeated = OR', { identity: ['42250', '22234', '27476'] }, ALL],
     ['--identity 42250: either side', { identity: ['42250'] }, XW],
     ['--type policy-verdict', { type: ['policy-verdict'] }, ['xwingDrop#0']],
     ['--type l7', { type: ['l7'] }, L7],
@@ -58,7 +58,7 @@ t.test('filters, table-driven', async (t) => {
     ['--http-status 403', { httpStatus: ['403'] }, ['exhaustResponse']],
     ['--http-status 2+', { httpStatus: ['2+'] }, ['landingResponse']],
     ['--http-status 4+ --http-status 200: OR', { httpStatus: ['4+', '200'] }, ['landingResponse', 'exhaustResponse']],
-    // time (seed flows: Jul 26 2025 06:57:05.120 .. 06:57:34.526 UTC)
+    // time (the recorded flows: Jul 26 2025 06:57:05.120 .. 06:57:34.526 UTC)
     ['--since 06:57:10', { sinceMs: Date.parse('2025-07-26T06:57:10Z') }, ['exhaustRequest', 'exhaustResponse', ...XW]],
     ['--until 06:57:10', { untilMs: Date.parse('2025-07-26T06:57:10Z') }, ['landingRequest', 'landingResponse']],
     // different flags AND

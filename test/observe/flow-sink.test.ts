@@ -16,7 +16,7 @@ function tmp(tt: { teardown(fn: () => void): void }): string {
 }
 
 const all: FlowEvent[] = Object.values(scenarios);
-/** Shapes beyond the seed: every optional key the schema must carry. */
+/** Shapes beyond the Star Wars demo's: every optional key the schema must carry. */
 const extra: FlowEvent[] = [
   { ...scenarios.landingRequest, source: { ip: '1.2.3.4', port: 5, identity: WORLD_ID, endpoint: undefined }, destination: podPeer(DEATHSTAR, 80, DEATHSTAR_SVC) },
   { ...scenarios.landingResponse, destination: podPeer(DEATHSTAR, 80, DEATHSTAR_SVC) },

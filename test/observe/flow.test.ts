@@ -38,7 +38,7 @@ function asJson(v: unknown): unknown {
 
 const names = Object.keys(scenarios) as ScenarioName[];
 
-t.test('golden flow JSON per seed scenario', async (t) => {
+t.test('golden flow JSON per Star Wars scenario', async (t) => {
   for (const name of names) {
     const out = toFlows(scenarios[name], { uuid: uuidSeq() });
     const actual = asJson(out.length === 1 ? out[0] : out);

@@ -1,7 +1,7 @@
 /**
  * The Star Wars demo as FlowEvents, with the identities, endpoint IDs, pod names and IPs of the
- * seed transcript (/work/shared/seed/000_7189f68e33f5cc8a.txt: `cilium endpoint list` lines
- * ~120-190, `hubble observe` lines ~395 and ~488-498) so rendered lines can be compared verbatim.
+ * `cilium endpoint list` and `hubble observe` output of a run of the Star Wars demo on a Cilium 1.17.6 cluster, so rendered lines can be
+ * compared verbatim (the line shapes: docs/semantics.md#flows).
  */
 import type { Endpoint, Identity } from '../../policy/model.js';
 import type { FlowEvent, FlowPeer } from '../../observe/flow-event.js';
@@ -57,7 +57,7 @@ const LANDING = 'http://deathstar.default.svc.cluster.local/v1/request-landing';
 const EXHAUST = 'http://deathstar.default.svc.cluster.local/v1/exhaust-port';
 
 export const scenarios = {
-  /** tiefighter POST /v1/request-landing, allowed (cilium-semantics.md §3.5 line 1). */
+  /** tiefighter POST /v1/request-landing, allowed (docs/semantics.md#flows, first line). */
   landingRequest: {
     ...base,
     timeMs: jul(26, 6, 57, 5, 120),
@@ -76,7 +76,7 @@ export const scenarios = {
       ],
     },
   },
-  /** ...and its 200 response, 1.5 ms later (§3.5 line 2: "HTTP/1.1 200 1ms (POST ...)"). */
+  /** ...and its 200 response, 1.5 ms later (docs/semantics.md#flows, second line: "HTTP/1.1 200 1ms (POST ...)"). */
   landingResponse: {
     ...base,
     timeMs: jul(26, 6, 57, 5, 122),
@@ -86,7 +86,7 @@ export const scenarios = {
     destination: deathstar(),
     http: { method: 'POST', url: LANDING, protocol: 'HTTP/1.1', code: 200, latencyNs: 1_532_417n },
   },
-  /** tiefighter PUT /v1/exhaust-port, denied at L7 (seed line 488). */
+  /** tiefighter PUT /v1/exhaust-port, denied at L7, as that run's `hubble observe` printed it. */
   exhaustRequest: {
     ...base,
     timeMs: jul(26, 6, 57, 12, 949),
@@ -96,7 +96,7 @@ export const scenarios = {
     destination: deathstar(),
     http: { method: 'PUT', url: EXHAUST, protocol: 'HTTP/1.1' },
   },
-  /** ...and the proxy's 403 (§3.5 line 4: "HTTP/1.1 403 0ms (PUT ...)"). */
+  /** ...and the proxy's 403 (docs/semantics.md#flows, fourth line: "HTTP/1.1 403 0ms (PUT ...)"). */
   exhaustResponse: {
     ...base,
     timeMs: jul(26, 6, 57, 12, 949),
@@ -106,7 +106,7 @@ export const scenarios = {
     destination: deathstar(),
     http: { method: 'PUT', url: EXHAUST, protocol: 'HTTP/1.1', code: 403, latencyNs: 182_000n },
   },
-  /** xwing SYN dropped by default deny (seed lines 494-497). */
+  /** xwing SYN dropped by default deny: policy-verdict, then drop, as that run printed them. */
   xwingDrop: {
     ...base,
     timeMs: jul(26, 6, 57, 34, 526),

@@ -1,5 +1,7 @@
 /**
- * Decision semantics: cilium-semantics.md §2.2-§2.9, §4.2, §4.3 and the Star Wars demo (§1).
+ * Decision semantics: docs/semantics.md (selection through the decision procedure, the upstream tests
+ * cilium_network_policy_test.cc and pkg/policy/rule_test.go) and the Star Wars demo
+ * (docs/semantics.md#the-star-wars-demo).
  * Each row cites its source.
  */
 import { readFileSync } from 'node:fs';
@@ -21,25 +23,25 @@ const from = (s: PolicyState, name: string): Source => {
 };
 
 t.test('Star Wars demo', async (t) => {
-  const DS = 'deathstar-6fb5694d48-5hmds';
+  const DS = 'deathstar-8c4c77fb7-b9qmw';
   const cases: { name: string; policies: string[]; src: string; port?: number; r?: ReturnType<typeof req>; want: string }[] = [
-    // §2.4: no policy selects the deathstar -> everything allowed ("before policy" state)
+    // docs/semantics.md#default-deny: no policy selects the deathstar -> everything allowed ("before policy" state)
     { name: 'no policy: xwing lands', policies: [], src: 'xwing', want: 'allow' },
-    // §1.1 rule1 L3/L4: empire on TCP 80, no L7
+    // sw_l3_l4_policy.yaml rule1: empire on TCP 80, no L7
     { name: 'L3/L4: tiefighter allowed', policies: [L34], src: 'tiefighter', want: 'allow' },
     { name: 'L3/L4: xwing dropped POLICY_DENIED', policies: [L34], src: 'xwing', want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'L3/L4: tiefighter on port 8080 dropped', policies: [L34], src: 'tiefighter', port: 8080, want: 'drop:POLICY_DENIED:INGRESS' },
-    // §1.1 rule1 L7 replaces the L3/L4 rule1 (same name): POST /v1/request-landing only
+    // sw_l3_l4_l7_policy.yaml rule1 replaces the L3/L4 rule1 (same name): POST /v1/request-landing only
     { name: 'L7: landing allowed', policies: [L34, L7], src: 'tiefighter', r: req('POST', '/v1/request-landing'), want: '200' },
     { name: 'L7: exhaust-port 403', policies: [L34, L7], src: 'tiefighter', r: req('PUT', '/v1/exhaust-port'), want: '403' },
-    { name: 'L7: query string not matched (§2.6 Query string)', policies: [L34, L7], src: 'tiefighter', r: req('POST', '/v1/request-landing?x=1'), want: '403' },
-    { name: 'L7: lower-case method (§2.6 Method)', policies: [L34, L7], src: 'tiefighter', r: req('post', '/v1/request-landing'), want: '403' },
-    { name: 'L7: trailing slash (§2.6 Anchoring)', policies: [L34, L7], src: 'tiefighter', r: req('POST', '/v1/request-landing/'), want: '403' },
+    { name: 'L7: the query string is part of the matched path', policies: [L34, L7], src: 'tiefighter', r: req('POST', '/v1/request-landing?x=1'), want: '403' },
+    { name: 'L7: a lower-case method does not match POST', policies: [L34, L7], src: 'tiefighter', r: req('post', '/v1/request-landing'), want: '403' },
+    { name: 'L7: a trailing slash does not match (full match)', policies: [L34, L7], src: 'tiefighter', r: req('POST', '/v1/request-landing/'), want: '403' },
     { name: 'L7: xwing still dropped', policies: [L34, L7], src: 'xwing', want: 'drop:POLICY_DENIED:INGRESS' },
-    // §1.1 sw_deny_policy: ingress: [{}] turns on default deny for every empire pod, allows nothing
+    // sw_deny_policy.yaml: ingress: [{}] turns on default deny for every empire pod, allows nothing
     { name: 'deny policy alone: tiefighter dropped', policies: [DENY], src: 'tiefighter', want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'deny policy + rule1 L7: landing allowed', policies: [DENY, L7], src: 'tiefighter', r: req('POST', '/v1/request-landing'), want: '200' },
-    // host (kubelet) always allowed: §2.4 allow-localhost=always
+    // host (kubelet) always allowed: allow-localhost=always (docs/semantics.md#default-deny)
   ];
   for (const c of cases) {
     const s = build([cluster, ...c.policies]);
@@ -48,12 +50,12 @@ t.test('Star Wars demo', async (t) => {
   }
   const s = build([cluster, L7]);
   t.equal(s.objects.filter((o) => o.kind === 'CiliumNetworkPolicy').length, 1, 'rule1 L7 replaced rule1 L3/L4 (same name)');
-  // §2.4: reserved:host allowed with allow-localhost=always, even with no rule for it; not with 'policy'
+  // docs/semantics.md#default-deny: reserved:host allowed with allow-localhost=always, even with no rule for it; not with 'policy'
   t.equal(verdict(s.decide(s.identify('192.168.49.2'), pod(s, DS), 80)), 'allow', 'host allowed (always)');
   const sp = build([cluster, L7], { allowLocalhost: 'policy' });
   t.equal(verdict(sp.decide(sp.identify('192.168.49.2'), pod(sp, DS), 80)), 'drop:POLICY_DENIED:INGRESS', 'host dropped (policy)');
   // Decisions are precomputed: the same object comes back for the same identity and interval.
-  t.equal(s.decide(from(s, 'tiefighter'), pod(s, DS), 80), s.decide(from(s, 'tiefighter'), pod(s, 'deathstar-6fb5694d48-tjg8x'), 80), 'shared decision per destination identity');
+  t.equal(s.decide(from(s, 'tiefighter'), pod(s, DS), 80), s.decide(from(s, 'tiefighter'), pod(s, 'deathstar-8c4c77fb7-vhj8x'), 80), 'shared decision per destination identity');
 });
 
 const POD = (name: string, ns: string, labels: Record<string, string>, ip: string, sa = 'default') => `
@@ -82,29 +84,29 @@ function cnp(spec: string, name = 'p', kind = 'CiliumNetworkPolicy', ns = 'defau
   return `apiVersion: cilium.io/v2\nkind: ${kind}\nmetadata:\n  name: ${name}\n${kind === 'CiliumNetworkPolicy' ? `  namespace: ${ns}\n` : ''}spec:\n${spec.replace(/^/gm, '  ')}`;
 }
 
-t.test('peer selection and default deny (§2.2-§2.5, §2.7, §2.8)', async (t) => {
+t.test('selection, peers, default deny, ports, rule union and deny precedence', async (t) => {
   const sel = 'endpointSelector: {matchLabels: {app: server}}\n';
   const rows: { name: string; policy: string[]; src: string; port?: number; r?: ReturnType<typeof req>; want: string }[] = [
-    // §2.3 fromEndpoints ORed; CNP pins the peer namespace
+    // docs/semantics.md#peer-selection: fromEndpoints ORed; CNP pins the peer namespace
     { name: 'fromEndpoints same ns', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: a}}]}]')], src: 'a', want: 'allow' },
     { name: 'fromEndpoints other ns not selected (CNP pinning)', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: a}}]}]')], src: 'other', want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'explicit k8s:io.kubernetes.pod.namespace', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: a, k8s:io.kubernetes.pod.namespace: ns2}}]}]')], src: 'other', want: 'allow' },
     { name: 'fromEndpoints [{}] = same namespace, not world', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}]}]')], src: WORLD, want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'fromEndpoints [{}] = same namespace pods', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}]}]')], src: 'b', want: 'allow' },
-    // §2.3 CCNP: namespace Exists instead of pinning
+    // docs/semantics.md#peer-selection: CCNP: namespace Exists instead of pinning
     { name: 'CCNP fromEndpoints any namespace', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {id: a}}]}]', 'c', 'CiliumClusterwideNetworkPolicy')], src: 'other', want: 'allow' },
     { name: 'CCNP fromEndpoints [{}] excludes world', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}]}]', 'c', 'CiliumClusterwideNetworkPolicy')], src: WORLD, want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'CCNP namespace labels honoured', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {io.cilium.k8s.namespace.labels.team: blue}}]}]', 'c', 'CiliumClusterwideNetworkPolicy')], src: 'other', want: 'allow' },
     { name: 'CNP namespace labels ignored (pinned to own ns)', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {io.cilium.k8s.namespace.labels.team: blue}}]}]')], src: 'other', want: 'drop:POLICY_DENIED:INGRESS' },
-    // §2.2 CNP endpointSelector only selects its own namespace
+    // docs/semantics.md#which-endpoints-a-rule-selects: CNP endpointSelector only selects its own namespace
     { name: 'CNP in ns2 does not select default pods', policy: [cnp(sel + 'ingress: [{}]', 'p', 'CiliumNetworkPolicy', 'ns2')], src: 'a', want: 'allow' },
-    // §2.3 matchExpressions; NotIn matches pods lacking the key
+    // docs/semantics.md#peer-selection: matchExpressions; NotIn matches pods lacking the key
     { name: 'matchExpressions In', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchExpressions: [{key: id, operator: In, values: [a, x]}]}]}]')], src: 'a', want: 'allow' },
     { name: 'matchExpressions NotIn excludes', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchExpressions: [{key: id, operator: NotIn, values: [a]}]}]}]')], src: 'a', want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'matchExpressions DoesNotExist matches lacking key', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchExpressions: [{key: id, operator: DoesNotExist}]}]}]')], src: 'a', want: 'drop:POLICY_DENIED:INGRESS' },
     // serviceaccount-policy.yaml: io.cilium.k8s.policy.serviceaccount label
     { name: 'service account selector', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{matchLabels: {io.cilium.k8s.policy.serviceaccount: luke}}]}]')], src: 'sa-pod', want: 'allow' },
-    // §2.3 entities
+    // docs/semantics.md#peer-selection: entities
     { name: 'fromEntities world allows world', policy: [cnp(sel + 'ingress: [{fromEntities: [world]}]')], src: WORLD, want: 'allow' },
     { name: 'fromEntities world excludes pods', policy: [cnp(sel + 'ingress: [{fromEntities: [world]}]')], src: 'a', want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'fromEntities all allows world', policy: [cnp(sel + 'ingress: [{fromEntities: [all]}]')], src: WORLD, want: 'allow' },
@@ -114,36 +116,36 @@ t.test('peer selection and default deny (§2.2-§2.5, §2.7, §2.8)', async (t) 
     { name: 'fromEntities none', policy: [cnp(sel + 'ingress: [{fromEntities: [none]}]')], src: 'a', want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'fromEntities world-ipv4 allows IPv4 world', policy: [cnp(sel + 'ingress: [{fromEntities: [world-ipv4]}]')], src: WORLD, want: 'allow' },
     { name: 'fromEntities world-ipv6 excludes IPv4 world', policy: [cnp(sel + 'ingress: [{fromEntities: [world-ipv6]}]')], src: WORLD, want: 'drop:POLICY_DENIED:INGRESS' },
-    // §2.3 CIDR
+    // docs/semantics.md#peer-selection: CIDR
     { name: 'fromCIDR allows contained address', policy: [cnp(sel + 'ingress: [{fromCIDR: [203.0.113.0/24]}]')], src: WORLD, want: 'allow' },
     { name: 'fromCIDR other address', policy: [cnp(sel + 'ingress: [{fromCIDR: [198.51.100.0/24]}]')], src: WORLD, want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'fromCIDRSet except', policy: [cnp(sel + 'ingress: [{fromCIDRSet: [{cidr: 203.0.113.0/24, except: [203.0.113.0/29]}]}]')], src: WORLD, want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'fromCIDR does not select pods', policy: [cnp(sel + 'ingress: [{fromCIDR: [10.0.0.0/8]}]')], src: 'a', want: 'drop:POLICY_DENIED:INGRESS' },
-    // §2.3 L4-only rule allows every source incl. world
+    // docs/semantics.md#peer-selection: L4-only rule allows every source incl. world
     { name: 'L4-only allows world', policy: [cnp(sel + 'ingress: [{toPorts: [{ports: [{port: "80", protocol: TCP}]}]}]')], src: WORLD, want: 'allow' },
     { name: 'L4-only other port', policy: [cnp(sel + 'ingress: [{toPorts: [{ports: [{port: "80", protocol: TCP}]}]}]')], src: WORLD, port: 81, want: 'drop:POLICY_DENIED:INGRESS' },
-    // §2.5 port "0" = all ports; endPort ranges; UDP-only does not cover TCP
+    // docs/semantics.md#ports: port "0" = all ports; endPort ranges; UDP-only does not cover TCP
     { name: 'port 0 = all ports', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "0"}]}]}]')], src: 'a', port: 4242, want: 'allow' },
     { name: 'endPort inside', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80", endPort: 444, protocol: TCP}]}]}]')], src: 'a', port: 444, want: 'allow' },
     { name: 'endPort outside', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80", endPort: 444, protocol: TCP}]}]}]')], src: 'a', port: 445, want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'UDP-only rule does not cover TCP', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80", protocol: UDP}]}]}]')], src: 'a', want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'ANY covers TCP', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80", protocol: ANY}]}]}]')], src: 'a', want: 'allow' },
-    // §2.4 enableDefaultDeny
+    // docs/semantics.md#default-deny: enableDefaultDeny
     { name: 'enableDefaultDeny.ingress false: unmatched peer allowed', policy: [cnp(sel + 'enableDefaultDeny: {ingress: false}\ningress: [{fromEndpoints: [{matchLabels: {id: b}}]}]')], src: 'a', want: 'allow' },
     { name: 'enableDefaultDeny false mixed with enforcing policy', policy: [cnp(sel + 'enableDefaultDeny: {ingress: false}\ningress: [{fromEndpoints: [{matchLabels: {id: b}}]}]'), cnp(sel + 'ingress: [{}]', 'q')], src: 'a', want: 'drop:POLICY_DENIED:INGRESS' },
     { name: 'egress-only policy does not affect ingress', policy: [cnp(sel + 'egress: [{toEntities: [world]}]')], src: 'a', want: 'allow' },
-    // §2.4 [M] deny-only policy enables default deny
+    // docs/semantics.md#default-deny: a deny-only policy enables default deny
     { name: 'deny-only policy enables default deny', policy: [cnp(sel + 'ingressDeny: [{fromEntities: [world]}]')], src: 'a', want: 'drop:POLICY_DENIED:INGRESS' },
-    // §2.8 deny wins over every allow
+    // docs/semantics.md#deny-precedence: deny wins over every allow
     { name: 'ingressDeny wins (from_world_deny.yaml)', policy: [manifest('examples__policies__l3__entities__from_world_deny.yaml')], src: WORLD, want: 'drop:POLICY_DENY:INGRESS' },
     { name: 'from_world_deny allows pods', policy: [manifest('examples__policies__l3__entities__from_world_deny.yaml')], src: 'a', want: 'allow' },
     { name: 'deny with toPorts only denies those ports', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}]}]\ningressDeny: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "81"}]}]}]')], src: 'a', port: 80, want: 'allow' },
     { name: 'deny with toPorts denies that port', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}]}]\ningressDeny: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "81"}]}]}]')], src: 'a', port: 81, want: 'drop:POLICY_DENY:INGRESS' },
     { name: 'deny wins over L7 allow', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80"}], rules: {http: [{}]}}]}]\ningressDeny: [{fromEndpoints: [{matchLabels: {id: a}}]}]')], src: 'a', want: 'drop:POLICY_DENY:INGRESS' },
-    // §2.6: rules.http: [] and {} rule = allow all HTTP
+    // docs/semantics.md#combining-http-rules: rules.http: [] and {} rule = allow all HTTP
     { name: 'http: [] allows all', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80"}], rules: {http: []}}]}]')], src: 'a', want: 'allow' },
     { name: 'http: [{}] allows all', policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80"}], rules: {http: [{}, {path: /x}]}}]}]')], src: 'a', want: 'allow' },
-    // §2.7.4 / §4.1 L3DeniedPath: identity allowed on the port but the path belongs to another selector -> 403, not drop
+    // docs/semantics.md#how-rules-combine / cilium_http_integration_test.cc L3DeniedPath: identity allowed on the port but the path belongs to another selector -> 403, not drop
     {
       name: 'per-selector L7 rule sets (L3DeniedPath)',
       policy: [cnp(sel + 'ingress:\n- fromEndpoints: [{matchLabels: {id: a}}]\n  toPorts: [{ports: [{port: "80"}], rules: {http: [{path: /allowed}]}}]\n- fromEndpoints: [{matchLabels: {id: b}}]\n  toPorts: [{ports: [{port: "80"}], rules: {http: [{path: /only-2-allowed}]}}]')],
@@ -154,7 +156,7 @@ t.test('peer selection and default deny (§2.2-§2.5, §2.7, §2.8)', async (t) 
       policy: [cnp(sel + 'ingress:\n- fromEndpoints: [{matchLabels: {id: a}}]\n  toPorts: [{ports: [{port: "80"}], rules: {http: [{path: /allowed}]}}]\n- fromEndpoints: [{matchLabels: {id: b}}]\n  toPorts: [{ports: [{port: "80"}], rules: {http: [{path: /only-2-allowed}]}}]')],
       src: 'b', r: req('GET', '/only-2-allowed'), want: '200',
     },
-    // §2.7.1 union across policies (order irrelevant) / §4.1 DuplicatePortAllowedPath: both rule sets apply
+    // docs/semantics.md#how-rules-combine: union across policies (order irrelevant) / DuplicatePortAllowedPath: both rule sets apply
     {
       name: 'union of L7 rules across two policies (DuplicatePortAllowedPath)',
       policy: [
@@ -163,7 +165,7 @@ t.test('peer selection and default deny (§2.2-§2.5, §2.7, §2.8)', async (t) 
       ],
       src: 'a', r: req('GET', '/two'), want: '200',
     },
-    // §2.7.5 same port & type across toPorts merge (OR)
+    // docs/semantics.md#how-rules-combine: same port & type across toPorts merge (OR)
     {
       name: 'DuplicatePortAllowedPath2 (two port entries in one rule)',
       policy: [cnp(sel + 'ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: "80"}], rules: {http: [{path: /one}]}}, {ports: [{port: "80"}], rules: {http: [{path: /two}]}}]}]')],
@@ -177,7 +179,7 @@ t.test('peer selection and default deny (§2.2-§2.5, §2.7, §2.8)', async (t) 
   }
 });
 
-t.test('§4.3 shadowing (pkg/policy/rule_test.go)', async (t) => {
+t.test('L7 rules shadowed by an L3/L4 allow (cilium/cilium pkg/policy/rule_test.go)', async (t) => {
   const sel = 'endpointSelector: {matchLabels: {app: server}}\n';
   const l7A = 'fromEndpoints: [{matchLabels: {id: a}}]\n  toPorts: [{ports: [{port: "80", protocol: TCP}], rules: {http: [{method: GET, path: /}]}}]';
   const rows: { name: string; policy: string; src: string; r: ReturnType<typeof req>; want: string }[] = [
@@ -200,7 +202,7 @@ t.test('§4.3 shadowing (pkg/policy/rule_test.go)', async (t) => {
   }
 });
 
-t.test('§4.2 cilium_network_policy_test.cc', async (t) => {
+t.test('cilium/proxy tests/cilium_network_policy_test.cc', async (t) => {
   // HttpPolicyUpdate: /allowed from the allowed peer on 80; not from another peer, not on 8080, not /notallowed;
   // egress .*public$: /public allowed, /publicz denied; adding deny 80-10000 denies /allowed.
   const ing = cnp('endpointSelector: {matchLabels: {app: server}}\ningress: [{fromEndpoints: [{matchLabels: {id: a}}], toPorts: [{ports: [{port: "80", protocol: TCP}], rules: {http: [{path: /allowed}]}}]}]', 'ing');

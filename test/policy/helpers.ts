@@ -1,5 +1,9 @@
 /** Shared helpers for policy tests: build states from YAML text and fixture files. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { starWarsYaml } from '../../fixtures/star-wars.js';
 import { buildPolicyState, type BuildOptions } from '../../policy/build.js';
 import { PolicyLoadError, type LoadProblem } from '../../policy/errors.js';
 import { parseText, type SourcedObject } from '../../policy/load.js';
@@ -8,7 +12,15 @@ import type { Endpoint, L7Request, PolicyState, PortDecision } from '../../polic
 /** Fixtures live in the source tree; tests run from dist/test/policy/. */
 export const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 export const MANIFESTS = FIXTURES + 'manifests/';
-export const CLUSTER = FIXTURES + 'policy/starwars-cluster.yaml';
+/**
+ * The Star Wars cluster (fixtures/star-wars.ts) once scheduled, with its Namespace, as one file: the
+ * seed's Pod names, addresses of these tests' own.
+ */
+export const CLUSTER = join(mkdtempSync(join(tmpdir(), 'l7guard-policy-test-')), 'starwars-cluster.yaml');
+writeFileSync(CLUSTER, starWarsYaml({
+  addresses: { deathstar: ['10.0.1.10', '10.0.1.11'], tiefighter: '10.0.1.20', xwing: '10.0.1.30', clusterIP: '10.96.0.10' },
+  namespaceObject: true,
+}));
 
 export const OPTS: BuildOptions = { clusterName: 'default', nodeIPs: ['192.168.49.2'], allowLocalhost: 'always', revision: 1 };
 

@@ -1,6 +1,6 @@
 /**
- * HTTP rule matching: cilium-semantics.md §2.6, §3.3 and every row of §4.1
- * (cilium/proxy tests/cilium_http_integration_test.cc).
+ * HTTP rule matching: docs/semantics.md#l7-http-matching, docs/semantics.md#header-match-actions and every
+ * row of cilium/proxy tests/cilium_http_integration_test.cc (docs/semantics.md#upstream-tests-l7guard-follows).
  */
 import t from 'tap';
 import { compileCrdHttpRule } from '../../policy/compile.js';
@@ -12,7 +12,7 @@ const SECRET = 'd4ef0f5011f163ac';
 const hm = (name: string, value: string | undefined, matchAction: HeaderMatchSpec['matchAction'], mismatchAction: HeaderMatchSpec['mismatchAction'], secret = false): HeaderMatchSpec =>
   ({ name, value, secret, matchAction, mismatchAction });
 
-// §4.1: the NPDS rules of remote 1 in cilium_http_integration_test.cc.
+// The NPDS rules of remote 1 in cilium/proxy tests/cilium_http_integration_test.cc.
 const remote1 = makeHttpCheck([
   compileHttpRule({ path: '/allowed', headerMatches: [hm('header42', '', 'FAIL', 'CONTINUE'), hm('bearer-token', SECRET, 'CONTINUE', 'REPLACE', true)] }),
   compileHttpRule({ path: '.*public$', headerMatches: [hm('user-agent', 'CuRL', 'CONTINUE', 'DELETE')] }),
@@ -21,7 +21,7 @@ const remote1 = makeHttpCheck([
   compileHttpRule({ method: 'PUT', path: '/public/opinions' }),
 ]);
 
-t.test('§4.1 cilium_http_integration_test.cc', async (t) => {
+t.test('cilium/proxy tests/cilium_http_integration_test.cc, remote 1', async (t) => {
   const rows: {
     name: string; method: string; path: string; host: string; headers?: string[]; allowed: boolean;
     edits?: string[]; missing?: string[]; rejected?: string[];
@@ -57,7 +57,7 @@ const crd = (r: Partial<Omit<CrdHttpRule, 'method' | 'path' | 'host'>> & { metho
 });
 const noSecrets = () => undefined;
 
-t.test('§2.6 CNP field semantics', async (t) => {
+t.test('CNP HTTP rule fields: anchoring, method, host, headers', async (t) => {
   const rows: { name: string; rule: CrdHttpRule; method?: string; path?: string; host?: string | undefined; headers?: string[]; allowed: boolean }[] = [
     // Anchoring: full match
     { name: 'path exact', rule: crd({ path: '/v1/request-landing' }), path: '/v1/request-landing', allowed: true },
@@ -104,7 +104,7 @@ t.test('§2.6 CNP field semantics', async (t) => {
   t.notOk(or({ method: 'GET', path: '/c', host: 'h', headers: [] }).allowed, 'OR between rules: neither');
 });
 
-t.test('§3.3 actions from CRD mismatch, secret resolution', async (t) => {
+t.test('headerMatches actions from the CRD mismatch field, secret resolution', async (t) => {
   const secrets = (ns: string, name: string) => (ns === 'default' && name === 'header-match' ? 'Bearer s3cr3t' : undefined);
   // client-egress-l7-http-matchheader-secret.yaml: Authorization REPLACE from a secret
   const check = makeHttpCheck([
@@ -122,7 +122,7 @@ t.test('§3.3 actions from CRD mismatch, secret resolution', async (t) => {
   const del = makeHttpCheck([compileCrdHttpRule(crd({ headerMatches: [{ name: 'X-D', value: 'good', secret: undefined, mismatch: 'DELETE' }] }), noSecrets)]);
   const delRes = del({ method: 'GET', path: '/', host: 'h', headers: [] });
   t.same([delRes.allowed, delRes.edits.length], [true, 0], 'DELETE absent: no edit');
-  // Several matching rules with actions: all run (§2.9 last paragraph)
+  // Several matching rules with actions: all run (docs/semantics.md#header-match-actions)
   const multi = makeHttpCheck([
     compileCrdHttpRule(crd({ headerMatches: [{ name: 'X-1', value: 'a', secret: undefined, mismatch: 'ADD' }] }), noSecrets),
     compileCrdHttpRule(crd({ headerMatches: [{ name: 'X-2', value: 'b', secret: undefined, mismatch: 'ADD' }] }), noSecrets),

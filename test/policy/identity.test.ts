@@ -1,6 +1,6 @@
 /**
  * Identities: Cilium's label filter (cilium/cilium pkg/labelsfilter/filter.go defaultLabelPrefixCfg),
- * labels Cilium adds (cilium-semantics.md §1.1), reserved numbers (pkg/identity/numericidentity.go),
+ * labels Cilium adds (docs/semantics.md#identities), reserved numbers (pkg/identity/numericidentity.go),
  * CIDR identities, and stability across rebuilds.
  */
 import { readFileSync } from 'node:fs';
@@ -32,7 +32,7 @@ t.test('label filter', async (t) => {
 });
 
 t.test('pod identity labels', async (t) => {
-  // cilium-semantics.md §1.1: the tiefighter identity as `cilium monitor` shows it
+  // docs/semantics.md#identities: the tiefighter identity as `cilium monitor` shows it
   t.same(
     podIdentityLabels({ namespace: 'default', serviceAccount: 'default', clusterName: 'default', podLabels: { org: 'empire', class: 'tiefighter', 'app.kubernetes.io/name': 'tiefighter' }, namespaceLabels: {} }),
     [
@@ -41,10 +41,10 @@ t.test('pod identity labels', async (t) => {
     ],
   );
   const s = build([cluster]);
-  const ds = pod(s, 'deathstar-6fb5694d48-5hmds');
+  const ds = pod(s, 'deathstar-8c4c77fb7-b9qmw');
   t.notOk(ds.identity.labels.some((l) => l.includes('pod-template-hash')), 'pod-template-hash dropped');
-  t.equal(ds.podLabels['pod-template-hash'], '6fb5694d48', 'podLabels unfiltered');
-  t.equal(ds.identity, pod(s, 'deathstar-6fb5694d48-tjg8x').identity, 'same labels -> same identity');
+  t.equal(ds.podLabels['pod-template-hash'], '8c4c77fb7', 'podLabels unfiltered');
+  t.equal(ds.identity, pod(s, 'deathstar-8c4c77fb7-vhj8x').identity, 'same labels -> same identity');
   t.same(ds.workload, { name: 'deathstar', kind: 'Deployment' }, 'workload via ReplicaSet naming');
   t.ok(ds.identity.id >= 256 && ds.identity.id <= 65535, 'cluster identity range');
   t.not(pod(s, 'tiefighter').identity.id, pod(s, 'xwing').identity.id, 'different labels -> different ids');

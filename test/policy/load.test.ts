@@ -24,7 +24,7 @@ async function problems(paths: string[]): Promise<readonly LoadProblem[]> {
 t.test('shared manifest fixtures', async (t) => {
   // expected: [] = loads; otherwise the field path and a fragment of the message of each problem
   const expected: Record<string, string[]> = {
-    // cilium-semantics.md §2.3 [U]: operator "in" is rejected (CRD enum In|NotIn|Exists|DoesNotExist)
+    // docs/semantics.md#where-upstream-leaves-room: operator "in" is rejected (CRD enum In|NotIn|Exists|DoesNotExist)
     'examples__policies__l3__match-expressions__and-statement.yaml': ['spec.ingress[0].fromEndpoints[0].matchExpressions[0].operator: invalid operator "in"', 'spec.ingress[0].fromEndpoints[0].matchExpressions[1].operator: invalid operator "in"'],
     'examples__policies__l3__match-expressions__or-statement.yaml': ['spec.ingress[0].fromEndpoints[0].matchExpressions[0].operator: invalid operator "in"', 'spec.ingress[0].fromEndpoints[1].matchExpressions[0].operator: invalid operator "in"'],
     // toFQDNs: unsupported, never ignored

@@ -1,4 +1,4 @@
-/** RE2 full-match compilation (cilium-semantics.md §2.6 Anchoring, Regex dialect). */
+/** RE2 full-match compilation (docs/semantics.md#anchoring-and-dialect). */
 import t from 'tap';
 import { compileFullMatch } from '../../policy/regex.js';
 

@@ -3,17 +3,15 @@
  * loop back while it compiles, and builds exactly what the one-go build does.
  */
 import t from 'tap';
+import { bigPolicy } from '../../fixtures/big-policy.js';
 import { buildPolicyState, buildPolicyStateSliced, parseText } from '../../policy/index.js';
 import type { PolicyState, PortDecision } from '../../policy/model.js';
 
 const PODS = 120;
 const RULES = 600;
 
-/** bench/reload/gen.mjs's synthetic cluster, small: one identity per pod, ingress rules naming peer pods, ports and HTTP rules. */
-async function cluster(): Promise<string> {
-  const gen = (await import(new URL('../../../bench/reload/gen.mjs', import.meta.url).href)) as { bigPolicy: (o: { identities: number; rules: number }) => string };
-  return gen.bigPolicy({ identities: PODS, rules: RULES });
-}
+/** The reload benchmark's synthetic cluster (fixtures/big-policy.ts), small: one identity per pod, ingress rules naming peer pods, ports and HTTP rules. */
+const cluster = (): string => bigPolicy({ identities: PODS, rules: RULES });
 
 const opts = { clusterName: 'default', nodeIPs: [], allowLocalhost: 'always' as const, revision: 1 };
 
@@ -30,7 +28,7 @@ function decisions(s: PolicyState): string[] {
 }
 
 t.test('a sliced build yields to the event loop and builds the same state', async (t) => {
-  const objects = parseText('gen.yaml', await cluster(), []);
+  const objects = parseText('gen.yaml', cluster(), []);
   t.equal(objects.length, PODS * 2);
   const once = buildPolicyState(objects, opts);
   let ticks = 0;
@@ -51,7 +49,7 @@ t.test('a sliced build yields to the event loop and builds the same state', asyn
 });
 
 t.test('a sliced build rejects what the one-go build rejects', async (t) => {
-  const bad = parseText('bad.yaml', `${await cluster()}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: bad}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchLabels: {a: b}}], toPorts: [{ports: [{port: "99999"}]}]}]}\n`, []);
+  const bad = parseText('bad.yaml', `${cluster()}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: bad}\nspec: {endpointSelector: {}, ingress: [{fromEndpoints: [{matchLabels: {a: b}}], toPorts: [{ports: [{port: "99999"}]}]}]}\n`, []);
   t.throws(() => buildPolicyState(bad, opts), { code: 'L7G_ERR_POLICY_INVALID' });
   await t.rejects(buildPolicyStateSliced(bad, opts, 0), { code: 'L7G_ERR_POLICY_INVALID' });
 });

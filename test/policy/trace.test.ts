@@ -72,12 +72,12 @@ t.test('same verdict as decide() for every pod pair, port and request, under eac
 
 t.test('names the deciding rule, or says no rule selected the peer', async (t) => {
   const s = build([cluster, EGRESS, L7]);
-  const xw = at(s, 'xwing', 'deathstar-6fb5694d48-5hmds', 80);
+  const xw = at(s, 'xwing', 'deathstar-8c4c77fb7-b9qmw', 80);
   t.same([xw.verdict, xw.layer, xw.direction, xw.reason, xw.by], ['DENIED', 'L3/L4', 'EGRESS', 'POLICY_DENIED', []], 'xwing: its own egress policy drops it, no rule selected that peer');
   t.same(xw.egress.selected, [{ kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'xwing-out', ruleIndex: 0 }]);
-  const deny = at(s, 'tiefighter', 'deathstar-6fb5694d48-5hmds', 8080);
+  const deny = at(s, 'tiefighter', 'deathstar-8c4c77fb7-b9qmw', 8080);
   t.same([deny.reason, deny.by.map((r) => `${r.kind}/${r.name}/${r.field}`)], ['POLICY_DENY', ['CiliumClusterwideNetworkPolicy/no-8080/spec.ingressDeny[0]']], 'explicit deny names its rule');
-  const put = at(s, 'tiefighter', 'deathstar-6fb5694d48-5hmds', 80, 'PUT', '/v1/exhaust-port');
+  const put = at(s, 'tiefighter', 'deathstar-8c4c77fb7-b9qmw', 80, 'PUT', '/v1/exhaust-port');
   t.same([put.verdict, put.layer, put.by.map((r) => `${r.namespace}/${r.name}/${r.ruleIndex}/${r.field}`)], ['DENIED', 'L7', ['default/rule1/0/spec.ingress[0]']]);
   t.equal(put.ingress.enforced, true);
   t.equal(put.egress.enforced, false, 'tiefighter has no egress policy');
@@ -91,18 +91,18 @@ t.test('label sets: known identity resolved, unknown ones traced without touchin
   const plain = endFromLabels(s, ['org=empire']);
   t.same([plain.labels, plain.identity, plain.isPod], [['k8s:org=empire'], undefined, false], 'a label without source is a pod label (k8s:)');
   // An unknown pod label set of namespace default with org=empire: allowed by rule1.
-  const q = traceQuery(s, { srcLabels: ['k8s:org=empire,k8s:io.kubernetes.pod.namespace=default'], dstPod: 'default/deathstar-6fb5694d48-5hmds', dport: '80' });
+  const q = traceQuery(s, { srcLabels: ['k8s:org=empire,k8s:io.kubernetes.pod.namespace=default'], dstPod: 'default/deathstar-8c4c77fb7-b9qmw', dport: '80' });
   const r = trace(s, q);
   t.same([r.verdict, r.by.map((x) => x.name), r.src.identity], ['ALLOWED', ['rule1'], undefined]);
-  const alliance = trace(s, traceQuery(s, { srcLabels: ['k8s:org=alliance,k8s:io.kubernetes.pod.namespace=default'], dstPod: 'default/deathstar-6fb5694d48-5hmds', dport: '80' }));
+  const alliance = trace(s, traceQuery(s, { srcLabels: ['k8s:org=alliance,k8s:io.kubernetes.pod.namespace=default'], dstPod: 'default/deathstar-8c4c77fb7-b9qmw', dport: '80' }));
   t.equal(alliance.verdict, 'DENIED');
   // decide() is unchanged for the real identities after those traces.
-  t.equal(verdict(s.decide(s.identify(tf.ips[0]!), pod(s, 'deathstar-6fb5694d48-5hmds'), 80)), 'allow');
-  t.equal(verdict(s.decide(s.identify(pod(s, 'xwing').ips[0]!), pod(s, 'deathstar-6fb5694d48-5hmds'), 80)), 'drop:POLICY_DENIED:INGRESS');
-  const host = trace(s, traceQuery(s, { srcLabels: ['reserved:host'], dstPod: 'default/deathstar-6fb5694d48-5hmds', dport: '80' }));
+  t.equal(verdict(s.decide(s.identify(tf.ips[0]!), pod(s, 'deathstar-8c4c77fb7-b9qmw'), 80)), 'allow');
+  t.equal(verdict(s.decide(s.identify(pod(s, 'xwing').ips[0]!), pod(s, 'deathstar-8c4c77fb7-b9qmw'), 80)), 'drop:POLICY_DENIED:INGRESS');
+  const host = trace(s, traceQuery(s, { srcLabels: ['reserved:host'], dstPod: 'default/deathstar-8c4c77fb7-b9qmw', dport: '80' }));
   t.same([host.verdict, host.allowLocalhost], ['ALLOWED', true], 'allow-localhost=always lets the host through');
   const strict = build([cluster, L34], { allowLocalhost: 'policy' });
-  t.equal(trace(strict, traceQuery(strict, { srcLabels: ['reserved:host'], dstPod: 'default/deathstar-6fb5694d48-5hmds', dport: '80' })).verdict, 'DENIED');
+  t.equal(trace(strict, traceQuery(strict, { srcLabels: ['reserved:host'], dstPod: 'default/deathstar-8c4c77fb7-b9qmw', dport: '80' })).verdict, 'DENIED');
 });
 
 t.test('bad queries are TraceErrors', async (t) => {

@@ -1,7 +1,7 @@
 /**
  * The YAML subset parser against js-yaml CORE_SCHEMA, its reference: for every text it either bails
  * (NOT_IN_SUBSET) or returns a deep-equal value with the same key order. Corpora: the manifest
- * fixtures, the shared seed manifests, the reload benchmark's policy, seeded random documents dumped
+ * fixtures, the demo's manifests and the examples, the reload benchmark's policy, seeded random documents dumped
  * in several styles (and then mutated, for syntax errors), random block scalars and character soup;
  * each also parsed as a range of a larger text. Then tables of must-bail and must-parse edge cases.
  * Last, parseFast (which now splits by offsets and tries the subset first) against the line-array
@@ -13,12 +13,14 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import jsyaml from 'js-yaml';
 import t from 'tap';
+import { bigPolicy } from '../../fixtures/big-policy.js';
+import { deathstarPolicy, POLICIES, SEED_ADDRESSES, starWarsPolicy, starWarsYaml } from '../../fixtures/star-wars.js';
 import { parseFast, type SourcedObject } from '../../policy/load.js';
 import { NOT_IN_SUBSET, parseYamlSubset, parseYamlSubsetStrict } from '../../policy/yaml-subset.js';
 import { FIXTURES } from './helpers.js';
 
-const SEED_MANIFESTS = fileURLToPath(new URL('../../../../shared/seed/manifests/', import.meta.url));
-const GEN = new URL('../../../bench/reload/gen.mjs', import.meta.url);
+/** Cilium's Star Wars manifests as the demo ships them, and the README's quickstart files. */
+const SHIPPED_YAML = ['../../../demo/manifests/', '../../../examples/'].map((p) => fileURLToPath(new URL(p, import.meta.url)));
 
 function load(text: string): { value: unknown } | { error: Error } {
   try {
@@ -120,18 +122,12 @@ function yamlFiles(dir: string): string[] {
   });
 }
 
-async function benchPolicy(opts?: { identities: number; rules: number }): Promise<string> {
-  const gen = (await import(GEN.href)) as { bigPolicy: (o?: { identities: number; rules: number }) => string };
-  return gen.bigPolicy(opts);
-}
-
 /** A document has content when some line is neither blank nor a comment (else the subset bails by design). */
 const hasContent = (doc: string) => referenceFirst(doc) < doc.split('\n').length;
 
-t.test('manifest fixtures and seed manifests: identical to js-yaml, none outside the subset', async (t) => {
-  const files = [...yamlFiles(FIXTURES), ...yamlFiles(SEED_MANIFESTS)];
+t.test('manifest fixtures, demo manifests and examples: identical to js-yaml, none outside the subset', async (t) => {
+  const files = [...yamlFiles(FIXTURES), ...SHIPPED_YAML.flatMap(yamlFiles)];
   t.ok(files.length >= 20, `${files.length} files`);
-  if (!existsSync(SEED_MANIFESTS)) t.comment(`no ${SEED_MANIFESTS}: seed manifests not checked`);
   const all = tally();
   const bailedWithContent: string[] = [];
   for (const f of files) {
@@ -147,13 +143,28 @@ t.test('manifest fixtures and seed manifests: identical to js-yaml, none outside
 });
 
 t.test('reload benchmark policy: identical to js-yaml, none outside the subset', async (t) => {
-  const docs = referenceSplit(await benchPolicy());
+  const docs = referenceSplit(bigPolicy());
   if (!docs) throw new Error('benchmark policy does not split');
   const all = tally();
   for (const d of docs) differential(d.text, `bench:${d.line}`, all);
   t.same(all.failures, [], 'no differences from js-yaml');
   t.equal(all.bailed, 0, 'no document outside the subset');
   t.equal(all.parsed, 2000, 'all 2,000 documents parsed');
+});
+
+t.test('the Star Wars cluster and policies as fixtures/star-wars.ts renders them: identical to js-yaml, none outside the subset', async (t) => {
+  const text = [
+    starWarsYaml({ addresses: SEED_ADDRESSES, podPort: 8080, namespaceObject: true }),
+    deathstarPolicy(8080, [{ method: 'POST', path: '/v1/request-landing(\\?id=[0-9]+)?' }]),
+    starWarsPolicy(POLICIES.deny),
+  ].join('---\n');
+  const docs = referenceSplit(text);
+  if (!docs) throw new Error('the rendered cluster does not split');
+  const all = tally();
+  for (const d of docs) differential(d.text, `star-wars:${d.line}`, all);
+  t.same(all.failures, [], 'no differences from js-yaml');
+  t.equal(all.bailed, 0, 'no document outside the subset');
+  t.equal(all.parsed, 8, 'Namespace, Service, 4 Pods, 2 policies');
 });
 
 // --- seeded random documents -----------------------------------------------------------------
@@ -486,8 +497,8 @@ function referenceParseFast(text: string): { objects: { line: number | undefined
 
 t.test('parseFast: same documents, values and line numbers as the line-array split with js-yaml', async (t) => {
   const texts: [string, string][] = [];
-  for (const f of [...yamlFiles(FIXTURES), ...yamlFiles(SEED_MANIFESTS)]) texts.push([f, readFileSync(f, 'utf8')]);
-  texts.push(['bench (small)', await benchPolicy({ identities: 50, rules: 200 })]);
+  for (const f of [...yamlFiles(FIXTURES), ...SHIPPED_YAML.flatMap(yamlFiles)]) texts.push([f, readFileSync(f, 'utf8')]);
+  texts.push(['bench (small)', bigPolicy({ identities: 50, rules: 200 })]);
   const pod = (name: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n`;
   const crafted: string[] = [
     `${pod('a')}---\n${pod('b')}`,

@@ -35,7 +35,7 @@ t.test('hotSubjects: the identities whose tables requests looked up, nothing els
   t.same([...s.hotSubjects!()], [], 'no traffic, nothing hot');
   s.warm!(Infinity);
   t.same([...s.hotSubjects!()], [], 'warming is not traffic');
-  const deathstar = pod(s, 'deathstar-6fb5694d48-5hmds');
+  const deathstar = pod(s, 'deathstar-8c4c77fb7-b9qmw');
   s.decide(s.identify(pod(s, 'tiefighter').ips[0]!), deathstar, 80);
   t.same([...s.hotSubjects!()], [deathstar.identity.id], "the deathstar's ingress table (the ships have no egress policy)");
 });
@@ -47,7 +47,7 @@ t.test('StateRef warms all for the first revision, then the previous revision\'s
   ref.swap(w1.view);
   await nextTurn();
   t.same(w1.calls, [undefined], 'first revision: every pod identity');
-  const deathstar = pod(first, 'deathstar-6fb5694d48-5hmds');
+  const deathstar = pod(first, 'deathstar-8c4c77fb7-b9qmw');
   first.decide(first.identify(pod(first, 'tiefighter').ips[0]!), deathstar, 80);
   const second = build([cluster, L7], { revision: 2, previous: first });
   const w2 = recordWarm(second);

@@ -1,7 +1,7 @@
 // Path confusion: the path the policy judges must be the path the backend receives. Each target
 // is sent by an allowed peer against a policy that allows only GET /public(/.*)?; we check the
 // client's status and the exact path (and Host) that reached deathstar, if any. The rules are in
-// proxy/http1/normalize-path.ts and the README's "Hardening" section.
+// proxy/http1/normalize-path.ts and docs/hardening.md#normalisation.
 import t from 'tap';
 import { guarded, request, responses, settle, HOST } from './harness.js';
 

@@ -13,7 +13,7 @@ const ip = loopbackBlock();
 const ips = { tiefighter: ip(11), xwing: ip(12), deathstar: [ip(21), ip(22)] as const, clusterIP: ip(10) };
 const PORT = 18080;
 
-/** A Service whose only pod is the proxy's own address, on a given target port. */
+/** A Service whose only pod is the proxy's own address (the pod `self-0`), on a given target port. */
 function selfService(name: string, targetPort: number): string {
   return `---
 apiVersion: v1
@@ -21,20 +21,23 @@ kind: Service
 metadata: {name: ${name}, namespace: default}
 spec:
   ports: [{port: 80, targetPort: ${targetPort}}]
-  selector: {app: ${name}}
----
+  selector: {role: self}
+`;
+}
+
+/** One pod at the proxy's own address (two live pods never share an IP: the newer one would own it). */
+const SELF_POD = `---
 apiVersion: v1
 kind: Pod
-metadata: {name: ${name}-0, namespace: default, labels: {app: ${name}}}
+metadata: {name: self-0, namespace: default, labels: {role: self}}
 spec: {containers: [{name: c, image: x}]}
 status: {podIP: ${ip(1)}}
 `;
-}
 
 t.test('the proxy never forwards to its own listener or admin port', async (t) => {
   const listen = randomInt(20000, 40000);
   const admin = listen + 1;
-  const dir = clusterDir(starWarsCluster(ips, PORT), { '10-self.yaml': selfService('loop', listen) + selfService('adm', admin) });
+  const dir = clusterDir(starWarsCluster(ips, PORT), { '10-self.yaml': SELF_POD + selfService('loop', listen) + selfService('adm', admin) });
   const s = await serve(['-f', dir, '--listen', `${ip(1)}:${listen}`, '--admin', `${ip(1)}:${admin}`]);
   t.teardown(() => s.stop());
   for (const host of ['loop', 'adm']) {
@@ -47,7 +50,7 @@ t.test('the proxy never forwards to its own listener or admin port', async (t) =
 t.test('nor to its own TLS listener', async (t) => {
   const listen = randomInt(20000, 40000);
   const tlsPort = listen + 1;
-  const dir = clusterDir(starWarsCluster(ips, PORT), { '10-self.yaml': selfService('tlsloop', tlsPort) });
+  const dir = clusterDir(starWarsCluster(ips, PORT), { '10-self.yaml': SELF_POD + selfService('tlsloop', tlsPort) });
   const s = await serve(['-f', dir, '--listen', `${ip(1)}:${listen}`, '--listen-tls', `${ip(1)}:${tlsPort}`, '--admin', `${ip(1)}:0`]);
   t.teardown(() => s.stop());
   const r = await rawExchange({ from: ips.tiefighter, to: s.host, port: s.port, data: 'GET / HTTP/1.1\r\nHost: tlsloop\r\n\r\n', until: hasCompleteResponse });

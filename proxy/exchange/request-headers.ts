@@ -1,0 +1,106 @@
+/**
+ * The request head a backend gets, built by named passes in one fixed order, as node-http-proxy's
+ * and httpxy's web-incoming passes build theirs.
+ *
+ * Why this order:
+ * - Hop-by-hop removal comes first because it is the pass that copies: the received list stays the
+ *   client's (the L7 check judged it, and a retry builds its head from it again), every later pass
+ *   edits the copy in place. Also, a field the client's Connection names (an X-Forwarded-For, say)
+ *   is then gone before the forwarding fields are computed.
+ * - Host and the X-Forwarded-* fields come next, replacing whatever the client wrote in their place.
+ * - The policy's header edits come last, so a rule has the final word on any field, ours included.
+ */
+import type { HeaderEdit, HeaderList } from '../../policy/model.js';
+import type { FrontRequest } from '../http1/types.js';
+import { stripRequestHopByHop } from '../http1/hop-by-hop.js';
+
+/** What the passes read of one exchange (exchange.ts implements it; tests pass plain objects). */
+export interface ForwardedRequest {
+  readonly req: Pick<FrontRequest, 'headers' | 'host' | 'remoteAddress'>;
+  /** The authority the request was routed and judged by. */
+  readonly authority: string;
+  /** Received on a TLS listener. */
+  readonly tls: boolean;
+  /** The allowing L7 rule's header edits; undefined: none. */
+  readonly edits: readonly HeaderEdit[] | undefined;
+}
+
+/** The first pass: builds the upstream list from the received one, which it leaves untouched. */
+export type CopyingPass = (received: HeaderList, x: ForwardedRequest) => string[];
+/** Every later pass: edits the upstream list in place. */
+export type RequestHeaderPass = (headers: string[], x: ForwardedRequest) => void;
+
+/** RFC 9110 §7.6.1: fields about the client's connection, and those its Connection names, stop at the proxy. */
+export function removeHopByHop(received: HeaderList): string[] {
+  return stripRequestHopByHop(received);
+}
+
+/** RFC 9112 §3.2.2: the backend gets the authority that was routed and judged, not a Host that disagrees with it. */
+export function setRoutedHost(headers: string[], x: ForwardedRequest): void {
+  // Differs for an absolute-form target (whose authority a proxy MUST use over the received Host),
+  // and for a request without Host that was routed by its original destination.
+  if (x.authority === x.req.host) return;
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i]!.length === 4 && headers[i]!.toLowerCase() === 'host') headers.splice(i, 2);
+  }
+  headers.unshift('host', x.authority);
+}
+
+/** X-Forwarded-For: the client's address appended to the chain it sent, its fields folded into one (RFC 9110 §5.3). */
+export function appendForwardedFor(headers: string[], x: ForwardedRequest): void {
+  let chain: string | undefined;
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    const name = headers[i]!;
+    if (name.length === 15 && name.toLowerCase() === 'x-forwarded-for') {
+      chain = chain === undefined ? headers[i + 1]! : `${headers[i + 1]!}, ${chain}`;
+      headers.splice(i, 2);
+    }
+  }
+  const client = x.req.remoteAddress;
+  headers.push('x-forwarded-for', chain === undefined ? client : `${chain}, ${client}`);
+}
+
+/** X-Forwarded-Proto: the scheme of our own listener; the client's claim is never passed on. */
+export function setForwardedProto(headers: string[], x: ForwardedRequest): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    const name = headers[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'x-forwarded-proto') headers.splice(i, 2);
+  }
+  headers.push('x-forwarded-proto', x.tls ? 'https' : 'http');
+}
+
+/** headerMatches mismatch actions (docs/semantics.md#header-match-actions): the allowing rule's ADD / DELETE / REPLACE. */
+export function applyPolicyEdits(headers: string[], x: ForwardedRequest): void {
+  if (x.edits !== undefined) applyEdits(headers, x.edits);
+}
+
+/** The edits in the rule's order; names are lower-case, fields match whatever case they were sent in. */
+export function applyEdits(headers: string[], edits: readonly HeaderEdit[]): void {
+  for (const e of edits) {
+    if (e.op === 'add') {
+      headers.push(e.name, e.value);
+      continue;
+    }
+    for (let i = headers.length - 2; i >= 0; i -= 2) {
+      if (headers[i]!.toLowerCase() === e.name) headers.splice(i, 2);
+    }
+    if (e.op === 'replace') headers.push(e.name, e.value);
+  }
+}
+
+/** In order; the tuple type keeps the copying pass first. */
+export const REQUEST_HEADER_PASSES: readonly [CopyingPass, ...RequestHeaderPass[]] = Object.freeze([
+  removeHopByHop,
+  setRoutedHost,
+  appendForwardedFor,
+  setForwardedProto,
+  applyPolicyEdits,
+] as const);
+
+/** The request head for the backend: every pass, in order, over one new array. */
+export function upstreamHeaders(x: ForwardedRequest): string[] {
+  const passes = REQUEST_HEADER_PASSES;
+  const headers = passes[0](x.req.headers, x);
+  for (let i = 1; i < passes.length; i++) (passes[i] as RequestHeaderPass)(headers, x);
+  return headers;
+}
