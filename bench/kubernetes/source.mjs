@@ -1,5 +1,6 @@
 // `serve --kubernetes` at cluster scale, against the test API server (test/helpers/kube-api-server.ts,
-// run as its own process): 10,000 Pods, 1,000 Services with EndpointSlices, 1,000 CNPs by default.
+// run as its own process): 10,000 Pods, 1,000 Services with EndpointSlices, 1,000 CNPs by default,
+// over 10 nodes and 100 namespaces (fixtures/scale-cluster.ts).
 // Measures time to ready (spawn -> /ready 200: every kind listed, first revision built, listening),
 // the proxy's RSS, and how long a pod IP change at the API takes to be enforced (the pod's new
 // address is allowed through), over --rounds changes.
@@ -15,7 +16,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { bigCluster } from '../../dist/fixtures/big-cluster.js';
+import { scaleCluster, served } from '../../dist/fixtures/scale-cluster.js';
+import { writeKubeconfig } from '../../dist/test/helpers/kube-api-server.js';
 
 const { values } = parseArgs({ options: {
   pods: { type: 'string', default: '10000' }, services: { type: 'string', default: '1000' },
@@ -27,17 +29,24 @@ const BLOCK = '127.0.99';
 const backendIp = `${BLOCK}.10`;
 const listen = `${BLOCK}.1:8081`;
 
-// --- the cluster: app-0's Service has one backend, pod-0, on loopback; the client is an app-1 pod.
-const objects = bigCluster({ pods: Number(values.pods), services: Number(values.services), policies: Number(values.policies) });
-const pod0 = objects.find((o) => o.kind === 'Pod' && o.metadata.name === 'pod-0');
-pod0.status = { phase: 'Running', podIP: backendIp, podIPs: [{ ip: backendIp }] };
-const slice0 = objects.find((o) => o.kind === 'EndpointSlice' && o.metadata.name === 'app-0-abcde');
-slice0.endpoints = [{ ...slice0.endpoints[0], addresses: [backendIp] }];
+// --- the cluster: svc-0's one backend is a pod on loopback; the client is a pod of svc-1, which
+// svc-0's CNP lets in (GET /api/.* on 8080).
+const O = { pods: Number(values.pods), services: Number(values.services), policies: Number(values.policies), namespaces: 100, nodes: 10 };
+const objects = scaleCluster(O).map(served);
+const backendPod = {
+  apiVersion: 'v1', kind: 'Pod', metadata: { name: 'bench-backend', namespace: 'ns-0', labels: { app: 'svc-0' } },
+  spec: { nodeName: 'node-0', containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }] }] },
+  status: { phase: 'Running', podIP: backendIp, podIPs: [{ ip: backendIp }] },
+};
+const slices = objects.filter((o) => o.kind === 'EndpointSlice' && o.metadata.labels['kubernetes.io/service-name'] === 'svc-0');
+slices.forEach((sl, i) => {
+  sl.endpoints = i > 0 ? [] : [{ addresses: [backendIp], conditions: { ready: true }, nodeName: 'node-0', targetRef: { kind: 'Pod', namespace: 'ns-0', name: 'bench-backend' } }];
+});
 const client = (ip) => ({
-  apiVersion: 'v1', kind: 'Pod', metadata: { name: 'bench-client', namespace: 'ns-1', labels: { app: 'app-1', tier: 't1' } },
+  apiVersion: 'v1', kind: 'Pod', metadata: { name: 'bench-client', namespace: 'ns-1', labels: { app: 'svc-1' } },
   spec: { nodeName: 'node-1' }, status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
 });
-objects.push(client(`${BLOCK}.20`));
+objects.push(backendPod, client(`${BLOCK}.20`));
 writeFileSync(join(dir, 'cluster.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
 
 const backend = http.createServer((req, res) => res.end('ok'));
@@ -53,18 +62,12 @@ const command = async (c) => {
   if (!r.ok) throw new Error(r.error);
   return r;
 };
-writeFileSync(join(dir, 'kubeconfig'), `apiVersion: v1
-kind: Config
-clusters: [{name: b, cluster: {server: "${url}"}}]
-users: [{name: u, user: {token: bench}}]
-contexts: [{name: b, context: {cluster: b, user: u}}]
-current-context: b
-`);
+const kubeconfig = writeKubeconfig(dir, url, 'bench');
 
 // --- the proxy
 const adminPort = 19_000 + Math.floor(Math.random() * 1000);
 const t0 = performance.now();
-const proxy = spawn(process.execPath, [join(root, 'bin/l7guard.js'), 'serve', '--kubernetes', '--kubeconfig', join(dir, 'kubeconfig'),
+const proxy = spawn(process.execPath, [join(root, 'bin/l7guard.js'), 'serve', '--kubernetes', '--kubeconfig', kubeconfig,
   '--listen', listen, '--admin', `127.0.0.1:${adminPort}`, '--node-name', 'node-0', '--log-level', 'warn', '--flow-buffer', '0'], { stdio: ['ignore', 'ignore', 'inherit'] });
 const get = (path) => new Promise((resolve) => {
   http.get({ host: '127.0.0.1', port: adminPort, path, agent: false }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); })
@@ -77,8 +80,8 @@ const rssReady = rss();
 
 // --- pod IP changes: the client moves to a new address; how long until it is let through.
 const ask = (from) => new Promise((resolve) => {
-  const req = http.request({ host: `${BLOCK}.1`, port: 8081, path: '/api/app-0/x', localAddress: from, agent: false,
-    headers: { host: 'app-0.ns-0.svc.cluster.local' } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+  const req = http.request({ host: `${BLOCK}.1`, port: 8081, path: '/api/x', localAddress: from, agent: false,
+    headers: { host: 'svc-0.ns-0.svc.cluster.local' } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
   req.on('error', () => resolve(0));
   req.end();
 });

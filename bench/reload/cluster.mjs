@@ -1,5 +1,5 @@
 // Build time and heap of a PolicyState for a generated cluster as the Kubernetes source feeds it
-// (test/policy/scale-cluster.ts: Pods, Services, EndpointSlices, Namespaces, CNPs; no YAML), seen
+// (fixtures/scale-cluster.ts: Pods, Services, EndpointSlices, Namespaces, CNPs; no YAML), seen
 // from one node. Run from the repository root after `npm run build`:
 //   node --expose-gc bench/reload/cluster.mjs [--pods 100000] [--services 1000] [--policies 1000] [--namespaces 200] [--nodes 10] [--runs 3]
 // `heap` is the growth of the live heap (after a GC) that one built state holds; the objects
@@ -15,7 +15,7 @@ const { values } = parseArgs({
 });
 const dist = new URL('../../dist/', import.meta.url);
 const { buildPolicyState } = await import(new URL('policy/index.js', dist));
-const { scaleCluster } = await import(new URL('test/policy/scale-cluster.js', dist));
+const { scaleCluster } = await import(new URL('fixtures/scale-cluster.js', dist));
 
 const gc = globalThis.gc ?? (() => {});
 const heap = () => {

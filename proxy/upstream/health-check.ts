@@ -20,6 +20,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Backend, PolicyState } from '../../policy/model.js';
+import { serviceBackends } from '../../policy/resolve.js';
 import type { StateRef } from '../state-ref.js';
 import { backendKey, type OutlierDetector } from './outlier.js';
 
@@ -124,13 +125,9 @@ export class HealthChecker {
     for (const svc of state.services) {
       for (const sp of svc.ports) {
         if (sp.protocol !== 'TCP') continue;
-        for (const ep of svc.endpoints) {
-          const port = typeof sp.targetPort === 'number' ? sp.targetPort : ep.namedPorts.get(sp.targetPort);
-          const ip = ep.ips[0];
-          if (port === undefined || ip === undefined) continue;
-          const b: Backend = { endpoint: ep, ip, port };
-          wanted.set(backendKey(b), b);
-        }
+        // The same backends the balancer picks from: EndpointSlices' ready endpoints and ports
+        // when the Service has slices, else its selected pods and targetPort.
+        for (const b of serviceBackends(svc, sp)) wanted.set(backendKey(b), b);
       }
     }
     for (const key of this.#targets.keys()) {

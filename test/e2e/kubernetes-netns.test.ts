@@ -19,6 +19,7 @@ import { CLUSTER_IP, netnsSupport, NetnsTopology, runTag, starWarsAddresses, sta
 import { curlFrom, startNetnsDeathstar, startNetnsProxy, type DeathstarLogLine, type NetnsProxy } from '../../demo/netns-processes.js';
 import { buildCluster, deathstarPodNames, SERVICE_HOST } from '../../fixtures/star-wars.js';
 import { fixture } from '../helpers/cluster.js';
+import { writeKubeconfig } from '../helpers/kube-api-server.js';
 import { until } from '../helpers/poll.js';
 import { cliPath } from '../helpers/serve.js';
 
@@ -67,18 +68,12 @@ if (!support.ok) {
     const objects = [cluster.namespace!, cluster.service.manifest, ...cluster.pods.map((p) => onNode(p.manifest))];
     writeFileSync(join(dir, 'cluster.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
     const api = await startApi(topo, [join(dir, 'cluster.json')]);
-    writeFileSync(join(dir, 'kubeconfig'), `apiVersion: v1
-kind: Config
-clusters: [{name: e2e, cluster: {server: "${api.url}"}}]
-users: [{name: l7guard, user: {token: e2e}}]
-contexts: [{name: e2e, context: {cluster: e2e, user: l7guard}}]
-current-context: e2e
-`);
+    const kubeconfig = writeKubeconfig(dir, api.url, 'e2e');
     const journal: DeathstarLogLine[] = [];
     const replicas = await Promise.all([topo.pod('ds1'), topo.pod('ds2')].map((p) => startNetnsDeathstar(topo, p, DEATHSTAR_MAIN, journal)));
     await topo.redirect(CLUSTER_IP, 80, REDIRECT_PORT);
     const proxy = await startNetnsProxy(topo, cliPath, [
-      '--kubernetes', '--kubeconfig', join(dir, 'kubeconfig'), '--node-name', 'node-1', '--kube-api-timeout', '2s',
+      '--kubernetes', '--kubeconfig', kubeconfig, '--node-name', 'node-1', '--kube-api-timeout', '2s',
       '--redirect', `0.0.0.0:${REDIRECT_PORT}=${CLUSTER_IP}:80`, '--admin', '127.0.0.1:9901',
     ]);
     running.proxy = proxy;

@@ -8,6 +8,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import jsyaml from 'js-yaml';
 
@@ -718,4 +720,22 @@ export class KubeApiServer {
   private log(h: Exchange, status: number): void {
     this.requests.push({ method: h.req.method ?? '', path: h.url.pathname, query: Object.fromEntries(h.url.searchParams), user: h.user, status });
   }
+}
+
+/** A kubeconfig (JSON is YAML) for `server` with a bearer token, and the CA to verify an https server. */
+export function kubeconfigText(server: string, token: string, ca?: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1', kind: 'Config',
+    clusters: [{ name: 'test', cluster: { server, ...(ca === undefined ? {} : { 'certificate-authority-data': Buffer.from(ca).toString('base64') }) } }],
+    users: [{ name: 'l7guard', user: { token } }],
+    contexts: [{ name: 'test', context: { cluster: 'test', user: 'l7guard', namespace: 'default' } }],
+    'current-context': 'test',
+  });
+}
+
+/** kubeconfigText written to `dir/kubeconfig`; returns the path. */
+export function writeKubeconfig(dir: string, server: string, token: string, ca?: string): string {
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(path, kubeconfigText(server, token, ca));
+  return path;
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createCA, issueCert } from '../../certs/index.js';
-import { KubeApiServer, type KubeApiServerOptions, type KubeObject } from '../helpers/kube-api-server.js';
+import { kubeconfigText, KubeApiServer, type KubeApiServerOptions, type KubeObject } from '../helpers/kube-api-server.js';
 import { until, untilTrue } from '../helpers/poll.js';
 import { repoRoot } from '../helpers/serve.js';
 
@@ -504,13 +504,7 @@ function kubectl(dir: string, kubeconfig: string): Kubectl {
   };
 }
 
-const kubeconfig = (server: string, token: string, ca: string): string => JSON.stringify({
-  apiVersion: 'v1', kind: 'Config',
-  clusters: [{ name: 'test', cluster: { server, 'certificate-authority-data': Buffer.from(ca).toString('base64') } }],
-  users: [{ name: 'l7guard', user: { token } }],
-  contexts: [{ name: 'test', context: { cluster: 'test', user: 'l7guard', namespace: 'default' } }],
-  'current-context': 'test',
-});
+const kubeconfig = (server: string, token: string, ca: string): string => kubeconfigText(server, token, ca);
 
 t.test('the real kubectl lists, gets and watches through it, over https with the l7guard ServiceAccount', {
   skip: !haveKubectl && process.env.CI === undefined ? `${KUBECTL} is not installed (apt-get install -y kubernetes-client)` : false,

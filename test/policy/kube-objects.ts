@@ -4,17 +4,13 @@
  * so the objects here have none in `raw`; the Kubernetes source sets both on each SourcedObject.
  */
 import type { SourcedObject } from '../../policy/load.js';
+import { apiObject } from '../../fixtures/scale-cluster.js';
 
 type Raw = Record<string, unknown>;
 
 let uid = 0;
 
-/** A SourcedObject the way proxy/sources/kubernetes makes one from a list item or watch event. */
-export function apiObject(apiVersion: string, kind: string, raw: Raw): SourcedObject {
-  const meta = raw.metadata as { name: string; namespace?: string; resourceVersion?: string };
-  const where = meta.namespace === undefined ? meta.name : `${meta.namespace}/${meta.name}`;
-  return { file: `k8s:${kind}/${where}@${meta.resourceVersion ?? ''}`, line: undefined, apiVersion, kind, namespace: meta.namespace, name: meta.name, raw };
-}
+export { apiObject };
 
 export interface PodSpec {
   readonly ns?: string;

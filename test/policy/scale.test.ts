@@ -10,7 +10,7 @@ import type { Destination, Endpoint, PolicyState } from '../../policy/model.js';
 import { endpointsView } from '../../observe/operator-views.js';
 import { OPTS, req, verdict } from './helpers.js';
 import { apiObject } from './kube-objects.js';
-import { finished, namespaceOf, nodeIP, nodeOf, notReady, podIP, podName, SCALE_100K as O, scaleCluster, serviceOf } from './scale-cluster.js';
+import { finished, namespaceOf, nodeIP, nodeOf, notReady, podIP, podName, SCALE_100K as O, scaleCluster, serviceOf } from '../../fixtures/scale-cluster.js';
 
 const LOCAL = 'node-3';
 const objects = scaleCluster(O);

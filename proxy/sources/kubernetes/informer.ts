@@ -7,7 +7,7 @@
 import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { getJson, KubeWatch, type TransportOptions } from './transport.js';
-import type { WatchedKind } from './kinds.js';
+import { trimObject, type WatchedKind } from './kinds.js';
 
 export interface Backoff {
   readonly initialMs: number;
@@ -73,7 +73,9 @@ export class Informer {
       return l;
     };
     this.#lw = new ListWatch(opts.path, new KubeWatch(opts.kc, opts.transport) as never, list, false, undefined, opts.fieldSelector);
-    const changed = (): void => {
+    const changed = (o: KubernetesObject): void => {
+      // The cache holds this very object: trimmed here, it is trimmed for good (kinds.ts).
+      trimObject(opts.kind.kind, o as unknown as Record<string, unknown>);
       this.#lastEvent = new Date().toISOString();
       this.#connected = true;
       this.#failures = 0;
@@ -81,7 +83,10 @@ export class Informer {
     };
     this.#lw.on('add', changed);
     this.#lw.on('update', changed);
-    this.#lw.on('delete', changed);
+    this.#lw.on('delete', () => {
+      this.#lastEvent = new Date().toISOString();
+      opts.onChange();
+    });
     this.#lw.on('error', (err: unknown) => this.#onError(err));
   }
 

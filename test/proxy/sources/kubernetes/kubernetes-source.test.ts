@@ -5,7 +5,7 @@
  * be one that role grants. Real `l7guard serve` process, real backends on loopback.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jsyaml from 'js-yaml';
@@ -13,7 +13,7 @@ import t from 'tap';
 import { buildCluster, deathstarPolicy, type StarWarsCluster } from '../../../../fixtures/star-wars.js';
 import { adminRequest } from '../../../../proxy/admin/client.js';
 import { recordingBackend, type RecordingBackend } from '../../../helpers/backend.js';
-import { KubeApiServer, type KubeObject } from '../../../helpers/kube-api-server.js';
+import { KubeApiServer, writeKubeconfig, type KubeObject } from '../../../helpers/kube-api-server.js';
 import { loopbackBlock, rawExchange } from '../../../helpers/net.js';
 import { until } from '../../../helpers/poll.js';
 import { cliPath, repoRoot, runCli, serve, type Served } from '../../../helpers/serve.js';
@@ -26,16 +26,7 @@ const LANDING = { method: 'POST', path: '/v1/request-landing' };
 const EXHAUST = { method: 'PUT', path: '/v1/exhaust-port' };
 
 function kubeconfig(server: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'l7guard-kube-'));
-  const file = join(dir, 'kubeconfig');
-  writeFileSync(file, `apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: "${server}"}}]
-users: [{name: l7guard, user: {token: ${TOKEN}}}]
-contexts: [{name: test, context: {cluster: test, user: l7guard}}]
-current-context: test
-`);
-  return file;
+  return writeKubeconfig(mkdtempSync(join(tmpdir(), 'l7guard-kube-')), server, TOKEN);
 }
 
 /** The Star Wars cluster as the API server holds it: Namespace, Service, Pods (scheduled on node-1). */
