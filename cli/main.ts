@@ -17,6 +17,7 @@ Commands:
   endpoint list    the proxy's endpoints with policy enforcement and identity (like cilium endpoint list)
   identity list    the security identities and their labels (like cilium identity list)
   certs            make a local CA and TLS certificates (init, issue)
+  iptables         the nat chain of l7guard's interception (cleanup, show)
   version          print the version
 
 Run "l7guard <command> --help" for a command's options.
@@ -51,6 +52,11 @@ export async function main(argv: string[]): Promise<void> {
       case 'certs': {
         const { runCerts } = await import('./certs.js');
         process.exitCode = await runCerts(rest);
+        return;
+      }
+      case 'iptables': {
+        const { runIptables } = await import('./iptables.js');
+        process.exitCode = await runIptables(rest);
         return;
       }
       case 'endpoint':

@@ -12,6 +12,8 @@ import { DEFAULT_DRAIN_TIMEOUT_MS } from '../proxy/listen/drain.js';
 import { HARDENING_PARSE_OPTIONS, parseHardening, type Hardening } from '../proxy/hardening.js';
 import { trustedPeers } from '../proxy/listen/proxy-protocol.js';
 import { parseListenTls, type TlsServeOptions } from '../proxy/tls/options.js';
+import { PortPool } from '../proxy/interception/ports.js';
+import type { ManagedInterception } from '../proxy/proxy.js';
 
 export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
        l7guard serve --kubernetes [--kubeconfig PATH] [-f PATH ...] [options]
@@ -25,6 +27,16 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
                            $KUBECONFIG, else ~/.kube/config)
       --kube-api-timeout DURATION
                            deadline of a list, and of a watch's first answer (default 30s)
+      --manage-iptables    l7guard installs and reconciles its own nat chain on every revision: each
+                           destination whose verdict could differ from allow-all gets a redirect
+                           listener from --redirect-ports (docs/interception.md); SIGTERM removes it
+      --intercept pod|service
+                           pod (default, needs --node-name): this node's enforced pods, on their pod
+                           IP; service: enforced Services' clusterIP:port, for this node's clients
+      --redirect-ports FIRST-LAST
+                           the redirect listeners' ports (default 15000-15999)
+      --iptables-chain NAME
+                           the nat chain l7guard owns (default L7GUARD)
       --listen HOST:PORT   data-plane listener (repeatable; default 0.0.0.0:80 unless --redirect is given)
       --redirect LISTEN_HOST:PORT=DEST_IP:DEST_PORT
                            a listener whose every connection's original destination is DEST (a Service
@@ -93,6 +105,10 @@ export const SERVE_OPTIONS = {
   'flow-buffer': { type: 'string' },
   'node-name': { type: 'string' },
   kubernetes: { type: 'boolean' },
+  'manage-iptables': { type: 'boolean' },
+  intercept: { type: 'string' },
+  'redirect-ports': { type: 'string' },
+  'iptables-chain': { type: 'string' },
   kubeconfig: { type: 'string' },
   'kube-api-timeout': { type: 'string' },
   'log-level': { type: 'string' },
@@ -158,6 +174,7 @@ export async function runServe(argv: string[]): Promise<number> {
   const workers = values.workers === undefined ? 1 : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new UsageError(`--workers must be an integer from 1 to 256, not "${values.workers}"`);
   const tls = await parseTlsFlags(values);
+  const managed = parseManagedInterception(values, workers);
   const log = createLogger(values['log-level']);
   let proxy: RunningProxy;
   try {
@@ -166,7 +183,8 @@ export async function runServe(argv: string[]): Promise<number> {
       : startProxy;
     proxy = await start({
       paths,
-      listen: values.listen ?? (interception.redirects.length > 0 || tls.listeners.length > 0 ? [] : ['0.0.0.0:80']),
+      // With --manage-iptables every listener is a redirect listener that l7guard opens itself.
+      listen: values.listen ?? (interception.redirects.length > 0 || tls.listeners.length > 0 || managed !== undefined ? [] : ['0.0.0.0:80']),
       tls,
       interception,
       hardening,
@@ -179,6 +197,7 @@ export async function runServe(argv: string[]): Promise<number> {
       flowsFile: values.flows,
       flowBuffer,
       nodeName: values['node-name'],
+      managedInterception: managed,
       kubernetes: values.kubernetes === true ? { kubeconfig: values.kubeconfig, requestTimeoutMs: kubeTimeout } : undefined,
       version: version(),
       commandLine: ['l7guard', 'serve', ...argv],
@@ -237,4 +256,31 @@ async function parseTlsFlags(values: { 'listen-tls'?: string[]; 'identity-from'?
     throw new UsageError(`--client-ca ${file}: ${(err as Error).message}`);
   }
   return { listeners, mtls: { ca, trustDomain: values['trust-domain'] } };
+}
+
+/** `--manage-iptables`, `--intercept`, `--redirect-ports`, `--iptables-chain` (proxy/interception/). */
+function parseManagedInterception(
+  values: { 'manage-iptables'?: boolean; intercept?: string; 'redirect-ports'?: string; 'iptables-chain'?: string; 'node-name'?: string },
+  workers: number,
+): ManagedInterception | undefined {
+  if (values['manage-iptables'] !== true) {
+    if (values.intercept !== undefined || values['redirect-ports'] !== undefined || values['iptables-chain'] !== undefined) {
+      throw new UsageError('--intercept, --redirect-ports and --iptables-chain need --manage-iptables');
+    }
+    return undefined;
+  }
+  const mode = values.intercept ?? 'pod';
+  if (mode !== 'pod' && mode !== 'service') throw new UsageError(`--intercept must be "pod" or "service", not "${mode}"`);
+  if (mode === 'pod' && values['node-name'] === undefined) throw new UsageError('--manage-iptables --intercept pod needs --node-name: only this node\'s pods are intercepted');
+  // Redirect listeners come and go with the policy; --workers shares only listeners bound at start.
+  if (workers > 1) throw new UsageError('--manage-iptables needs --workers 1: its listeners change with every revision');
+  const ports = values['redirect-ports'] ?? '15000-15999';
+  try {
+    PortPool.parse(ports);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const chain = values['iptables-chain'] ?? 'L7GUARD';
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_-]{0,27}$/.test(chain)) throw new UsageError(`--iptables-chain must be 1-28 letters, digits, _ or -, not "${chain}"`);
+  return { mode, ports, chain };
 }

@@ -76,7 +76,7 @@ export interface Cluster {
   /** namespace -> labels */
   readonly namespaces: Map<string, Record<string, string>>;
   /** "ns/name" -> key -> decoded value */
-  readonly secrets: Map<string, Map<string, string>>;
+  readonly secrets: Map<string, ReadonlyMap<string, string>>;
 }
 
 type Obj = Record<string, unknown>;
@@ -107,11 +107,45 @@ function workloadOf(o: SourcedObject, meta: Obj): { name: string; kind: string }
 
 /**
  * One map per distinct set of named ports: the pods of a workload share theirs, rather than one
- * small Map each (100,000 of them for 100,000 pods). Per readCluster call; read-only once made.
+ * small Map each (100,000 of them for 100,000 pods). Read-only once made; there are as many as
+ * distinct port sets in the cluster, a handful per workload kind.
  */
-type PortMaps = Map<string, ReadonlyMap<string, number>>;
+const portMaps = new Map<string, ReadonlyMap<string, number>>();
 
-function parsePod(o: SourcedObject, problems: LoadProblem[], portMaps: PortMaps): PodInfo {
+/**
+ * Parse results by raw object, as policy/build.ts keeps validation results: an object nobody
+ * changed (a reload re-reads only changed files; the Kubernetes source keeps unchanged API objects)
+ * is not parsed again. A Pod changing its IP in a 10,000-pod cluster reparses one Pod, not 10,000
+ * (~30 ms a revision). Weak: an object nobody holds takes its entry with it. Results are immutable.
+ */
+interface Parsed<T> {
+  readonly file: string;
+  readonly line: number | undefined;
+  readonly namespace: string | undefined;
+  readonly name: string;
+  readonly value: T;
+  readonly problems: readonly LoadProblem[];
+}
+
+function cached<T>(cache: WeakMap<object, Parsed<T>>, o: SourcedObject, problems: LoadProblem[], parse: (o: SourcedObject, problems: LoadProblem[]) => T): T {
+  const hit = cache.get(o.raw);
+  if (hit !== undefined && hit.file === o.file && hit.line === o.line && hit.namespace === o.namespace && hit.name === o.name) {
+    for (const p of hit.problems) problems.push(p);
+    return hit.value;
+  }
+  const mine: LoadProblem[] = [];
+  const value = parse(o, mine);
+  cache.set(o.raw, { file: o.file, line: o.line, namespace: o.namespace, name: o.name, value, problems: mine });
+  for (const p of mine) problems.push(p);
+  return value;
+}
+
+const podCache = new WeakMap<object, Parsed<PodInfo>>();
+const serviceCache = new WeakMap<object, Parsed<ServiceInfo>>();
+const sliceCache = new WeakMap<object, Parsed<SliceInfo | undefined>>();
+const secretCache = new WeakMap<object, Parsed<ReadonlyMap<string, string>>>();
+
+function parsePod(o: SourcedObject, problems: LoadProblem[]): PodInfo {
   const meta = obj(o.raw.metadata);
   const spec = obj(o.raw.spec);
   const status = obj(o.raw.status);
@@ -215,7 +249,7 @@ function parseSlice(o: SourcedObject, problems: LoadProblem[]): SliceInfo | unde
   return { namespace, name: o.name, service, endpoints, ports };
 }
 
-function parseSecret(o: SourcedObject, problems: LoadProblem[]): Map<string, string> {
+function parseSecret(o: SourcedObject, problems: LoadProblem[]): ReadonlyMap<string, string> {
   const m = new Map<string, string>();
   for (const [k, v] of Object.entries(obj(o.raw.data))) {
     if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v.replace(/\s+/g, ''))) {
@@ -231,10 +265,9 @@ function parseSecret(o: SourcedObject, problems: LoadProblem[]): Map<string, str
 /** Extracts the cluster objects; returns the objects it did not consume. */
 export function readCluster(objects: readonly SourcedObject[], problems: LoadProblem[]): Cluster {
   const c: Cluster = { pods: [], services: [], slices: new Map(), namespaces: new Map(), secrets: new Map() };
-  const portMaps: PortMaps = new Map();
   for (const o of objects) {
     if (o.apiVersion === 'discovery.k8s.io/v1' && o.kind === 'EndpointSlice') {
-      const s = parseSlice(o, problems);
+      const s = cached(sliceCache, o, problems, parseSlice);
       if (s === undefined) continue;
       const k = `${s.namespace}/${s.service}`;
       const list = c.slices.get(k);
@@ -245,16 +278,16 @@ export function readCluster(objects: readonly SourcedObject[], problems: LoadPro
     if (o.apiVersion !== 'v1') continue;
     switch (o.kind) {
       case 'Pod':
-        c.pods.push(parsePod(o, problems, portMaps));
+        c.pods.push(cached(podCache, o, problems, parsePod));
         break;
       case 'Service':
-        c.services.push(parseService(o, problems));
+        c.services.push(cached(serviceCache, o, problems, parseService));
         break;
       case 'Namespace':
         c.namespaces.set(o.name, strMap(obj(o.raw.metadata).labels));
         break;
       case 'Secret':
-        c.secrets.set(`${o.namespace ?? 'default'}/${o.name}`, parseSecret(o, problems));
+        c.secrets.set(`${o.namespace ?? 'default'}/${o.name}`, cached(secretCache, o, problems, parseSecret));
         break;
     }
   }

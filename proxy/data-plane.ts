@@ -14,7 +14,7 @@ import type { FrontErrorInfo, FrontRequest, FrontResponse } from './http1/types.
 import { createFrontEnd } from './listen/front-end.js';
 import { drainFrontEnds } from './listen/drain.js';
 import { parseHostPort } from './admin/server.js';
-import { planListeners, type InterceptionOptions } from './listen/original-destination.js';
+import { originalDestination, planListeners, type InterceptionOptions } from './listen/original-destination.js';
 import { trustedPeers } from './listen/proxy-protocol.js';
 import { SelfGuard } from './listen/self-guard.js';
 import { createRequestHandler, type DataPathCounters, type FlowOutput, type HandlerContext } from './exchange/request-handler.js';
@@ -60,6 +60,13 @@ export interface DataPlaneOptions {
 export interface DataPlane {
   /** Binds every listener (throws, with nothing left bound, when one cannot) and starts health checks. */
   start(): Promise<readonly string[]>;
+  /**
+   * A listener added while serving (l7guard-managed interception): every connection it accepts was
+   * going to `dest` (a Pod IP:port or a Service clusterIP:port) before an iptables REDIRECT.
+   */
+  addRedirect(host: string, port: number, dest: { readonly ip: string; readonly port: number }): Promise<void>;
+  /** Stops accepting on an added listener; its connections finish their responses, as in a drain. */
+  removeRedirect(port: number): Promise<void>;
   readonly connections: number;
   /** Active and passive upstream health, for /config_dump. */
   health(): { readonly active: unknown; readonly outlier: unknown };
@@ -126,6 +133,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
     }),
   ];
   const frontEnds: FrontEnd[] = [];
+  const redirects = new Map<number, FrontEnd>();
 
   return {
     async start() {
@@ -147,6 +155,22 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
       }
       health.start();
       return listening;
+    },
+    async addRedirect(host, port, dest) {
+      const original = originalDestination({ kind: 'node' }, { ip: dest.ip, port: dest.port });
+      const fe = createFrontEnd({ proxyProtocolFrom, onRequest: wrap(createRequestHandler({ ...ctx, original })), limits, maxConnections: hardening.maxConnections, onError });
+      const a = await fe.listen(host, port);
+      self.add(a.address, a.port);
+      frontEnds.push(fe);
+      redirects.set(port, fe);
+      log.info({ address: `${a.address}:${a.port}`, redirect: `${dest.ip}:${dest.port}` }, 'redirect listener added');
+    },
+    async removeRedirect(port) {
+      const fe = redirects.get(port);
+      if (fe === undefined) return;
+      redirects.delete(port);
+      frontEnds.splice(frontEnds.indexOf(fe), 1);
+      await fe.close();
     },
     get connections() {
       let n = 0;

@@ -11,6 +11,11 @@ import { createDataPlane, type DataPlane } from './data-plane.js';
 import type { Hardening } from './hardening.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from './listen/drain.js';
 import type { InterceptionOptions } from './listen/original-destination.js';
+import { InterceptionController } from './interception/controller.js';
+import { IptablesManager } from './interception/iptables.js';
+import type { InterceptMode } from './interception/plan.js';
+import { PortPool } from './interception/ports.js';
+import { sendJson, type AdminRoute } from './admin/server.js';
 import type { ReloadController } from './reload/reload-controller.js';
 import type { StateRef } from './state-ref.js';
 import type { TlsServeOptions } from './tls/options.js';
@@ -39,8 +44,17 @@ export interface ProxyOptions {
   readonly proxyProtocolFrom?: readonly string[] | undefined;
   /** `--listen-tls` listeners and `--identity-from mtls` (proxy/tls/). */
   readonly tls?: TlsServeOptions | undefined;
+  /** `--manage-iptables` (proxy/interception/): absent, l7guard never touches the firewall. */
+  readonly managedInterception?: ManagedInterception | undefined;
   /** `--kubernetes`: objects from the API server too (proxy/sources/kubernetes/). */
   readonly kubernetes?: { readonly kubeconfig: string | undefined; readonly requestTimeoutMs: number | undefined } | undefined;
+}
+
+export interface ManagedInterception {
+  readonly mode: InterceptMode;
+  /** `FIRST-LAST`. */
+  readonly ports: string;
+  readonly chain: string;
 }
 
 export interface RunningProxy {
@@ -96,7 +110,27 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     await control.close();
     throw new StartupError(`cannot listen: ${(err as Error).message}`);
   }
-  await control.serve();
+  let interception: InterceptionController | undefined;
+  if (opts.managedInterception !== undefined) {
+    const m = opts.managedInterception;
+    interception = new InterceptionController({
+      data, rules: new IptablesManager({ chain: m.chain }), ports: PortPool.parse(m.ports), mode: m.mode, log: opts.log,
+    });
+    try {
+      // The first revision's redirects are in place before /ready says so.
+      await interception.reconcile(first);
+    } catch (err) {
+      await interception.stop().catch(() => undefined);
+      await data.drain(0);
+      await control.close();
+      throw new StartupError(`--manage-iptables: ${(err as Error).message}`);
+    }
+    const ctl = interception;
+    control.reload.onReload((e) => {
+      if (e.result === 'success' && control.state.current !== undefined) void ctl.reconcile(control.state.current).catch(() => undefined);
+    });
+  }
+  await control.serve(undefined, interception === undefined ? [] : [interceptionRoute(interception)]);
   ready = true;
   opts.log.info({ admin: control.admin.address, adminReadOnly: control.admin.readOnlyAddress, revision: first.revision, objects: first.objects.length }, 'ready');
 
@@ -104,6 +138,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const drain = (timeoutMs: number): Promise<void> => {
     stopping ??= (async () => {
       control.stopChanges(); // /ready answers 503 from now on
+      // The rules go first: traffic flows straight to the pods again while the listeners drain.
+      await interception?.stop().catch((err: unknown) => opts.log.error({ err: (err as Error).message }, 'interception: removing the iptables chain failed; run `l7guard iptables cleanup`'));
       await data.drain(timeoutMs);
       await control.close();
     })();
@@ -122,4 +158,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 /** Every admin listener bound, for the self-guard. */
 export function adminAddresses(admin: AdminServer): string[] {
   return admin.readOnlyAddress === undefined ? [admin.address] : [admin.address, admin.readOnlyAddress];
+}
+
+/** `GET /interception`: what `--manage-iptables` redirects, through which listener. */
+function interceptionRoute(c: InterceptionController): AdminRoute {
+  return { method: 'GET', path: '/interception', handle: (_req, res) => sendJson(res, 200, c.status()) };
 }

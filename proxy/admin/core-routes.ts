@@ -32,6 +32,16 @@ export function coreRoutes(ref: StateRef, info: AdminInfo): AdminRoute[] {
     },
     { method: 'GET', path: '/healthz', handle: (_req, res) => sendText(res, 200, 'ok\n') },
     {
+      // Envoy's /memory, in bytes: V8's heap (allocated = live objects and garbage not yet
+      // collected) and the process's resident set.
+      method: 'GET',
+      path: '/memory',
+      handle(_req, res) {
+        const m = process.memoryUsage();
+        sendJson(res, 200, { allocated: m.heapUsed, heap_size: m.heapTotal, external: m.external, array_buffers: m.arrayBuffers, resident: m.rss });
+      },
+    },
+    {
       method: 'GET',
       path: '/server_info',
       handle(_req, res) {

@@ -10,7 +10,6 @@
 import { writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import jsyaml from 'js-yaml';
 import t from 'tap';
@@ -20,36 +19,15 @@ import { curlFrom, startNetnsDeathstar, startNetnsProxy, type DeathstarLogLine, 
 import { buildCluster, deathstarPodNames, SERVICE_HOST } from '../../fixtures/star-wars.js';
 import { fixture } from '../helpers/cluster.js';
 import { writeKubeconfig } from '../helpers/kube-api-server.js';
+import { curlAs, startNetnsApiServer } from '../helpers/netns-kube.js';
 import { until } from '../helpers/poll.js';
 import { cliPath } from '../helpers/serve.js';
 
 const DEATHSTAR_MAIN = fileURLToPath(new URL('../../demo/deathstar-main.js', import.meta.url));
-const API_MAIN = fileURLToPath(new URL('../helpers/kube-api-server-main.js', import.meta.url));
 const REDIRECT_PORT = 15080;
 const RESOLVE = `${SERVICE_HOST}:80:${CLUSTER_IP}`;
 const tag = runTag('kube');
 const support = netnsSupport(tag);
-
-/** The test API server, in a namespace, one JSON command per line (kube-api-server-main.ts). */
-async function startApi(topo: NetnsTopology, files: string[]): Promise<{ url: string; command(c: object): Promise<Record<string, unknown>> }> {
-  const child = topo.spawn(topo.node, [process.execPath, API_MAIN, '--port', '0', ...files.flatMap((f) => ['-f', f])], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface(child.stdout!)[Symbol.asyncIterator]();
-  const first = await lines.next();
-  const { url } = JSON.parse(String(first.value)) as { url: string };
-  let queue = Promise.resolve<Record<string, unknown>>({});
-  return {
-    url,
-    command(c) {
-      queue = queue.then(async () => {
-        child.stdin!.write(JSON.stringify(c) + '\n');
-        const r = JSON.parse(String((await lines.next()).value)) as Record<string, unknown>;
-        if (r['ok'] !== true) throw new Error(`api ${JSON.stringify(c).slice(0, 80)}: ${String(r['error'])}`);
-        return r;
-      });
-      return queue;
-    },
-  };
-}
 
 if (!support.ok) {
   if (process.env.CI === 'true') t.fail(`netns e2e cannot run in CI: ${support.reason}`);
@@ -67,7 +45,7 @@ if (!support.ok) {
     const onNode = (m: Record<string, unknown>) => ({ ...m, spec: { ...(m['spec'] as object), nodeName: 'node-1' } });
     const objects = [cluster.namespace!, cluster.service.manifest, ...cluster.pods.map((p) => onNode(p.manifest))];
     writeFileSync(join(dir, 'cluster.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
-    const api = await startApi(topo, [join(dir, 'cluster.json')]);
+    const api = await startNetnsApiServer(topo, topo.node, [join(dir, 'cluster.json')]);
     const kubeconfig = writeKubeconfig(dir, api.url, 'e2e');
     const journal: DeathstarLogLine[] = [];
     const replicas = await Promise.all([topo.pod('ds1'), topo.pod('ds2')].map((p) => startNetnsDeathstar(topo, p, DEATHSTAR_MAIN, journal)));
@@ -84,7 +62,7 @@ if (!support.ok) {
       const before = journal.length;
       const r = from === undefined
         ? await curlFrom(topo, ship, { method, url: `http://${SERVICE_HOST}${path}`, resolve: RESOLVE })
-        : await curlFromAddress(topo, ship, from, method, path);
+        : await curlAs(topo, ship, from, method, `http://${SERVICE_HOST}${path}`, RESOLVE);
       return { ...r, reached: () => journal.slice(before) };
     };
     const lands = async (ship: NetnsPod, from?: string) => {
@@ -163,11 +141,4 @@ if (!support.ok) {
     await topo.destroy();
     t.same(topo.leftovers(), [], 'every namespace this run made is gone');
   });
-}
-
-async function curlFromAddress(topo: NetnsTopology, ship: NetnsPod, from: string, method: string, path: string) {
-  const mark = '\n@@status:';
-  const r = await topo.exec(ship.netns, ['curl', '-s', '-m', '5', '--interface', from, '-X', method, '--resolve', RESOLVE, '-o', '-', '-w', `${mark}%{http_code}`, `http://${SERVICE_HOST}${path}`]);
-  const at = r.stdout.lastIndexOf(mark);
-  return { exitCode: r.code, status: at < 0 ? 0 : Number(r.stdout.slice(at + mark.length)), body: at < 0 ? r.stdout : r.stdout.slice(0, at), stderr: r.stderr };
 }
