@@ -1,6 +1,6 @@
 /**
  * Cilium's Star Wars demo walk-through as data: which policy files are applied, which ship sends what, and what the
- * seed saw happen. run.ts only interprets this table.
+ * recorded run of the demo on a Cilium cluster shows. run.ts only interprets this table.
  */
 import { POLICIES, SERVICE_HOST } from '../fixtures/star-wars.js';
 import { LANDED_BODY, PANIC_BODY } from './deathstar.js';

@@ -8,7 +8,7 @@ import type { FlowEvent, FlowRecord } from '../../observe/flow-event.js';
 import type { Balancer } from '../upstream/balancer.js';
 import type { StateRef } from '../state-ref.js';
 import type { SelfGuard } from '../listen/self-guard.js';
-import type { Upstream } from '../upstream/upstream.js';
+import type { UpstreamClient } from '../upstream/upstream.js';
 import type { OriginalDestination } from '../listen/original-destination.js';
 import type { OutlierDetector } from '../upstream/outlier.js';
 
@@ -34,7 +34,7 @@ export interface DataPathCounters {
 export interface HandlerContext {
   readonly state: StateRef;
   readonly balancer: Balancer;
-  readonly upstream: Upstream;
+  readonly upstream: UpstreamClient;
   readonly self: SelfGuard;
   readonly flows: FlowOutput;
   /** Absent: decisions are counted from the emitted flows instead (`--workers`: by the primary). */

@@ -36,8 +36,9 @@ export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, r
       return;
     }
     const src = state.identify(req.remoteAddress);
-    // The original destination (issue 7) outranks the absolute-form authority and Host: a pinned
-    // listener is never steered by what the client wrote, only the flow's URL shows its words.
+    // The original destination (a --redirect or managed listener, or sidecar mode) outranks the
+    // absolute-form authority and Host: a pinned listener is never steered by what the client
+    // wrote, only the flow's URL shows its words.
     const original = ctx.original;
     const authority = target.authority ?? req.host ?? original?.authority(req.localPort);
     if (authority === undefined || !isValidAuthority(authority)) {

@@ -6,9 +6,10 @@ import type { Readable } from 'node:stream';
 import type { Backend, HeaderList } from '../../policy/model.js';
 
 /**
- * Upstream client: one undici Pool per backend address, kept across policy revisions so that a
- * reload never drops warm keep-alive connections. This is the narrow interface the bench issue may
- * swap for another client; nothing outside this file touches undici.
+ * The upstream client: `UpstreamClient` is all the request path knows of it, so another client
+ * (one on node:net for plain HTTP, say) can stand in without the exchange changing. `Upstream` is
+ * the undici one: one Pool per backend address, kept across policy revisions so that a reload never
+ * drops warm keep-alive connections; nothing outside this file touches undici.
  */
 
 export interface UpstreamOptions {
@@ -93,7 +94,14 @@ function writeOrNote(this: CountedSocket, chunk: unknown, encoding?: unknown, cb
   return ok;
 }
 
-export class Upstream {
+/** Sends one request to one pod and streams the answer into `sink`. */
+export interface UpstreamClient {
+  send(backend: Backend, req: UpstreamRequest, sink: UpstreamSink): void;
+  /** Closes every pooled connection (the drain's last step). */
+  close(): Promise<void>;
+}
+
+export class Upstream implements UpstreamClient {
   readonly #pools = new Map<string, Pool>();
   readonly #opts: UpstreamOptions;
 

@@ -10,7 +10,7 @@ import { runCli, serve } from '../helpers/serve.js';
 import { loopbackBlock, rawExchange, hasCompleteResponse } from '../helpers/net.js';
 import { recordingBackend } from '../helpers/backend.js';
 import { starWarsCluster, clusterDir } from '../helpers/cluster.js';
-import { scenarios, uuidSeq, type ScenarioName } from '../observe/seed-scenarios.js';
+import { scenarios, uuidSeq, type ScenarioName } from '../observe/recorded-scenarios.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'l7guard-observe-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SEED_ADDRESSES } from '../../fixtures/star-wars.js';
+import { RECORDED_ADDRESSES } from '../../fixtures/star-wars.js';
 import { clusterDir, fixture, starWarsCluster } from '../helpers/cluster.js';
 import { runCli, serve } from '../helpers/serve.js';
 
@@ -33,7 +33,7 @@ async function ok(t: Test, args: string[]): Promise<string> {
 }
 
 t.test('endpoint list, identity list, policy get/trace through a policy lifecycle (TCP --server)', { timeout: 120_000 }, async (t) => {
-  const dir = clusterDir(starWarsCluster(SEED_ADDRESSES));
+  const dir = clusterDir(starWarsCluster(RECORDED_ADDRESSES));
   const s = await serve(['-f', dir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
   t.teardown(() => s.stop());
   const srv = ['--server', s.admin];
@@ -101,7 +101,7 @@ t.test('endpoint list, identity list, policy get/trace through a policy lifecycl
 });
 
 t.test('--server unix:PATH, and -o json', { timeout: 60_000 }, async (t) => {
-  const dir = clusterDir(starWarsCluster(SEED_ADDRESSES), { '10-rule1.yaml': readFileSync(fixture('examples__minikube__sw_l3_l4_policy.yaml'), 'utf8') });
+  const dir = clusterDir(starWarsCluster(RECORDED_ADDRESSES), { '10-rule1.yaml': readFileSync(fixture('examples__minikube__sw_l3_l4_policy.yaml'), 'utf8') });
   const sock = join(dir, 'admin.sock');
   const s = await serve(['-f', dir, '--listen', '127.0.0.1:0', '--admin', `unix:${sock}`]);
   t.teardown(() => s.stop());
@@ -115,7 +115,7 @@ t.test('--server unix:PATH, and -o json', { timeout: 60_000 }, async (t) => {
 });
 
 t.test('policy trace -f: in-process, same text as the running proxy', { timeout: 60_000 }, async (t) => {
-  const dir = clusterDir(starWarsCluster(SEED_ADDRESSES), { '10-rule1.yaml': readFileSync(fixture('examples__minikube__sw_l3_l4_policy.yaml'), 'utf8') });
+  const dir = clusterDir(starWarsCluster(RECORDED_ADDRESSES), { '10-rule1.yaml': readFileSync(fixture('examples__minikube__sw_l3_l4_policy.yaml'), 'utf8') });
   const local = await ok(t, ['policy', 'trace', '-f', dir, '--src-pod', 'default/xwing', '--dst-pod', DS, '--dport', '80']);
   // The running proxy had revision 2 for the same objects; the local state is revision 1.
   t.equal(local, readFileSync(GOLDEN_DIR + 'trace-rule1-xwing.txt', 'utf8').replace('(policy revision 2)', '(policy revision 1)'));

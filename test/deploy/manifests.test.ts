@@ -15,7 +15,7 @@ import { join, posix } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { SERVE_OPTIONS } from '../../cli/serve.js';
-import { POLICIES, starWarsPolicy, starWarsYaml, SEED_NAMING } from '../../fixtures/star-wars.js';
+import { POLICIES, starWarsPolicy, starWarsYaml, RECORDED_NAMING } from '../../fixtures/star-wars.js';
 import { checkInterception, parseInterception, type InterceptionOptions } from '../../proxy/listen/original-destination.js';
 import { parseHostPort } from '../../proxy/admin/server.js';
 import { SECRET_KIND, WATCHED_KINDS } from '../../proxy/sources/kubernetes/kinds.js';
@@ -341,7 +341,7 @@ t.test('the interception flags fit the Star Wars cluster as the API server would
   // The sidecar's $(POD_NAME) sample is the first replica's name, its status.podIP the first replica's IP.
   writeFileSync(join(dir, 'cluster.yaml'), starWarsYaml({
     addresses: { deathstar: [SAMPLE['status.podIP']!, '10.244.4.2'], tiefighter: '10.244.1.2', xwing: '10.244.2.2', clusterIP: dest.ip! },
-    naming: SEED_NAMING, namespaceObject: true,
+    naming: RECORDED_NAMING, namespaceObject: true,
   }));
   writeFileSync(join(dir, 'policy.yaml'), starWarsPolicy(POLICIES.l7));
   const state = await loadPolicyState([dir], { clusterName: 'default', nodeIPs: [], allowLocalhost: 'always', previous: undefined, revision: 1 });

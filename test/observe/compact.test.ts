@@ -12,7 +12,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { renderCompact, stampMilli, flowType } from '../../observe/compact.js';
 import { toFlow, toFlows } from '../../observe/flow.js';
-import { scenarios, podPeer, DEATHSTAR, WORLD_ID, HOST_ID, DEATHSTAR_SVC, jul } from './seed-scenarios.js';
+import { scenarios, podPeer, DEATHSTAR, WORLD_ID, HOST_ID, DEATHSTAR_SVC, jul } from './recorded-scenarios.js';
 
 const DS = 'default/deathstar-8c4c77fb7-vhj8x:80 (ID:27476)';
 const EXHAUST = 'http://deathstar.default.svc.cluster.local/v1/exhaust-port';

@@ -1,9 +1,9 @@
 // Hubble's filter flags over the Star Wars demo's flows: each row is (flags -> which flows match),
-// flows named by their scenario in seed-scenarios.ts (landingRequest, ..., xwingDrop = policy-verdict + drop).
+// flows named by their scenario in recorded-scenarios.ts (landingRequest, ..., xwingDrop = policy-verdict + drop).
 import t from 'tap';
 import { compileFilters, FilterError, labelSelector, parseTimeBound, type FilterOptions } from '../../observe/filters.js';
 import { toFlows, type HubbleFlowResponse } from '../../observe/flow.js';
-import { scenarios, type ScenarioName } from './seed-scenarios.js';
+import { scenarios, type ScenarioName } from './recorded-scenarios.js';
 
 const flows: { name: string; res: HubbleFlowResponse }[] = (Object.keys(scenarios) as ScenarioName[]).flatMap((n) =>
   toFlows(scenarios[n]).map((res, i, a) => ({ name: a.length > 1 ? `${n}#${i}` : n, res })),

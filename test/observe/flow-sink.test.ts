@@ -7,7 +7,7 @@ import { toFlows, type HubbleFlowResponse } from '../../observe/flow.js';
 import { readFlows } from '../../observe/read-flows.js';
 import { renderCompact } from '../../observe/compact.js';
 import { newFlowRecord, type FlowEvent, type FlowRecord } from '../../observe/flow-event.js';
-import { scenarios, uuidSeq, podPeer, DEATHSTAR, DEATHSTAR_SVC, WORLD_ID } from './seed-scenarios.js';
+import { scenarios, uuidSeq, podPeer, DEATHSTAR, DEATHSTAR_SVC, WORLD_ID } from './recorded-scenarios.js';
 
 function tmp(tt: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'l7guard-flows-'));
@@ -116,13 +116,13 @@ function asRecord(ev: FlowEvent): FlowRecord {
 }
 
 t.test('record(): stored raw, converted on read to exactly what emit() converts eagerly', async (t) => {
-  const seedEvents = all.filter((ev) => ev.source.service === undefined && ev.destination.service === undefined && ev.http?.headers === undefined);
-  t.ok(seedEvents.length >= 4, 'seed events without fields a record cannot carry');
+  const recordedEvents = all.filter((ev) => ev.source.service === undefined && ev.destination.service === undefined && ev.http?.headers === undefined);
+  t.ok(recordedEvents.length >= 4, 'recorded events without fields a record cannot carry');
   const eager = new FlowSink({ uuid: uuidSeq() });
   eager.subscribe(() => undefined); // a follower: emit converts at once
   const lazy = new FlowSink({ uuid: uuidSeq() });
   const scratch = newFlowRecord();
-  for (const ev of seedEvents) {
+  for (const ev of recordedEvents) {
     eager.emit(ev);
     Object.assign(scratch, asRecord(ev));
     lazy.record(scratch);
@@ -134,7 +134,7 @@ t.test('record(): stored raw, converted on read to exactly what emit() converts 
   t.same(read, eager.recent(), 'same flows, same order, same uuids');
   t.equal(lazy.recent()[0], read[0], 'a slot converts once: a second read is the same object');
   const small = new FlowSink({ capacity: 2 });
-  for (const ev of seedEvents) {
+  for (const ev of recordedEvents) {
     Object.assign(scratch, asRecord(ev));
     small.record(scratch);
   }

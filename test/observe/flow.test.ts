@@ -16,7 +16,7 @@ import { rfc3339, toFlow, toFlows, canonicalHeaderKey, redactUrlPassword, DROP_R
 import type { FlowEvent } from '../../observe/flow-event.js';
 import { serializeFlow } from '../../observe/flow-sink.js';
 import { ENUMS, PROTO_DROP_REASONS, unknownKeys } from './flow-proto.js';
-import { scenarios, uuidSeq, podPeer, XWING, DEATHSTAR, WORLD_ID, DEATHSTAR_SVC, jul, type ScenarioName } from './seed-scenarios.js';
+import { scenarios, uuidSeq, podPeer, XWING, DEATHSTAR, WORLD_ID, DEATHSTAR_SVC, jul, type ScenarioName } from './recorded-scenarios.js';
 
 // dist/test/observe/ -> repo root
 const GOLDEN_DIR = fileURLToPath(new URL('../../../test/observe/golden/', import.meta.url));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseFlows, parseFlowLine, readFlows, streamFlows, type FlowLineError } from '../../observe/read-flows.js';
 import { toFlows } from '../../observe/flow.js';
 import { serializeFlow } from '../../observe/flow-sink.js';
-import { scenarios, uuidSeq } from './seed-scenarios.js';
+import { scenarios, uuidSeq } from './recorded-scenarios.js';
 
 const lines = [...toFlows(scenarios.exhaustRequest, { uuid: uuidSeq() }), ...toFlows(scenarios.xwingDrop, { uuid: uuidSeq() })]
   .map((r) => serializeFlow(r));

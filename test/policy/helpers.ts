@@ -14,7 +14,7 @@ export const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.
 export const MANIFESTS = FIXTURES + 'manifests/';
 /**
  * The Star Wars cluster (fixtures/star-wars.ts) once scheduled, with its Namespace, as one file: the
- * seed's Pod names, addresses of these tests' own.
+ * recorded run's Pod names, addresses of these tests' own.
  */
 export const CLUSTER = join(mkdtempSync(join(tmpdir(), 'l7guard-policy-test-')), 'starwars-cluster.yaml');
 writeFileSync(CLUSTER, starWarsYaml({

@@ -14,7 +14,7 @@ import { isDeepStrictEqual } from 'node:util';
 import jsyaml from 'js-yaml';
 import t from 'tap';
 import { bigPolicy } from '../../fixtures/big-policy.js';
-import { deathstarPolicy, POLICIES, SEED_ADDRESSES, starWarsPolicy, starWarsYaml } from '../../fixtures/star-wars.js';
+import { deathstarPolicy, POLICIES, RECORDED_ADDRESSES, starWarsPolicy, starWarsYaml } from '../../fixtures/star-wars.js';
 import { parseFast, type SourcedObject } from '../../policy/load.js';
 import { NOT_IN_SUBSET, parseYamlSubset, parseYamlSubsetStrict } from '../../policy/yaml-subset.js';
 import { FIXTURES } from './helpers.js';
@@ -154,7 +154,7 @@ t.test('reload benchmark policy: identical to js-yaml, none outside the subset',
 
 t.test('the Star Wars cluster and policies as fixtures/star-wars.ts renders them: identical to js-yaml, none outside the subset', async (t) => {
   const text = [
-    starWarsYaml({ addresses: SEED_ADDRESSES, podPort: 8080, namespaceObject: true }),
+    starWarsYaml({ addresses: RECORDED_ADDRESSES, podPort: 8080, namespaceObject: true }),
     deathstarPolicy(8080, [{ method: 'POST', path: '/v1/request-landing(\\?id=[0-9]+)?' }]),
     starWarsPolicy(POLICIES.deny),
   ].join('---\n');
