@@ -211,3 +211,29 @@ t.test('serve --kubernetes fails closed until every kind has listed once', async
   t.match(stderr, /"msg":"ready"/);
 });
 
+
+t.test('sidecar mode learns its own pod from the API', async (t) => {
+  const role = KubeApiServer.roleFromManifest(readFileSync(join(repoRoot, 'deploy', 'rbac.yaml'), 'utf8'));
+  const api = await KubeApiServer.start({ tokens: { [TOKEN]: 'system:serviceaccount:default:deathstar-l7guard' }, role });
+  t.teardown(() => api.close());
+  const port = POD_PORT + 2;
+  const cluster = buildCluster({ addresses: { ...ADDRESSES, clusterIP: B(11) }, podPort: port, namespaceObject: true });
+  for (const o of clusterObjects(cluster)) api.apply(o);
+  api.apply(deathstarPolicy(port, [LANDING]));
+  const me = cluster.pods[0]!;
+  const backends = await Promise.all(ADDRESSES.deathstar.map((ip, i) => recordingBackend(`sc${i}`, ip, port)));
+  t.teardown(() => Promise.all(backends.map((b) => b.close())));
+  const proxy = await serve([
+    '--kubernetes', '--kubeconfig', kubeconfig(api.url), '--mode', 'sidecar', '--pod', `default/${me.name}`,
+    '--listen', `${B(30)}:${port}`, '--admin', '127.0.0.1:0',
+  ]);
+  t.teardown(() => proxy.stop());
+  for (let i = 0; i < 3; i++) t.equal((await ask(ADDRESSES.tiefighter, proxy.host, proxy.port, LANDING)).status, 200, 'landing reaches the pod');
+  t.equal((await ask(ADDRESSES.tiefighter, proxy.host, proxy.port, EXHAUST)).status, 403, 'the L7 rule of the pod, from the API');
+  t.ok((await ask(ADDRESSES.xwing, proxy.host, proxy.port, LANDING)).dropped, 'xwing dropped');
+  t.same(backends.map((b) => b.seen.length), [3, 0], 'every request went to the sidecar\'s own pod');
+  // The pod's labels change at the API: the sidecar judges by the new ones.
+  const meta = me.manifest['metadata'] as { labels: Record<string, string> };
+  api.apply({ ...me.manifest, metadata: { ...meta, labels: { ...meta.labels, class: 'decommissioned' } }, spec: { ...(me.manifest['spec'] as object), nodeName: 'node-1' } } as unknown as KubeObject);
+  await until(() => ask(ADDRESSES.tiefighter, proxy.host, proxy.port, EXHAUST), (r) => r.status === 200, 'the CNP no longer selects it: exhaust-port allowed');
+});
