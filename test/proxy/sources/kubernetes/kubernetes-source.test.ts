@@ -85,6 +85,10 @@ t.test('serve --kubernetes: the Star Wars demo driven through the API server', a
     const cnp = objects.find((o) => o.kind === 'CiliumNetworkPolicy');
     t.match(cnp?.source, /^k8s:CiliumNetworkPolicy\/default\/rule1@\d+$/, '/config_dump names the API object and its resourceVersion');
     t.match(objects.find((o) => o.kind === 'Pod')?.source, /^k8s:Pod\/default\/.+@\d+$/);
+    const watches = api.requests.filter((r) => r.query['watch'] === 'true');
+    t.ok(watches.length >= 7 && watches.every((r) => r.query['allowWatchBookmarks'] === 'true' && r.query['resourceVersion'] !== undefined),
+      'every watch asks for bookmarks and starts from the resourceVersion of its list');
+    t.notOk(api.requests.some((r) => r.path.includes('/secrets') && r.query['fieldSelector'] === undefined), 'no Secret is ever listed or watched without naming it');
   });
 
   await t.test('the L7 policy: exhaust-port is 403 and never reaches deathstar', async (t) => {
@@ -96,6 +100,42 @@ t.test('serve --kubernetes: the Star Wars demo driven through the API server', a
     for (let i = 0; i < 4; i++) t.equal((await ask(ADDRESSES.tiefighter, host, port, EXHAUST)).status, 403);
     t.equal((await ask(ADDRESSES.tiefighter, host, port, LANDING)).status, 200);
     t.equal(puts(), before, 'no denied PUT reached deathstar');
+  });
+
+  await t.test('a Secret a policy names is watched by name, and its value enforced as it changes', async (t) => {
+    const secret = (value: string) => ({
+      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'door-token', namespace: 'default' }, type: 'Opaque',
+      data: { token: Buffer.from(value).toString('base64') },
+    }) as unknown as KubeObject;
+    api.apply(secret('s3cret'));
+    api.apply({
+      apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name: 'secret-door', namespace: 'default' },
+      spec: {
+        endpointSelector: { matchLabels: { org: 'empire', class: 'deathstar' } },
+        ingress: [{
+          fromEndpoints: [{ matchLabels: { org: 'empire' } }],
+          toPorts: [{ ports: [{ port: String(POD_PORT), protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/v1/door', headerMatches: [{ name: 'x-token', secret: { name: 'door-token' } }] }] } }],
+        }],
+      },
+    } as unknown as KubeObject);
+    const door = async (token: string | undefined) => {
+      const res = await rawExchange({
+        from: ADDRESSES.tiefighter, to: host, port, idleMs: 2000,
+        data: `GET /v1/door HTTP/1.1\r\nHost: deathstar.default.svc.cluster.local\r\n${token === undefined ? '' : `x-token: ${token}\r\n`}connection: close\r\n\r\n`,
+      });
+      return Number(/^HTTP\/1\.1 (\d{3})/.exec(res.text)?.[1] ?? 0);
+    };
+    await until(() => door('s3cret'), (s) => s === 200, 'the door opens with the Secret\'s value');
+    t.equal(await door('wrong'), 403, 'another value is denied');
+    t.equal(await door(undefined), 403, 'no header is denied');
+    const secretRequests = api.requests.filter((r) => r.path.includes('/secrets'));
+    t.ok(secretRequests.length >= 2, 'the Secret was listed and watched');
+    t.ok(secretRequests.every((r) => r.path === '/api/v1/namespaces/default/secrets' && r.query['fieldSelector'] === 'metadata.name=door-token'), 'by namespace and name only');
+    api.apply(secret('n3w'));
+    await until(() => door('n3w'), (s) => s === 200, 'the new value opens it');
+    t.equal(await door('s3cret'), 403, 'the old value no longer does');
+    api.delete('CiliumNetworkPolicy', 'default', 'secret-door');
+    await until(() => dump(admin), (d) => (d['kubernetes'] as { secrets: unknown[] }).secrets.length === 0, 'no policy names it: its watch stops');
   });
 
   await t.test('an invalid CNP is rejected alone; its last valid version stays in force', async (t) => {
