@@ -3,16 +3,19 @@
 # The build steps are deploy/image/build.sh, which deploy/image/check.sh runs and smoke-tests
 # without a container runtime (CI: .ci/run "image recipe").
 #
-# Root and capabilities: the image runs as `node` (uid 1000, gid 1000), and `l7guard serve` needs
-# nothing more: it listens on unprivileged ports (--redirect 0.0.0.0:15080=..., --admin-readonly
-# 127.0.0.1:9901) and talks to the API server with its service account. What needs root is iptables:
-#   - deploy/daemonset.yaml's `redirect` init container (nat PREROUTING REDIRECT on the node's
-#     network namespace): runAsUser 0, capabilities NET_ADMIN + NET_RAW, everything else dropped;
-#   - deploy/sidecar-deathstar.yaml's `redirect` init container (the same, in the pod's namespace);
-#   - deploy/uninstall.sh's per-node cleanup, which deletes the node chain again.
-# The manifests give every other container runAsNonRoot: true, runAsUser: 1000 (numeric: the kubelet
-# cannot check that the user name `node` is not root), allowPrivilegeEscalation: false,
-# readOnlyRootFilesystem and no capabilities (test/deploy/manifests.test.ts checks it).
+# Root and capabilities: the image runs as `node` (uid 1000, gid 1000), which is all `l7guard serve`
+# needs to listen on unprivileged ports and talk to the API server with its service account. What
+# needs root is iptables (capabilities of a non-root process are not effective without ambient
+# capabilities, which Kubernetes does not set):
+#   - deploy/daemonset.yaml: `serve --manage-iptables` reconciles its nat chain on every revision,
+#     and its `iptables` init container runs `l7guard iptables cleanup` first; both run as uid 0
+#     with NET_ADMIN + NET_RAW only, everything else dropped (docs/interception.md says what uid 0
+#     means for the OUTPUT jump);
+#   - deploy/sidecar-deathstar.yaml's `redirect` init container (in the pod's own namespace);
+#   - deploy/uninstall.sh's per-node cleanup.
+# Every other container gets runAsNonRoot: true, runAsUser: 1000 (numeric: the kubelet cannot check
+# that the user name `node` is not root), allowPrivilegeEscalation: false, readOnlyRootFilesystem
+# and no capabilities (test/deploy/manifests.test.ts checks it).
 # `l7guard demo` binds port 80 on loopback addresses: as `node` it needs Docker's default
 # net.ipv4.ip_unprivileged_port_start=0 (true in `docker run`), else root; `demo --netns` needs root.
 
@@ -26,8 +29,8 @@ RUN sh deploy/image/build.sh build /src /out
 
 # Runtime.
 FROM node:${NODE_MAJOR}-slim
-# iptables from Debian (iptables-nft by default; iptables-legacy is in the same package) for the
-# redirect init containers.
+# iptables from Debian (iptables-nft by default; iptables-legacy is in the same package) for
+# --manage-iptables, `l7guard iptables cleanup` and the sidecar's redirect init container.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables \
  && rm -rf /var/lib/apt/lists/*

@@ -1,15 +1,18 @@
 #!/bin/sh
 # Removes everything deploy/ installs, nodes included:   sh deploy/uninstall.sh
 #
-#   1. DaemonSet l7guard/l7guard, waiting until its pods are gone (foreground deletion), so that no
-#      restarted pod installs the iptables chain again. From then until step 2 has run on a node,
-#      connections from that node's pods to the protected clusterIP:port are refused (the REDIRECT
-#      still points at port 15080, where nothing listens any more): seconds.
-#   2. On every node: the nat chain L7GUARD_REDIRECT and PREROUTING's jump(s) to it, which the
-#      DaemonSet's `redirect` init container installed, from iptables-nft and iptables-legacy both.
-#      A short-lived DaemonSet l7guard/l7guard-uninstall does it (the l7guard image's iptables, as
-#      root with NET_ADMIN on the host network, every taint tolerated); its log says what each node
-#      had, and it fails if the chain is still there. It is deleted once it ran on every node.
+#   1. DaemonSet l7guard/l7guard, waiting until its pods are gone (foreground deletion). Each
+#      l7guard removes its own nat chain L7GUARD and the PREROUTING/OUTPUT jumps to it first thing on
+#      SIGTERM (`--manage-iptables`, docs/interception.md): from then on that node's traffic goes
+#      straight to the pods, unenforced, as with no l7guard at all.
+#   2. On every node, belt and braces for an instance that crashed (or was SIGKILLed) and so left its
+#      chain: `l7guard iptables cleanup` for chain L7GUARD, and for L7GUARD_REDIRECT, the chain the
+#      previous version of deploy/daemonset.yaml wrote by hand (one more iptables-save per backend:
+#      cheap, and an upgraded cluster may still have it), on iptables-nft and iptables-legacy both (a
+#      backend with no nat table on the node is skipped). A short-lived DaemonSet
+#      l7guard/l7guard-uninstall does it (the l7guard image, as root with NET_ADMIN and NET_RAW only,
+#      on the host network, every taint tolerated); its log says what each node had, and it fails if
+#      a chain is still there. It is deleted once it ran on every node.
 #   3. The sidecar example (Deployments and ServiceAccounts labelled app.kubernetes.io/part-of=l7guard
 #      in any namespace, ServiceAccount l7guard/l7guard among them): Deployment default/deathstar (the app goes with it: `kubectl apply -f
 #      demo/manifests/http-sw-app.yaml` brings the plain one back), ServiceAccount
@@ -22,9 +25,10 @@
 #
 # Environment: KUBECTL (default kubectl), L7GUARD_IMAGE (default l7guard:dev, the image of
 # deploy/*.yaml: it must be on the nodes), L7GUARD_UNINSTALL_TIMEOUT (default 180s).
-# A node where the cleanup pod cannot run (NotReady, no room) keeps its chain: run there, as root,
-#   iptables -t nat -D PREROUTING -j L7GUARD_REDIRECT; iptables -t nat -F L7GUARD_REDIRECT; iptables -t nat -X L7GUARD_REDIRECT
-# (and the same with iptables-legacy).
+# A node where the cleanup pod cannot run (NotReady, no room) may keep a crashed instance's chain:
+# run there, as root (and the same with iptables-legacy if kube-proxy uses it),
+#   iptables -t nat -S | sed -n 's/^-A \(PREROUTING\|OUTPUT\) \(.*-j L7GUARD\)$/-D \1 \2/p' | xargs -L1 iptables -t nat
+#   iptables -t nat -F L7GUARD; iptables -t nat -X L7GUARD
 set -eu
 
 kubectl=${KUBECTL:-kubectl}
@@ -36,7 +40,7 @@ say "1. DaemonSet l7guard/l7guard and its pods"
 $kubectl delete daemonset l7guard -n l7guard --ignore-not-found --cascade=foreground --wait=true --timeout="$timeout"
 $kubectl wait --for=delete pod -n l7guard -l app.kubernetes.io/name=l7guard --timeout="$timeout" 2>/dev/null || true
 
-say "2. iptables chain L7GUARD_REDIRECT on every node"
+say "2. what a crashed l7guard left on a node: iptables chains L7GUARD (and L7GUARD_REDIRECT, of the previous version)"
 if ! $kubectl get namespace l7guard >/dev/null 2>&1; then
   $kubectl create namespace l7guard
   $kubectl label namespace l7guard pod-security.kubernetes.io/enforce=privileged app.kubernetes.io/part-of=l7guard
@@ -65,7 +69,7 @@ spec:
       tolerations:
       - operator: Exists
       initContainers:
-      - name: unredirect
+      - name: cleanup
         image: "@IMAGE@"
         imagePullPolicy: IfNotPresent
         command: ["/bin/sh", "-c"]
@@ -73,18 +77,23 @@ spec:
         - |
           set -u
           status=0
-          for ipt in iptables-nft iptables-legacy; do
-            n=0
-            while "$ipt" -t nat -D PREROUTING -j L7GUARD_REDIRECT 2>/dev/null; do n=$((n + 1)); done
-            if "$ipt" -t nat -F L7GUARD_REDIRECT 2>/dev/null && "$ipt" -t nat -X L7GUARD_REDIRECT; then
-              echo "$NODE_NAME $ipt: deleted chain L7GUARD_REDIRECT and $n PREROUTING jump(s)"
-            else
-              echo "$NODE_NAME $ipt: no chain L7GUARD_REDIRECT ($n PREROUTING jump(s) deleted)"
+          for backend in nft legacy; do
+            if ! "iptables-$backend-save" -t nat >/dev/null 2>&1; then
+              echo "$NODE_NAME $backend: no nat table, skipped"
+              continue
             fi
-            if "$ipt" -t nat -S L7GUARD_REDIRECT >/dev/null 2>&1; then
-              echo "$NODE_NAME $ipt: L7GUARD_REDIRECT is still there" >&2
-              status=1
-            fi
+            for chain in L7GUARD L7GUARD_REDIRECT; do
+              if out=$(l7guard iptables cleanup --backend "$backend" --chain "$chain" 2>&1); then
+                echo "$NODE_NAME $backend: $out"
+              else
+                echo "$NODE_NAME $backend: $out" >&2
+                status=1
+              fi
+              if ! l7guard iptables show --backend "$backend" --chain "$chain" 2>&1 | grep -q '^# no chain'; then
+                echo "$NODE_NAME $backend: $chain is still there" >&2
+                status=1
+              fi
+            done
           done
           exit "$status"
         env:
@@ -94,6 +103,8 @@ spec:
           runAsUser: 0
           runAsGroup: 0
           runAsNonRoot: false
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
           capabilities:
             add: [NET_ADMIN, NET_RAW]
             drop: [ALL]
@@ -121,10 +132,10 @@ if $kubectl rollout status daemonset/l7guard-uninstall -n l7guard --timeout="$ti
 else
   cleaned=0
 fi
-$kubectl logs -n l7guard -l app.kubernetes.io/name=l7guard-uninstall -c unredirect --prefix --tail=-1 || true
+$kubectl logs -n l7guard -l app.kubernetes.io/name=l7guard-uninstall -c cleanup --prefix --tail=-1 || true
 $kubectl delete daemonset l7guard-uninstall -n l7guard --ignore-not-found --wait=true
 if [ "$cleaned" = 0 ]; then
-  echo "uninstall: the cleanup did not run on every node within $timeout; the chain may remain (see the top of this script)" >&2
+  echo "uninstall: the cleanup did not run on every node within $timeout; a crashed instance's chain may remain (see the top of this script)" >&2
   exit 1
 fi
 

@@ -3,10 +3,13 @@
 # Dockerfile RUNs) on a copy of the repository in a scratch folder, then smoke-tests the result the
 # way the runtime stage runs it: node 20, l7guard on PATH through build.sh's link, a clean
 # environment with NODE_ENV=production, the package root-owned and, when this script runs as root,
-# the commands run as uid/gid 1000 (the image's `node` user). One line per check, `ok - ...` or
-# `not ok - ...`, then `N passed, N failed`; exit 1 on any failure.
+# the commands run as uid/gid 1000 (the image's `node` user), except the DaemonSet's
+# `serve --manage-iptables`, which runs as the DaemonSet runs it: uid 0 with NET_ADMIN and NET_RAW
+# only, in a network namespace of its own. One line per check, `ok - ...` or `not ok - ...`, then
+# `N passed, N failed`; exit 1 on any failure.
 #
-#   sh deploy/image/check.sh            (CI: .ci/run "image recipe"; needs node 20, npm, the registry)
+#   sh deploy/image/check.sh            (CI: .ci/run "image recipe"; needs node 20, npm, the registry;
+#                                        root, ip and iptables for the DaemonSet's args)
 #   L7GUARD_CHECK_KEEP=1 sh deploy/image/check.sh   keeps the scratch folder
 #
 # The copy is what git knows: tracked and untracked-but-not-ignored files present in the work tree
@@ -25,11 +28,13 @@ pass=0
 fail=0
 serve_pid=
 api_pid=
+netns=
 
 cleanup() {
-  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null
-  [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null
+  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+  [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
   exec 3>&-
+  [ -n "$netns" ] && ip netns del "$netns" 2>/dev/null
   if [ "${L7GUARD_CHECK_KEEP:-}" = 1 ]; then echo "# kept $scratch"; else rm -rf "$scratch"; fi
 }
 trap cleanup EXIT
@@ -180,18 +185,46 @@ else
 fi
 
 # --- the DaemonSet's command line, against an API server ------------------------------------------
-# deploy/daemonset.yaml's l7guard args, with its addresses moved to this host: the unix admin
-# socket into the scratch folder, the read-only admin and --redirect listeners to free loopback
-# ports, $(NODE_IP)/$(NODE_NAME) filled in, and --kubeconfig added. The API server is the tests'
-# (dist/test/helpers/kube-api-server-main.js in the copy, which has dev dependencies) holding the
-# Star Wars cluster (its clusterIP is the DaemonSet's --redirect destination) and the L7 policy, and
-# enforcing deploy/rbac.yaml's ClusterRole for the l7guard service account's token.
+# deploy/daemonset.yaml's l7guard args, --manage-iptables included, run as the DaemonSet runs them:
+# as root with NET_ADMIN and NET_RAW only (setpriv: every other capability out of the bounding set,
+# no new privileges), inside a network namespace this script creates (`ip netns add`, deleted on
+# exit), so the nat chain it installs is that namespace's and this host's firewall is never touched.
+# The args are the manifest's: only the unix admin socket moves into the scratch folder,
+# $(NODE_IP)/$(NODE_NAME) are filled in and --kubeconfig is added (the read-only admin listener and
+# the redirect listeners keep their ports: the namespace has its own). The API server is the tests'
+# (dist/test/helpers/kube-api-server-main.js in the copy, which has dev dependencies), in the same
+# namespace, holding the Star Wars cluster (its pods name no node, so all are this node's) and the L7
+# policy, and enforcing deploy/rbac.yaml's ClusterRole for the l7guard service account's token.
+# Checked: /ready, the admin socket, the read-only listener, RBAC, the chain l7guard installed
+# (`l7guard iptables show`, GET /interception), and that SIGTERM removes it. Needs root, ip and
+# iptables: elsewhere it says why and skips; in CI (CI=true) that is a failure.
 k8s=$scratch/k8s
 mkdir -p "$k8s/run/l7guard"
-[ -n "$as_node" ] && chown -R 1000:1000 "$k8s/run"
-if (cd "$src" && node --input-type=module - "$src" "$k8s" >"$k8s/prepare.log" 2>&1) <<'EOF'
+netns=
+as_guard=
+why=
+if [ "$(id -u)" != 0 ]; then
+  why="needs root (--manage-iptables, a network namespace)"
+elif ! command -v ip >/dev/null 2>&1 || ! command -v iptables-restore >/dev/null 2>&1; then
+  why="needs ip and iptables"
+elif ! ip netns add "l7g-check-$$" 2>"$k8s/netns.err"; then
+  why="ip netns add failed: $(head -n 1 "$k8s/netns.err")"
+else
+  netns=l7g-check-$$
+  ip -n "$netns" link set lo up
+  guard_caps="setpriv --inh-caps=-all --bounding-set=-all,+net_admin,+net_raw --no-new-privs"
+  if $guard_caps true 2>/dev/null; then as_guard=$guard_caps; fi
+fi
+# inns CMD...: in the namespace, as root.
+inns() { ip netns exec "$netns" "$@"; }
+# guard CMD...: in the namespace, as the DaemonSet's l7guard container (uid 0, NET_ADMIN + NET_RAW), in $home.
+guard() {
+  (cd "$home" && exec ip netns exec "$netns" $as_guard env -i PATH="$run_path" HOME="$home" NODE_ENV=production "$@")
+}
+if [ -n "$why" ]; then
+  if [ "${CI:-}" = true ]; then not_ok "deploy/daemonset.yaml's serve args with --manage-iptables: $why"; else echo "# skipped deploy/daemonset.yaml's serve args with --manage-iptables: $why"; fi
+elif (cd "$src" && node --input-type=module - "$src" "$k8s" >"$k8s/prepare.log" 2>&1) <<'EOF'
 import { writeFileSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 const [src, dir] = process.argv.slice(2);
@@ -199,29 +232,24 @@ const { parseAllDocuments } = await import(pathToFileURL(join(src, 'node_modules
 const sw = await import(pathToFileURL(join(src, 'dist/fixtures/star-wars.js')).href);
 const ds = parseAllDocuments(readFileSync(join(src, 'deploy/daemonset.yaml'), 'utf8')).map((d) => d.toJS()).find((o) => o?.kind === 'DaemonSet');
 const c = ds.spec.template.spec.containers.find((x) => x.name === 'l7guard');
-const free = () => new Promise((resolve) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
 const args = [...c.args];
 const at = (flag) => args.indexOf(flag) + 1;
-const redirect = args[at('--redirect')];
-const [, destIp, destPort] = /=([\d.]+):(\d+)$/.exec(redirect);
-const podPort = await free();
-args[at('--redirect')] = `127.0.0.1:${await free()}=${destIp}:${destPort}`;
+if (!args.includes('--manage-iptables')) throw new Error('the DaemonSet does not run --manage-iptables');
 args[at('--admin')] = `unix:${join(dir, 'run/l7guard/admin.sock')}`;
-const ro = `127.0.0.1:${await free()}`;
-args[at('--admin-readonly')] = ro;
 const expanded = args.map((a) => a.replace('$(NODE_IP)', '127.0.0.1').replace('$(NODE_NAME)', 'node-1'));
 writeFileSync(join(dir, 'serve.args'), ['--kubeconfig', join(dir, 'kubeconfig'), ...expanded.slice(1)].join('\n') + '\n');
-writeFileSync(join(dir, 'readonly'), ro);
-writeFileSync(join(dir, 'cluster.yaml'), sw.starWarsYaml({
-  addresses: { deathstar: ['127.0.43.4', '127.0.43.5'], tiefighter: '127.0.43.2', xwing: '127.0.43.3', clusterIP: destIp },
-  podPort, namespaceObject: true,
-}));
+writeFileSync(join(dir, 'readonly'), args[at('--admin-readonly')]);
+writeFileSync(join(dir, 'chain'), at('--iptables-chain') > 0 ? args[at('--iptables-chain')] : 'L7GUARD');
+const addresses = { deathstar: ['127.0.43.4', '127.0.43.5'], tiefighter: '127.0.43.2', xwing: '127.0.43.3', clusterIP: '127.0.43.10' };
+writeFileSync(join(dir, 'cluster.yaml'), sw.starWarsYaml({ addresses, namespaceObject: true }));
 writeFileSync(join(dir, 'policy.yaml'), sw.starWarsPolicy(sw.POLICIES.l7));
+// What --manage-iptables must redirect for the L7 policy: the deathstar pods and the clusterIP, port 80.
+writeFileSync(join(dir, 'expected'), [...addresses.deathstar, addresses.clusterIP].map((ip) => `${ip}:80`).sort().join('\n') + '\n');
 console.log(`serve ${expanded.join(' ')}`);
 EOF
 then
   mkfifo "$k8s/api.in"
-  node "$src/dist/test/helpers/kube-api-server-main.js" --host 127.0.0.1 --port 0 \
+  ip netns exec "$netns" node "$src/dist/test/helpers/kube-api-server-main.js" --host 127.0.0.1 --port 0 \
     --token "l7guard-check=system:serviceaccount:l7guard:l7guard" --role "$src/deploy/rbac.yaml" \
     -f "$k8s/cluster.yaml" -f "$k8s/policy.yaml" <"$k8s/api.in" >"$k8s/api.out" 2>"$k8s/api.err" &
   api_pid=$!
@@ -245,10 +273,14 @@ EOF
   set --
   while IFS= read -r a; do set -- "$@" "$a"; done <"$k8s/serve.args"
   ro=$(cat "$k8s/readonly")
+  chain=$(cat "$k8s/chain")
   sock=$k8s/run/l7guard/admin.sock
-  (cd "$home" && exec $as_node env -i PATH="$run_path" HOME="$home" NODE_ENV=production l7guard serve "$@") >"$k8s/serve.log" 2>&1 &
+  # (exec all the way down: $! is l7guard's pid, which gets the SIGTERM.)
+  (cd "$home" && exec ip netns exec "$netns" $as_guard env -i PATH="$run_path" HOME="$home" NODE_ENV=production l7guard serve "$@") >"$k8s/serve.log" 2>&1 &
   serve_pid=$!
-  status() { node -e 'fetch(process.argv[1], { method: process.argv[2] }).then((r) => console.log(r.status), () => console.log(0))' "$@"; }
+  # status URL METHOD / body URL: from inside the namespace.
+  status() { inns node -e 'fetch(process.argv[1], { method: process.argv[2] }).then((r) => console.log(r.status), () => console.log(0))' "$@"; }
+  body() { inns node -e 'fetch(process.argv[1]).then((r) => r.text()).then((t) => console.log(t), () => console.log(""))' "$@"; }
   ready=0
   for _ in $(seq 1 300); do
     [ "$(status "http://$ro/ready" GET)" = 200 ] && { ready=1; break; }
@@ -259,16 +291,16 @@ EOF
     not_ok "the test API server started"
     show "$k8s/api.err"
   elif [ "$ready" = 1 ]; then
-    ok "deploy/daemonset.yaml's serve --kubernetes args: GET /ready 200 on --admin-readonly, with deploy/rbac.yaml enforced"
+    ok "deploy/daemonset.yaml's serve --kubernetes --manage-iptables args, as uid 0 with NET_ADMIN+NET_RAW${as_guard:+ only} in a network namespace: GET /ready 200 on --admin-readonly, with deploy/rbac.yaml enforced"
   else
-    not_ok "deploy/daemonset.yaml's serve --kubernetes args reach /ready 200 on --admin-readonly"
+    not_ok "deploy/daemonset.yaml's serve --kubernetes --manage-iptables args reach /ready 200 on --admin-readonly"
     head -n 1 "$k8s/prepare.log" | sed 's/^/  # /'
     show "$k8s/serve.log"
     show "$k8s/api.err" 5
   fi
   if [ "$ready" = 1 ]; then
     mode=$(stat -c %a "$sock" 2>/dev/null)
-    if run l7guard policy get --server "unix:$sock" >"$k8s/get.log" 2>&1 && grep -q 'rule1' "$k8s/get.log" && [ "$mode" = 600 ]; then
+    if guard l7guard policy get --server "unix:$sock" >"$k8s/get.log" 2>&1 && grep -q 'rule1' "$k8s/get.log" && [ "$mode" = 600 ]; then
       ok "l7guard policy get --server unix:SOCKET shows the API's rule1 (socket mode $mode)"
     else
       not_ok "l7guard policy get over the unix admin socket (mode ${mode:-?}) shows rule1"
@@ -282,10 +314,39 @@ EOF
     else
       ok "every list/watch l7guard made was granted by deploy/rbac.yaml"
     fi
+    # The chain: one REDIRECT per expected destination, jumped to first from PREROUTING and from
+    # OUTPUT for every uid but l7guard's (0); /interception lists the same destinations.
+    guard l7guard iptables show --chain "$chain" >"$k8s/show.log" 2>&1
+    rules=$(sed -n "s/^-A $chain -d \([0-9.]*\)\/32 -p tcp -m tcp --dport \([0-9]*\) .*-j REDIRECT --to-ports [0-9]*\$/\1:\2/p" "$k8s/show.log" | sort)
+    listed=$(body "http://$ro/interception" | node -e 'let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => { try { console.log(JSON.parse(s).redirects.map((r) => r.destination).sort().join("\n")); } catch { console.log(""); } })')
+    first_pre=$(inns iptables -t nat -S PREROUTING | sed -n 2p)
+    first_out=$(inns iptables -t nat -S OUTPUT | sed -n 2p)
+    if [ "$rules" = "$(cat "$k8s/expected")" ] && [ "$listed" = "$rules" ] &&
+      case "$first_pre" in *"-j $chain") true;; *) false;; esac &&
+      case "$first_out" in *"! --uid-owner 0 "*"-j $chain") true;; *) false;; esac; then
+      ok "l7guard iptables show: chain $chain redirects the deathstar pods and clusterIP ($(echo $rules)), first in PREROUTING and OUTPUT (! --uid-owner 0); GET /interception lists the same"
+    else
+      not_ok "chain $chain redirects $(echo $(cat "$k8s/expected")) (rules: $(echo $rules); /interception: $(echo $listed)), jumped to first from PREROUTING and OUTPUT ! --uid-owner 0"
+      show "$k8s/show.log"
+      echo "  # PREROUTING: $first_pre"
+      echo "  # OUTPUT: $first_out"
+    fi
   fi
   kill "$serve_pid" 2>/dev/null
   wait "$serve_pid" 2>/dev/null
+  serve_rc=$?
   serve_pid=
+  if [ "$ready" = 1 ]; then
+    guard l7guard iptables show --chain "$chain" >"$k8s/show-after.log" 2>&1
+    left=$(inns iptables-save -t nat | grep -c -- "$chain" || true)
+    if [ "$serve_rc" = 0 ] && grep -q "^# no chain $chain" "$k8s/show-after.log" && [ "${left:-0}" = 0 ]; then
+      ok "after SIGTERM l7guard exits 0 and chain $chain and its jumps are gone"
+    else
+      not_ok "after SIGTERM l7guard exits 0 (got $serve_rc) and chain $chain is gone ($left iptables-save lines name it)"
+      show "$k8s/show-after.log"
+      show "$k8s/serve.log" 10
+    fi
+  fi
   exec 3>&-
   wait "$api_pid" 2>/dev/null
   api_pid=

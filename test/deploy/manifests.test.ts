@@ -4,9 +4,12 @@
  * watches; every l7guard container's args accepted by the real `serve` flag table, taking the
  * cluster from the API server (`--kubernetes`, no `-f`) as a ServiceAccount of deploy/ bound to that
  * ClusterRole; probes on the `--admin-readonly` port, the `--admin` unix socket's folder a declared
- * volume; container ports matching the listeners; the init containers' iptables rules targeting
- * exactly the ports l7guard listens on; no container running as root but the iptables ones; the
- * interception flags satisfiable by the Star Wars cluster; uninstall.sh removing what deploy/ adds.
+ * volume; container ports matching the listeners; the DaemonSet managing its own interception
+ * (`--manage-iptables`, its chain cleaned up by an init container with the same iptables binaries
+ * first, time to remove it on SIGTERM); the sidecar's init container iptables rules targeting exactly
+ * the ports l7guard listens on; no container running as root but the iptables ones, and those with
+ * NET_ADMIN and NET_RAW only; the interception flags satisfiable by the Star Wars cluster; no address
+ * written anywhere in deploy/; uninstall.sh removing what deploy/ adds.
  */
 import t, { type Test } from 'tap';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +18,11 @@ import { join, posix } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { SERVE_OPTIONS } from '../../cli/serve.js';
-import { POLICIES, starWarsPolicy, starWarsYaml, RECORDED_NAMING } from '../../fixtures/star-wars.js';
+import { parseDuration } from '../../cli/duration.js';
+import { DEFAULT_CHAIN } from '../../proxy/interception/iptables.js';
+import { planTargets } from '../../proxy/interception/plan.js';
+import { PortPool } from '../../proxy/interception/ports.js';
+import { POLICIES, starWarsPolicy, starWarsYaml, RECORDED_ADDRESSES, RECORDED_NAMING } from '../../fixtures/star-wars.js';
 import { checkInterception, parseInterception, type InterceptionOptions } from '../../proxy/listen/original-destination.js';
 import { parseHostPort } from '../../proxy/admin/server.js';
 import { SECRET_KIND, WATCHED_KINDS } from '../../proxy/sources/kubernetes/kinds.js';
@@ -34,6 +41,7 @@ for (const file of files) {
   }
 }
 const UNINSTALL = readFileSync(join(DEPLOY, 'uninstall.sh'), 'utf8');
+const SCRIPTS = readdirSync(DEPLOY).filter((f) => f.endsWith('.sh')).sort();
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
@@ -154,7 +162,11 @@ interface Guard {
   readonly pod: Obj;
   readonly container: Obj;
   readonly sidecar: boolean;
+  /** The args as written, before the kubelet's `$(VAR)` expansion. */
+  readonly raw: string[];
   readonly values: ReturnType<typeof parseServe>;
+  /** `--manage-iptables`: l7guard writes its own rules, no init container does. */
+  readonly managed: boolean;
   readonly interception: InterceptionOptions;
 }
 
@@ -187,7 +199,10 @@ for (const { file, o } of docs) {
       t.equal(args[0], 'serve', `${file} ${String(c.name)}: runs l7guard serve`);
       const values = parseServe(args.slice(1));
       const interception = parseInterception({ mode: values.mode, pod: values.pod, redirect: values.redirect });
-      guards.push({ where: `${file} ${String(c.name)}`, workload: o, pod, container: c, sidecar: sidecar && c.restartPolicy === 'Always', values, interception });
+      guards.push({
+        where: `${file} ${String(c.name)}`, workload: o, pod, container: c, sidecar: sidecar && c.restartPolicy === 'Always',
+        raw: arr(c.args).map(String), values, managed: values['manage-iptables'] === true, interception,
+      });
     }
   }
 }
@@ -232,12 +247,21 @@ t.test('l7guard containers', async (t) => {
         t.equal(get?.host, ro.host, `${g.where}: ${probe} host is the --admin-readonly address`);
       }
     }
+    // As serve defaults --listen: none when --redirect or --manage-iptables gives the listeners.
+    // The managed redirect listeners (--redirect-ports) come and go: on the host network they need no
+    // containerPort.
     const listenPorts = [
-      ...(g.values.listen ?? (g.interception.redirects.length > 0 ? [] : ['0.0.0.0:80'])).map((l) => parseHostPort(l).port),
+      ...(g.values.listen ?? (g.interception.redirects.length > 0 || g.managed ? [] : ['0.0.0.0:80'])).map((l) => parseHostPort(l).port),
       ...g.interception.redirects.map((r) => r.listen.port),
     ];
     const declared = objs(g.container.ports).map((p) => Number(p.containerPort)).sort();
-    t.same(declared, [...listenPorts, ro.port].sort(), `${g.where}: containerPorts are exactly the listeners and the read-only admin port`);
+    t.same(declared, [...listenPorts, ro.port].sort(), `${g.where}: containerPorts are exactly the fixed listeners and the read-only admin port`);
+    if (g.managed) {
+      t.equal(g.pod.hostNetwork, true, `${g.where}: --manage-iptables on the host network (the redirect listeners' ports are the node's)`);
+      const pool = PortPool.parse(g.values['redirect-ports'] ?? '15000-15999');
+      for (const port of new Set([...declared, ro.port])) t.ok(port < pool.first || port > pool.last, `${g.where}: port ${port} is outside --redirect-ports`);
+      continue;
+    }
 
     const rules = redirectRules(g.pod);
     t.ok(rules.length > 0, `${g.where}: an init container installs redirect rules`);
@@ -247,6 +271,85 @@ t.test('l7guard containers', async (t) => {
       const target = g.interception.redirects.find((x) => x.listen.port === r.toPort);
       t.equal(r.dport, target?.dest.port, `${g.where}: --dport ${r.dport} is the --redirect destination port`);
       t.equal(r.dest, target?.dest.ip, `${g.where}: -d ${String(r.dest)} is the --redirect destination IP`);
+    }
+  }
+});
+
+/** The lines of the container's shell script (`command: [/bin/sh, -c]`, the script in args). */
+const scriptLines = (c: Obj): string[] => arr(c.args).map(String).join('\n').split('\n').map((l) => l.trim());
+/** Every `l7guard iptables cleanup [flags]` line of the container's script, its flags parsed. */
+function cleanupRuns(c: Obj): { chain: string; backend: string | undefined }[] {
+  const out: { chain: string; backend: string | undefined }[] = [];
+  for (const line of scriptLines(c)) {
+    const m = /^(?:exec\s+)?l7guard iptables cleanup(?:\s+(.*))?$/.exec(line);
+    if (m === null) continue;
+    const args = (m[1] ?? '').split(/\s+/).filter((a) => a !== '').map((a) => a.replace(/^"(.*)"$/, '$1'));
+    const { values } = parseArgs({ args, options: { chain: { type: 'string' }, backend: { type: 'string' } }, strict: true, allowPositionals: false });
+    out.push({ chain: values.chain ?? DEFAULT_CHAIN, backend: values.backend });
+  }
+  return out;
+}
+const envValue = (c: Obj, name: string): unknown => objs(c.env).find((e) => e.name === name)?.value;
+
+t.test('the DaemonSet manages its own interception', async (t) => {
+  const managed = guards.filter((g) => g.managed);
+  t.same(managed.map((g) => g.workload.kind), ['DaemonSet'], 'the DaemonSet\'s l7guard, and it alone, runs --manage-iptables');
+  for (const g of managed) {
+    // serve --kubernetes --manage-iptables --node-name $(NODE_NAME), nothing hand-written.
+    t.equal(g.values.kubernetes, true, `${g.where}: --kubernetes`);
+    const at = g.raw.indexOf('--node-name');
+    t.equal(g.raw[at + 1], '$(NODE_NAME)', `${g.where}: --node-name $(NODE_NAME)`);
+    const nodeName = objs(g.container.env).find((e) => e.name === 'NODE_NAME');
+    t.equal((((nodeName?.valueFrom as Obj | undefined)?.fieldRef as Obj | undefined)?.fieldPath), 'spec.nodeName', `${g.where}: NODE_NAME is the pod's spec.nodeName`);
+    t.ok(g.values.intercept === undefined || g.values.intercept === 'pod', `${g.where}: --intercept pod (enforced at the destination's node, as Cilium)`);
+    t.equal(g.values.redirect, undefined, `${g.where}: no --redirect (l7guard opens the redirect listeners itself)`);
+    t.equal(g.values.listen, undefined, `${g.where}: no --listen`);
+    t.ok(g.values.mode === undefined || g.values.mode === 'node', `${g.where}: node mode`);
+    t.ok(g.values.workers === undefined || g.values.workers === '1', `${g.where}: one process (--manage-iptables needs --workers 1)`);
+    t.doesNotThrow(() => PortPool.parse(g.values['redirect-ports'] ?? '15000-15999'), `${g.where}: --redirect-ports is a valid range`);
+    const chain = g.values['iptables-chain'] ?? DEFAULT_CHAIN;
+
+    // On SIGTERM the chain goes first, then the drain: both must fit before SIGKILL.
+    const drainMs = parseDuration(g.values['drain-timeout'] ?? '25s');
+    const grace = Number(g.pod.terminationGracePeriodSeconds ?? 30) * 1000;
+    t.ok(drainMs !== undefined && grace - drainMs >= 15_000, `${g.where}: terminationGracePeriodSeconds (${grace / 1000}s) leaves >= 15s beyond --drain-timeout (${String(drainMs)} ms) to remove the chain`);
+
+    // An init container removes what a crashed instance left, with the binaries l7guard will use.
+    const path = envValue(g.container, 'PATH');
+    const cleaners = objs(g.pod.initContainers).filter((c) => cleanupRuns(c).some((r) => r.chain === chain));
+    t.equal(cleaners.length, 1, `${g.where}: one init container runs \`l7guard iptables cleanup\` for chain ${chain} (--iptables-chain)`);
+    const cleaner = cleaners[0];
+    if (cleaner === undefined) continue;
+    const where = `${g.where}, init container ${String(cleaner.name)}`;
+    t.equal(cleaner.image, g.container.image, `${where}: the same image`);
+    t.ok(cleanupRuns(cleaner).some((r) => r.chain === 'L7GUARD_REDIRECT'), `${where}: also removes the previous version's L7GUARD_REDIRECT chain (its REDIRECT to 15080 would hit a managed port)`);
+    t.match(String(arr(cleaner.args)[0] ?? ''), /^set -eu\n/, `${where}: a failure stops the pod (set -eu)`);
+    t.ok(cleanupRuns(cleaner).every((r) => r.backend === undefined), `${where}: no --backend: iptables-save/-restore from PATH, as l7guard runs them`);
+    t.equal(envValue(cleaner, 'PATH'), path, `${where}: the PATH of the l7guard container, so both run the same iptables-save/-restore`);
+    // PATH's first folder: a volume the init container fills with links to the chosen backend.
+    const dir = String(path ?? '').split(':')[0]!;
+    const initMount = objs(cleaner.volumeMounts).find((m) => m.mountPath === dir);
+    const guardMount = objs(g.container.volumeMounts).find((m) => m.mountPath === dir);
+    const volume = objs(g.pod.volumes).find((v) => v.name === initMount?.name);
+    t.ok(initMount !== undefined && initMount.readOnly !== true && guardMount?.name === initMount.name, `${where}: PATH starts with ${dir}, a volume it writes and l7guard mounts`);
+    t.equal(guardMount?.readOnly, true, `${g.where}: ... read-only`);
+    t.ok(volume !== undefined && isObj(volume.emptyDir), `${where}: ... an emptyDir`);
+    const script = arr(cleaner.args).map(String).join('\n');
+    t.match(script, 'for tool in save restore', `${where}: links iptables-save and iptables-restore`);
+    t.ok(script.includes(`"${dir}/iptables-$tool"`), `${where}: ... into ${dir}`);
+    t.match(script, /ln -sf "\$\(command -v "iptables-\$backend-\$tool"\)"/, `${where}: ... to iptables-$backend-save/-restore`);
+    const lines = scriptLines(cleaner);
+    const link = lines.findIndex((l) => l.startsWith('ln -sf'));
+    const firstCleanup = lines.findIndex((l) => /^(exec\s+)?l7guard iptables cleanup/.test(l));
+    t.ok(link >= 0 && link < firstCleanup, `${where}: links before it cleans up`);
+    t.equal(envValue(cleaner, 'L7GUARD_IPTABLES_BACKEND'), 'auto', `${where}: L7GUARD_IPTABLES_BACKEND=auto (kube-proxy's backend) by default`);
+    t.match(script, /case "\$backend" in nft\|legacy\)/, `${where}: L7GUARD_IPTABLES_BACKEND is checked`);
+
+    // iptables-legacy's lock is the node's, as kube-proxy's.
+    for (const c of [cleaner, g.container]) {
+      const m = objs(c.volumeMounts).find((x) => x.mountPath === '/run/xtables.lock');
+      const v = objs(g.pod.volumes).find((x) => x.name === m?.name);
+      t.equal((v?.hostPath as Obj | undefined)?.path, '/run/xtables.lock', `${g.where}: ${String(c.name)} mounts the node's /run/xtables.lock`);
     }
   }
 });
@@ -298,13 +401,14 @@ function redirectRules(pod: Obj): { dest: string | undefined; dport: number; toP
 function effective(pod: Obj, c: Obj): Obj {
   return { ...((pod.securityContext as Obj | undefined) ?? {}), ...((c.securityContext as Obj | undefined) ?? {}) };
 }
-const runsIptables = (c: Obj) => /\biptables\b/.test(arr(c.args).join('\n'));
+/** A shell script that runs iptables (or `l7guard iptables`), or l7guard with `--manage-iptables`. */
+const runsIptables = (c: Obj) => /\biptables\b/.test(arr(c.args).join('\n')) || (arr(c.command).includes('l7guard') && arr(c.args).includes('--manage-iptables'));
 /** The upstream app's containers (demo/manifests/http-sw-app.yaml), kept as Cilium ships them. */
 const APP_CONTAINERS = parseAllDocuments(readFileSync(join(repoRoot, 'demo', 'manifests', 'http-sw-app.yaml'), 'utf8'))
   .map((d) => d.toJS() as Obj | null).filter((o): o is Obj => o?.kind === 'Deployment')
   .flatMap((o) => objs((((o.spec as Obj).template as Obj).spec as Obj).containers));
 
-t.test('no container runs as root but the iptables init containers', async (t) => {
+t.test('no container runs as root but those running iptables, with NET_ADMIN and NET_RAW only', async (t) => {
   for (const { file, o } of docs) {
     if (o.kind !== 'DaemonSet' && o.kind !== 'Deployment') continue;
     const pod = ((o.spec as Obj).template as Obj).spec as Obj;
@@ -315,11 +419,17 @@ t.test('no container runs as root but the iptables init containers', async (t) =
       const caps = ((sc.capabilities as Obj | undefined) ?? {});
       t.ok(arr(caps.drop).includes('ALL') || APP_CONTAINERS.some((a) => a.image === c.image), `${where}: drops ALL capabilities`);
       if (runsIptables(c)) {
-        t.ok(arr(pod.initContainers).includes(c), `${where}: iptables only in an init container`);
+        const init = arr(pod.initContainers).includes(c);
+        t.ok(init || o.kind === 'DaemonSet', `${where}: iptables in an init container, or in the DaemonSet's l7guard (--manage-iptables)`);
         t.equal(c.image, IMAGE, `${where}: the l7guard image (it has iptables)`);
+        // Added capabilities are not effective for a non-root process (Kubernetes sets no ambient ones).
         t.equal(sc.runAsUser, 0, `${where}: runs iptables as root (the image's user is node)`);
         t.same([...arr(caps.add)].sort(), ['NET_ADMIN', 'NET_RAW'], `${where}: with NET_ADMIN and NET_RAW only`);
-        t.equal(c.restartPolicy, undefined, `${where}: runs once`);
+        if (init) t.equal(c.restartPolicy, undefined, `${where}: runs once`);
+        if (o.kind === 'DaemonSet') {
+          t.equal(sc.allowPrivilegeEscalation, false, `${where}: no privilege escalation`);
+          t.equal(sc.readOnlyRootFilesystem, true, `${where}: read-only root filesystem`);
+        }
       } else if (c.image === IMAGE) {
         t.equal(sc.runAsNonRoot, true, `${where}: runAsNonRoot`);
         t.equal(sc.runAsUser, 1000, `${where}: runAsUser 1000, the image's node user`);
@@ -335,22 +445,38 @@ t.test('no container runs as root but the iptables init containers', async (t) =
 });
 
 t.test('the interception flags fit the Star Wars cluster as the API server would hold it', async (t) => {
-  const node = guards.find((g) => g.interception.mode.kind === 'node')!;
-  const dest = node.interception.redirects[0]!.dest;
+  const clusterIP = RECORDED_ADDRESSES.clusterIP;
   const dir = mkdtempSync(join(tmpdir(), 'l7guard-deploy-'));
   // The sidecar's $(POD_NAME) sample is the first replica's name, its status.podIP the first replica's IP.
+  // The pods name no node: each counts as this node's.
+  const deathstar = [SAMPLE['status.podIP']!, '10.244.4.2'];
   writeFileSync(join(dir, 'cluster.yaml'), starWarsYaml({
-    addresses: { deathstar: [SAMPLE['status.podIP']!, '10.244.4.2'], tiefighter: '10.244.1.2', xwing: '10.244.2.2', clusterIP: dest.ip! },
+    addresses: { deathstar, tiefighter: '10.244.1.2', xwing: '10.244.2.2', clusterIP },
     naming: RECORDED_NAMING, namespaceObject: true,
   }));
   writeFileSync(join(dir, 'policy.yaml'), starWarsPolicy(POLICIES.l7));
-  const state = await loadPolicyState([dir], { clusterName: 'default', nodeIPs: [], allowLocalhost: 'always', previous: undefined, revision: 1 });
+  const state = await loadPolicyState([dir], { clusterName: 'default', nodeIPs: [], allowLocalhost: 'always', previous: undefined, revision: 1, nodeName: SAMPLE['spec.nodeName'] });
   for (const g of guards) {
     t.doesNotThrow(() => checkInterception(state, g.interception), `${g.where}: --pod / --redirect match the cluster`);
+    if (!g.managed) continue;
+    // What --manage-iptables would redirect: the policy's deathstar pods and their Service, not the ships.
+    const targets = planTargets(state, g.values.intercept === 'service' ? 'service' : 'pod').map((x) => `${x.ip}:${x.port}`).sort();
+    t.same(targets, [...deathstar.map((ip) => `${ip}:80`), `${clusterIP}:80`].sort(), `${g.where}: redirects the deathstar pods and clusterIP, port 80`);
   }
-  t.equal(dest.port, 80, 'the node redirect targets the deathstar Service port');
   const ds = state.endpoints.find((e) => e.podLabels['class'] === 'deathstar');
   t.ok(ds?.identity.labels.includes('k8s:org=empire'), 'the protected pods have their labels');
+});
+
+t.test('no address is written in deploy/: every clusterIP and pod IP comes from the API server', async (t) => {
+  // An IPv4 literal (a CIDR's too); 127.0.0.1 and 0.0.0.0 are listening addresses, not a cluster's.
+  const IPV4 = /(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?!\.?\d)/g;
+  const checked = [...files, ...SCRIPTS];
+  t.ok(checked.includes('uninstall.sh') && checked.includes('daemonset.yaml'), 'deploy/*.yaml and deploy/*.sh are checked');
+  for (const file of checked) {
+    const text = readFileSync(join(DEPLOY, file), 'utf8');
+    const found = [...text.matchAll(IPV4)].map((m) => m[1]!).filter((ip) => ip !== '127.0.0.1' && ip !== '0.0.0.0');
+    t.same(found, [], `deploy/${file}: no IPv4 address but 127.0.0.1 and 0.0.0.0`);
+  }
 });
 
 t.test('deploy/uninstall.sh removes what deploy/ adds, the node chain included', async (t) => {
@@ -363,15 +489,20 @@ t.test('deploy/uninstall.sh removes what deploy/ adds, the node chain included',
     }
   }
   t.match(UNINSTALL, new RegExp(`delete deployment,serviceaccount --all-namespaces -l ${PART_OF}=l7guard`), 'deletes the labelled Deployments and ServiceAccounts');
-  // Every chain a host-network init container creates is deleted from both iptables backends.
-  for (const { file, o } of byKind('DaemonSet')) {
+  // On every node, what a crashed instance may have left, from both iptables backends: the chain of
+  // every --manage-iptables l7guard, and any chain a host-network init container creates (the
+  // previous version's L7GUARD_REDIRECT among them).
+  t.match(UNINSTALL, /\n\s*for backend in nft legacy; do\n/, 'on iptables-nft and iptables-legacy');
+  t.match(UNINSTALL, /\n\s*if out=\$\(l7guard iptables cleanup --backend "\$backend" --chain "\$chain" 2>&1\); then\n/, 'runs l7guard iptables cleanup for each chain and backend');
+  const chains = (/\n\s*for chain in ([^;\n]+); do\n/.exec(UNINSTALL)?.[1] ?? '').split(/\s+/);
+  const wanted = new Set(['L7GUARD_REDIRECT']);
+  for (const g of guards.filter((x) => x.managed && x.pod.hostNetwork === true)) wanted.add(g.values['iptables-chain'] ?? DEFAULT_CHAIN);
+  for (const { o } of byKind('DaemonSet')) {
     const pod = ((o.spec as Obj).template as Obj).spec as Obj;
     for (const c of objs(pod.initContainers).filter(runsIptables)) {
-      for (const m of arr(c.args).join('\n').matchAll(/-t nat -N (\S+)/g)) {
-        t.match(UNINSTALL, new RegExp(`-t nat -D PREROUTING -j ${m[1]}\\b`), `${file} ${String(c.name)}: the PREROUTING jump to ${m[1]} is deleted`);
-        t.match(UNINSTALL, new RegExp(`-t nat -X ${m[1]}\\b`), `${file} ${String(c.name)}: chain ${m[1]} is deleted`);
-      }
+      for (const m of arr(c.args).join('\n').matchAll(/-t nat -N (\S+)/g)) wanted.add(m[1]!);
     }
   }
-  t.match(UNINSTALL, /for ipt in iptables-nft iptables-legacy/, 'from iptables-nft and iptables-legacy');
+  for (const chain of wanted) t.ok(chains.includes(chain), `chain ${chain} is cleaned up on every node`);
+  t.match(UNINSTALL, /l7guard iptables show --backend "\$backend" --chain "\$chain".*\| grep -q '\^# no chain'/, 'and checked gone');
 });
