@@ -70,16 +70,28 @@ export function allocate(keys: Iterable<string>, previous: ReadonlyMap<string, n
   if (sorted.length > size) throw new RangeError(`cannot allocate ${sorted.length} ids in [${min}, ${max}]`);
   const out = new Map<string, number>();
   const used = new Set<number>();
+  const fresh: string[] = [];
   for (const k of sorted) {
     const v = previous.get(k);
     const p = typeof v === 'number' ? v : v?.id;
     if (p !== undefined && p >= min && p <= max && !used.has(p)) {
       out.set(k, p);
       used.add(p);
-    }
+    } else fresh.push(k);
   }
+  allocateMore(fresh, used, min, max, out);
+  return out;
+}
+
+/**
+ * allocate()'s second pass: each of `sorted` (keys without a number of their own, in sort order) at
+ * its hash slot, probing upward past `used` (which it extends). A rebuild that keeps every previous
+ * number calls it alone for the new keys: the same numbers as allocate() over all the keys.
+ */
+export function allocateMore(sorted: readonly string[], used: Set<number>, min: number, max: number, out = new Map<string, number>()): Map<string, number> {
+  const size = max - min + 1;
+  if (used.size + sorted.length > size) throw new RangeError(`cannot allocate ${used.size + sorted.length} ids in [${min}, ${max}]`);
   for (const k of sorted) {
-    if (out.has(k)) continue;
     let n = min + (fnv1a(k) % size);
     while (used.has(n)) n = n === max ? min : n + 1;
     out.set(k, n);

@@ -74,7 +74,7 @@ export interface Cluster {
   /** "namespace/service" -> its EndpointSlices (only slices that name a Service). */
   readonly slices: Map<string, SliceInfo[]>;
   /** namespace -> labels */
-  readonly namespaces: Map<string, Record<string, string>>;
+  readonly namespaces: Map<string, Readonly<Record<string, string>>>;
   /** "ns/name" -> key -> decoded value */
   readonly secrets: Map<string, ReadonlyMap<string, string>>;
 }
@@ -262,34 +262,71 @@ function parseSecret(o: SourcedObject, problems: LoadProblem[]): ReadonlyMap<str
   return m;
 }
 
-/** Extracts the cluster objects; returns the objects it did not consume. */
-export function readCluster(objects: readonly SourcedObject[], problems: LoadProblem[]): Cluster {
-  const c: Cluster = { pods: [], services: [], slices: new Map(), namespaces: new Map(), secrets: new Map() };
-  for (const o of objects) {
-    if (o.apiVersion === 'discovery.k8s.io/v1' && o.kind === 'EndpointSlice') {
-      const s = cached(sliceCache, o, problems, parseSlice);
-      if (s === undefined) continue;
+const namespaceCache = new WeakMap<object, Parsed<Readonly<Record<string, string>>>>();
+
+const parseNamespace = (o: SourcedObject): Readonly<Record<string, string>> => strMap(obj(o.raw.metadata).labels);
+
+/** A cluster object as policy reads it. */
+export type ClusterItem =
+  | { readonly kind: 'Pod'; readonly value: PodInfo }
+  | { readonly kind: 'Service'; readonly value: ServiceInfo }
+  /** undefined: a slice that names no Service. */
+  | { readonly kind: 'EndpointSlice'; readonly value: SliceInfo | undefined }
+  /** The Namespace's labels. */
+  | { readonly kind: 'Namespace'; readonly value: Readonly<Record<string, string>> }
+  | { readonly kind: 'Secret'; readonly value: ReadonlyMap<string, string> };
+
+/** The parsed form of a Pod, Service, EndpointSlice, Namespace or Secret; undefined for any other object. */
+export function clusterItem(o: SourcedObject, problems: LoadProblem[]): ClusterItem | undefined {
+  if (o.apiVersion === 'discovery.k8s.io/v1' && o.kind === 'EndpointSlice') return { kind: 'EndpointSlice', value: cached(sliceCache, o, problems, parseSlice) };
+  if (o.apiVersion !== 'v1') return undefined;
+  switch (o.kind) {
+    case 'Pod':
+      return { kind: 'Pod', value: cached(podCache, o, problems, parsePod) };
+    case 'Service':
+      return { kind: 'Service', value: cached(serviceCache, o, problems, parseService) };
+    case 'Namespace':
+      return { kind: 'Namespace', value: cached(namespaceCache, o, problems, parseNamespace) };
+    case 'Secret':
+      return { kind: 'Secret', value: cached(secretCache, o, problems, parseSecret) };
+  }
+  return undefined;
+}
+
+/** Adds one object's item to a Cluster being assembled (objects in order: a later namesake wins in the maps). */
+export function addToCluster(c: Cluster, o: SourcedObject, item: ClusterItem): void {
+  switch (item.kind) {
+    case 'EndpointSlice': {
+      const s = item.value;
+      if (s === undefined) return;
       const k = `${s.namespace}/${s.service}`;
       const list = c.slices.get(k);
       if (list === undefined) c.slices.set(k, [s]);
       else list.push(s);
-      continue;
+      return;
     }
-    if (o.apiVersion !== 'v1') continue;
-    switch (o.kind) {
-      case 'Pod':
-        c.pods.push(cached(podCache, o, problems, parsePod));
-        break;
-      case 'Service':
-        c.services.push(cached(serviceCache, o, problems, parseService));
-        break;
-      case 'Namespace':
-        c.namespaces.set(o.name, strMap(obj(o.raw.metadata).labels));
-        break;
-      case 'Secret':
-        c.secrets.set(`${o.namespace ?? 'default'}/${o.name}`, cached(secretCache, o, problems, parseSecret));
-        break;
-    }
+    case 'Pod':
+      c.pods.push(item.value);
+      return;
+    case 'Service':
+      c.services.push(item.value);
+      return;
+    case 'Namespace':
+      c.namespaces.set(o.name, item.value);
+      return;
+    case 'Secret':
+      c.secrets.set(`${o.namespace ?? 'default'}/${o.name}`, item.value);
+  }
+}
+
+export const emptyCluster = (): Cluster => ({ pods: [], services: [], slices: new Map(), namespaces: new Map(), secrets: new Map() });
+
+/** The cluster objects among `objects`, in their order. */
+export function readCluster(objects: readonly SourcedObject[], problems: LoadProblem[]): Cluster {
+  const c = emptyCluster();
+  for (const o of objects) {
+    const item = clusterItem(o, problems);
+    if (item !== undefined) addToCluster(c, o, item);
   }
   return c;
 }

@@ -57,11 +57,16 @@ export class IdentityIndex {
   }
 }
 
-/** Which identities each contribution's peers match, computed once per build. */
+/**
+ * Which identities each contribution's peers match, computed once per identity set: states built
+ * one after the other with the same identities share one (policy/state.ts), and contributions
+ * outlive a build (compiled rules are reused), so the memo is weak: a contribution no rule holds
+ * any more takes its entry with it.
+ */
 export class PeerMatches {
   readonly #index: IdentityIndex;
   readonly #clusterName: string;
-  readonly #memo = new Map<Contribution, ReadonlySet<number>>();
+  readonly #memo = new WeakMap<Contribution, ReadonlySet<number>>();
 
   constructor(index: IdentityIndex, clusterName: string) {
     this.#index = index;

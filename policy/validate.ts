@@ -2,7 +2,7 @@
  * `l7guard policy validate -f PATH`: per policy object VALID True/False with reasons, like
  * `kubectl get cnp`, plus file-level problems. Never throws for bad input.
  */
-import { parseObjects } from './build.js';
+import { parseObjects } from './build-rules.js';
 import { formatProblem, type LoadProblem } from './errors.js';
 import { readObjects } from './load.js';
 

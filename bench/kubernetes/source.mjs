@@ -24,6 +24,10 @@ const { values } = parseArgs({ options: {
   policies: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '50' },
   // --prof DIR: a V8 CPU profile of the proxy (node --cpu-prof), written when it exits.
   prof: { type: 'string' },
+  // --heap-mb N: the proxy's V8 old-space cap (node --max-old-space-size), as deploy/daemonset.yaml
+  // sets it through NODE_OPTIONS. Unset, V8 lets the heap grow to about twice the live size before
+  // a full GC, and RSS follows.
+  'heap-mb': { type: 'string' },
 } });
 const root = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'l7guard-bench-kube-'));
@@ -69,7 +73,10 @@ const kubeconfig = writeKubeconfig(dir, url, 'bench');
 // --- the proxy
 const adminPort = 19_000 + Math.floor(Math.random() * 1000);
 const t0 = performance.now();
-const nodeFlags = values.prof === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values.prof];
+const nodeFlags = [
+  ...(values.prof === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values.prof]),
+  ...(values['heap-mb'] === undefined ? [] : [`--max-old-space-size=${values['heap-mb']}`]),
+];
 const proxy = spawn(process.execPath, [...nodeFlags, join(root, 'bin/l7guard.js'), 'serve', '--kubernetes', '--kubeconfig', kubeconfig,
   '--listen', listen, '--admin', `127.0.0.1:${adminPort}`, '--node-name', 'node-0', '--log-level', 'warn', '--flow-buffer', '0'], { stdio: ['ignore', 'ignore', 'inherit'] });
 const get = (path) => new Promise((resolve) => {
@@ -115,6 +122,7 @@ samples.sort((a, b) => a - b);
 const q = (p) => samples[Math.min(samples.length - 1, Math.floor(p * samples.length))];
 const out = {
   pods: Number(values.pods), services: Number(values.services), policies: Number(values.policies),
+  heap_cap_mb: values['heap-mb'] === undefined ? null : Number(values['heap-mb']),
   ready_ms: Math.round(readyMs), rss_mb_at_ready: Math.round(rssReady), rss_mb_after: Math.round(rssAfter),
   heap_mb_at_ready: Math.round(heapReady), heap_mb_after: Math.round(heapAfter),
   ip_change_enforced_ms: { rounds: samples.length, p50: +q(0.5).toFixed(1), p95: +q(0.95).toFixed(1), p99: +q(0.99).toFixed(1), max: +samples.at(-1).toFixed(1) },

@@ -312,7 +312,7 @@ t.test('Service selector index: same endpoints as a scan', async (t) => {
   }
 });
 
-t.test('Kubernetes names: code-unit order is localeCompare order (policy/build.ts sortByNamespaceName)', async (t) => {
+t.test('Kubernetes names: code-unit order is localeCompare order (policy/pod-endpoints.ts sortByNamespaceName)', async (t) => {
   // Every string of up to two characters of DNS-1123 names (and the "/" of "namespace/name").
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789-./';
   const strings = [''];
