@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { FrontEnd } from './listen/front-end.js';
 import type { FrontErrorInfo, FrontRequest, FrontResponse } from './http1/types.js';
 import { createFrontEnd } from './listen/front-end.js';
-import { drainFrontEnds } from './listen/drain.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, drainFrontEnds } from './listen/drain.js';
 import { parseHostPort } from './admin/server.js';
 import { originalDestination, planListeners, type InterceptionOptions } from './listen/original-destination.js';
 import { trustedPeers } from './listen/proxy-protocol.js';
@@ -65,7 +65,7 @@ export interface DataPlane {
    * going to `dest` (a Pod IP:port or a Service clusterIP:port) before an iptables REDIRECT.
    */
   addRedirect(host: string, port: number, dest: { readonly ip: string; readonly port: number }): Promise<void>;
-  /** Stops accepting on an added listener; its connections finish their responses, as in a drain. */
+  /** Stops accepting on an added listener; its connections finish their responses in the background, as in a drain. */
   removeRedirect(port: number): Promise<void>;
   readonly connections: number;
   /** Active and passive upstream health, for /config_dump. */
@@ -169,8 +169,16 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
       const fe = redirects.get(port);
       if (fe === undefined) return;
       redirects.delete(port);
-      frontEnds.splice(frontEnds.indexOf(fe), 1);
-      await fe.close();
+      // Stop accepting at once and return: the connections still open finish their responses in
+      // the background (reset at the drain deadline), so a long stream never holds up the next
+      // reconcile. Until they are gone the front end stays in `frontEnds`, so drain() covers it.
+      const timer = setTimeout(() => fe.closeAll(), DEFAULT_DRAIN_TIMEOUT_MS);
+      timer.unref();
+      void fe.close().then(() => {
+        clearTimeout(timer);
+        const i = frontEnds.indexOf(fe);
+        if (i >= 0) frontEnds.splice(i, 1);
+      });
     },
     get connections() {
       let n = 0;

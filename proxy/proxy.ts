@@ -107,6 +107,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   try {
     listening = await data.start();
   } catch (err) {
+    control.stopChanges(); // the watches (Kubernetes informers too) would keep the process alive
     await control.close();
     throw new StartupError(`cannot listen: ${(err as Error).message}`);
   }
@@ -121,6 +122,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       await interception.reconcile(first);
     } catch (err) {
       await interception.stop().catch(() => undefined);
+      control.stopChanges();
       await data.drain(0);
       await control.close();
       throw new StartupError(`--manage-iptables: ${(err as Error).message}`);

@@ -149,15 +149,21 @@ export function runWorker(): void {
   };
 
   let builds: Promise<void> = Promise.resolve();
+  /** The newest revision not built yet: a worker behind the primary skips to it (each payload is whole). */
+  let newest: RevisionPayload | undefined;
   process.on('message', (m: ToWorker) => {
     if (m.t === 'config') {
       config = m.config;
       log = createLogger(m.config.logLevel).child({ worker: m.config.slot });
     } else if (m.t === 'revision') {
       if (config === undefined || draining !== undefined) return;
-      const payload = m.payload;
-      // Revisions build strictly in the order they arrive, one at a time.
+      newest = m.payload;
+      // One build at a time, always of the newest revision received: under churn a worker does not
+      // queue builds it would throw away (acknowledging revision N answers every wait for <= N).
       builds = builds.then(async () => {
+        const payload = newest;
+        if (payload === undefined) return;
+        newest = undefined;
         await build(payload);
         // A worker serves only once it judges by the revision the primary has: listen after the first build.
         if (listening === undefined && state.current !== undefined) listening = listen();

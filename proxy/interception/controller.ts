@@ -39,6 +39,10 @@ export interface InterceptionStatus {
   readonly revision: number;
 }
 
+/** Backoff of a failed reconcile: 500 ms doubling to 30 s. */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
 export class InterceptionController {
   readonly #data: DataPlane;
   readonly #rules: RuleWriter;
@@ -52,6 +56,9 @@ export class InterceptionController {
   #revision = 0;
   #tail: Promise<void> = Promise.resolve();
   #stopped = false;
+  #latest: PolicyState | undefined;
+  #failures = 0;
+  #retry: NodeJS.Timeout | undefined;
 
   constructor(opts: { data: DataPlane; rules: RuleWriter; ports: PortPool; mode: InterceptMode; log: Logger }) {
     this.#data = opts.data;
@@ -61,12 +68,22 @@ export class InterceptionController {
     this.#log = opts.log;
   }
 
-  /** Serialised: revisions reconcile one after the other, the newest state last. */
+  /**
+   * Serialised: revisions reconcile one after the other, the newest state last. A failed reconcile
+   * (iptables busy or failing) is tried again with backoff, with the newest state by then, until one
+   * succeeds: until then the rules in force stay.
+   */
   reconcile(state: PolicyState): Promise<void> {
+    this.#latest = state;
+    clearTimeout(this.#retry);
     const run = this.#tail.then(() => (this.#stopped ? undefined : this.#reconcile(state)));
-    this.#tail = run.catch((err: unknown) => {
+    this.#tail = run.then(() => { this.#failures = 0; }, (err: unknown) => {
       this.#lastError = (err as Error).message;
-      this.#log.error({ err: (err as Error).message, revision: state.revision }, 'interception: reconcile failed; the rules in force stay');
+      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.#failures++, 10));
+      this.#log.error({ err: (err as Error).message, revision: state.revision, retryInMs: delay }, 'interception: reconcile failed; the rules in force stay');
+      if (this.#stopped || this.#latest !== state) return;
+      this.#retry = setTimeout(() => void this.reconcile(this.#latest!).catch(() => undefined), delay);
+      this.#retry.unref();
     });
     return run;
   }
@@ -74,6 +91,7 @@ export class InterceptionController {
   /** Removes the chain and its jumps, then closes every redirect listener (after the reconciles in flight). */
   stop(): Promise<void> {
     this.#stopped = true;
+    clearTimeout(this.#retry);
     const done = this.#tail.then(async () => {
       await this.#rules.cleanup();
       const ports = [...this.#installed.values()].map((t) => t.toPort);
@@ -99,17 +117,31 @@ export class InterceptionController {
     const wanted = new Map(planTargets(state, this.#mode).map((t) => [targetKey(t), t]));
     const next = new Map<string, InterceptTarget & { toPort: number }>();
     const unprotected: string[] = [];
-    for (const [key, t] of wanted) {
-      const had = this.#installed.get(key);
-      if (had !== undefined) {
-        next.set(key, { ...t, toPort: had.toPort });
-        continue;
+    /** Listeners this reconcile opened: if it fails, they close and give their ports back. */
+    const opened: [string, number][] = [];
+    try {
+      for (const [key, t] of wanted) {
+        const had = this.#installed.get(key);
+        if (had !== undefined) {
+          next.set(key, { ...t, toPort: had.toPort });
+          continue;
+        }
+        const toPort = await this.#open(key, t);
+        if (toPort === undefined) unprotected.push(key);
+        else {
+          opened.push([key, toPort]);
+          next.set(key, { ...t, toPort });
+        }
       }
-      const toPort = await this.#open(key, t);
-      if (toPort === undefined) unprotected.push(key);
-      else next.set(key, { ...t, toPort });
+      await this.#rules.apply([...next.values()].map((t) => ({ ip: t.ip, port: t.port, toPort: t.toPort, comment: `l7guard ${t.what}` })));
+    } catch (err) {
+      // Nothing of this revision is in force: a retry starts from the rules and listeners that are.
+      for (const [key, toPort] of opened) {
+        this.#ports.release(key);
+        await this.#data.removeRedirect(toPort);
+      }
+      throw err;
     }
-    await this.#rules.apply([...next.values()].map((t) => ({ ip: t.ip, port: t.port, toPort: t.toPort, comment: `l7guard ${t.what}` })));
     const gone = [...this.#installed].filter(([key]) => !next.has(key));
     const added = [...next.keys()].filter((key) => !this.#installed.has(key)).length;
     this.#installed = next;
@@ -138,6 +170,13 @@ export class InterceptionController {
         await this.#data.addRedirect('0.0.0.0', toPort, { ip: t.ip, port: t.port });
         return toPort;
       } catch (err) {
+        const code = (err as { code?: string }).code;
+        // Only a port someone else holds is given up for good; anything else (out of file
+        // descriptors, say) fails this reconcile, which is retried, and keeps the pool whole.
+        if (code !== 'EADDRINUSE' && code !== 'EACCES') {
+          this.#ports.release(key);
+          throw err;
+        }
         this.#log.warn({ port: toPort, err: (err as Error).message }, 'interception: redirect port unavailable; trying the next');
         this.#ports.retire(key);
       }

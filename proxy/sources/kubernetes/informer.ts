@@ -6,7 +6,7 @@
  */
 import { ListWatch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { getJson, KubeWatch, type TransportOptions } from './transport.js';
+import { KubeWatch, listAll, type TransportOptions } from './transport.js';
 import { trimObject, type WatchedKind } from './kinds.js';
 
 export interface Backoff {
@@ -66,14 +66,19 @@ export class Informer {
     this.#opts = opts;
     this.#listed = new Promise((resolve) => { this.#resolveListed = resolve; });
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      const l = await getJson<KubernetesListObject<KubernetesObject>>(opts.kc, opts.path, { fieldSelector: opts.fieldSelector }, opts.transport.requestTimeoutMs);
+      const l = await listAll<KubernetesObject>(opts.kc, opts.path, { fieldSelector: opts.fieldSelector }, opts.transport.requestTimeoutMs) as KubernetesListObject<KubernetesObject>;
       // ListWatch fills its cache from `l` right after this promise settles, in the same task:
       // by the next macrotask the cache holds the list.
       setImmediate(() => this.#onListed());
       return l;
     };
-    this.#lw = new ListWatch(opts.path, new KubeWatch(opts.kc, opts.transport) as never, list, false, undefined, opts.fieldSelector);
+    const opened = (): void => {
+      this.#connected = true;
+      this.#failures = 0;
+    };
+    this.#lw = new ListWatch(opts.path, new KubeWatch(opts.kc, opts.transport, opened, (err) => this.#onError(err)) as never, list, false, undefined, opts.fieldSelector);
     const changed = (o: KubernetesObject): void => {
+      if (this.#stopped) return;
       // The cache holds this very object: trimmed here, it is trimmed for good (kinds.ts).
       trimObject(opts.kind.kind, o as unknown as Record<string, unknown>);
       this.#lastEvent = new Date().toISOString();
@@ -84,6 +89,7 @@ export class Informer {
     this.#lw.on('add', changed);
     this.#lw.on('update', changed);
     this.#lw.on('delete', () => {
+      if (this.#stopped) return;
       this.#lastEvent = new Date().toISOString();
       opts.onChange();
     });
@@ -92,8 +98,20 @@ export class Informer {
 
   /** Starts listing and watching; resolves once the first list is in the cache. */
   start(): Promise<void> {
-    void this.#lw.start();
+    this.#run();
     return this.#listed;
+  }
+
+  /**
+   * One (re)start of the list+watch. ListWatch reports failures through its error callbacks, but a
+   * credential plugin or a CA file that fails makes its promise reject too: both end in #onError.
+   * A watch that a stop() raced is stopped again once it has started.
+   */
+  #run(): void {
+    this.#lw.start().then(
+      () => { if (this.#stopped) void this.#lw.stop(); },
+      (err: unknown) => this.#onError(err),
+    );
   }
 
   stop(): void {
@@ -145,7 +163,7 @@ export class Informer {
     this.#opts.log.warn({ kind: this.#opts.kind.kind, path: this.#opts.path, err: e.message, retryInMs: delay }, 'kubernetes list/watch failed; retrying');
     clearTimeout(this.#retry);
     this.#retry = setTimeout(() => {
-      if (!this.#stopped) void this.#lw.start();
+      if (!this.#stopped) this.#run();
     }, delay);
     this.#retry.unref();
   }

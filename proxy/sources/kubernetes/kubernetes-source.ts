@@ -62,6 +62,8 @@ export interface KubernetesStatus {
 }
 
 const DEFAULT_COALESCE_MS = 25;
+/** A Kubernetes change rejected as a whole is built again after this long. */
+const RETRY_FAILED_MS = 5_000;
 
 export class KubernetesSource implements RunningSource {
   readonly name = 'kubernetes' as const;
@@ -83,6 +85,7 @@ export class KubernetesSource implements RunningSource {
   #building = false;
   #dirty = false;
   #closed = false;
+  #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: KubernetesSourceOptions) {
     this.#opts = opts;
@@ -122,6 +125,7 @@ export class KubernetesSource implements RunningSource {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#retryTimer);
     for (const { informer } of this.#informers) informer.stop();
     for (const i of this.#secrets.values()) i.stop();
   }
@@ -172,10 +176,14 @@ export class KubernetesSource implements RunningSource {
       const objects = this.#collect();
       this.#submitted++;
       this.#judging = new Map();
-      await host.submit(this, objects, 'kubernetes', (used) => this.accept(used), this.isolation);
+      const out = await host.submit(this, objects, 'kubernetes', (used) => this.accept(used), this.isolation);
       this.#judging = undefined;
+      if (!out.ok) this.#retryLater();
+      // Secrets only the previous revision named are not needed any more.
+      this.#stopUnwantedSecrets(this.#wantedSecrets());
     } catch (err) {
       this.#opts.log.error({ err: (err as Error).message }, 'kubernetes: change not applied');
+      this.#retryLater();
     } finally {
       this.#building = false;
     }
@@ -183,20 +191,23 @@ export class KubernetesSource implements RunningSource {
   }
 
   /**
+   * A change that could not be built as a whole (a problem no single object carries) is tried again
+   * after a while even if nothing else changes: the revision in force stays meanwhile.
+   */
+  #retryLater(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.#changed(), RETRY_FAILED_MS);
+    this.#retryTimer.unref();
+  }
+
+  /**
    * Starts a watch for each newly referenced Secret (and waits for its first list, so the policy
    * that needs it does not build without it) and stops the watches of Secrets no policy names.
    */
   async #watchSecrets(): Promise<void> {
-    const wanted = new Set<string>();
-    for (const { kind, informer } of this.#informers) {
-      if (kind.kind !== 'CiliumNetworkPolicy' && kind.kind !== 'CiliumClusterwideNetworkPolicy') continue;
-      for (const o of informer.objects()) secretRefs(o as Record<string, unknown>, kind.namespaced ? o.metadata?.namespace : undefined, wanted);
-    }
-    for (const [ref, informer] of this.#secrets) {
-      if (wanted.has(ref)) continue;
-      informer.stop();
-      this.#secrets.delete(ref);
-    }
+    const wanted = this.#wantedSecrets();
+    this.#stopUnwantedSecrets(wanted);
     const starting: Promise<void>[] = [];
     for (const ref of wanted) {
       if (this.#secrets.has(ref)) continue;
@@ -211,6 +222,29 @@ export class KubernetesSource implements RunningSource {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(starting), new Promise((resolve) => { timer = setTimeout(resolve, this.#transport.requestTimeoutMs); })]);
     clearTimeout(timer);
+  }
+
+  #stopUnwantedSecrets(wanted: ReadonlySet<string>): void {
+    for (const [ref, informer] of this.#secrets) {
+      if (wanted.has(ref)) continue;
+      informer.stop();
+      this.#secrets.delete(ref);
+    }
+  }
+
+  /** "namespace/name" of every Secret a policy names: the cached policies and the versions in force. */
+  #wantedSecrets(): Set<string> {
+    const wanted = new Set<string>();
+    for (const { kind, informer } of this.#informers) {
+      if (kind.kind !== 'CiliumNetworkPolicy' && kind.kind !== 'CiliumClusterwideNetworkPolicy') continue;
+      for (const o of informer.objects()) secretRefs(o as Record<string, unknown>, kind.namespaced ? o.metadata?.namespace : undefined, wanted);
+    }
+    // The versions in force too: when an update is rejected, the version kept in its place must
+    // still find the Secrets it names, or it would fail in turn and the policy vanish.
+    for (const o of this.#objects) {
+      if (o.kind === 'CiliumNetworkPolicy' || o.kind === 'CiliumClusterwideNetworkPolicy') secretRefs(o.raw, o.namespace, wanted);
+    }
+    return wanted;
   }
 
   #collect(): SourcedObject[] {

@@ -66,9 +66,9 @@ export async function getJson<T>(kc: KubeConfig, path: string, query: Record<str
       res.on('error', reject);
       res.on('end', () => {
         clearTimeout(timer);
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode !== 200) return reject(statusError(res.statusCode ?? 0, text, url.pathname));
         try {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode !== 200) return reject(statusError(res.statusCode ?? 0, text, url.pathname));
           resolve(JSON.parse(text) as T);
         } catch (err) {
           reject(new KubeError('L7G_ERR_KUBE_DECODE', `GET ${url.pathname}: ${(err as Error).message}`));
@@ -84,16 +84,56 @@ export async function getJson<T>(kc: KubeConfig, path: string, query: Record<str
   });
 }
 
+/** Items per list page: big collections come in pieces, not as one string of hundreds of MB. */
+export const LIST_PAGE = 500;
+
+interface ListPage<T> {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: T[];
+}
+
+/**
+ * A whole collection, in pages (`limit` + `continue`): every page of one list is the same
+ * snapshot, at the first page's resourceVersion (API Concepts, "Retrieving large results sets in
+ * chunks"). A continue token that expired (410) makes the caller list again from the start.
+ */
+export async function listAll<T>(kc: KubeConfig, path: string, query: Record<string, string | undefined>, timeoutMs: number): Promise<ListPage<T> & { items: T[] }> {
+  let page = await getJson<ListPage<T>>(kc, path, { ...query, limit: String(LIST_PAGE) }, timeoutMs);
+  const first = page;
+  const items: T[] = [...(page.items ?? [])];
+  while (page.metadata?.continue) {
+    page = await getJson<ListPage<T>>(kc, path, { ...query, limit: String(LIST_PAGE), continue: page.metadata.continue }, timeoutMs);
+    for (const it of page.items ?? []) items.push(it);
+  }
+  return { ...first, metadata: { ...first.metadata, continue: undefined }, items };
+}
+
 type WatchCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => void;
+
+/**
+ * A watch that ends sooner than this with no event at all is a failure, not the server's timeout:
+ * reconnecting at once would loop against an API server (or a load balancer) that closes every
+ * stream, so it goes through the informer's backoff instead (client-go's reflector has the same
+ * "very short watch" check).
+ */
+const SHORT_WATCH_MS = 1000;
 
 /** The `Watch` of @kubernetes/client-node (what its ListWatch calls), with deadlines and bookmarks. */
 export class KubeWatch {
   readonly #kc: KubeConfig;
   readonly #opts: TransportOptions;
+  readonly #onOpen: () => void;
+  readonly #onFailure: (err: unknown) => void;
 
-  constructor(kc: KubeConfig, opts: TransportOptions) {
+  /**
+   * `onOpen`: the server accepted a watch (200): the connection is back. `onFailure`: the caller's
+   * `done` itself failed (ListWatch's next watch could not start: a credential plugin, a CA file).
+   */
+  constructor(kc: KubeConfig, opts: TransportOptions, onOpen: () => void = () => undefined, onFailure: (err: unknown) => void = () => undefined) {
     this.#kc = kc;
     this.#opts = opts;
+    this.#onOpen = onOpen;
+    this.#onFailure = onFailure;
   }
 
   /**
@@ -109,18 +149,23 @@ export class KubeWatch {
     q['timeoutSeconds'] = String(Math.round(this.#opts.watchTimeoutSeconds * (1 + Math.random())));
     const url = serverUrl(this.#kc, path, q);
     const opts = await requestOptions(this.#kc);
+    const started = Date.now();
+    let events = 0;
     let finished = false;
+    let timer: NodeJS.Timeout | undefined;
     const finish = (err: unknown): void => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
+      // Only called from the request's own callbacks and timers, after `req` exists.
       req.destroy();
-      done(err);
+      if (err === null && events === 0 && Date.now() - started < SHORT_WATCH_MS && !controller.signal.aborted) {
+        err = new KubeError('L7G_ERR_KUBE_STATUS', `watch ${path}: the server ended it at once, with no event`);
+      }
+      // ListWatch's `done` is async (it starts the next list or watch): its failure is ours to report.
+      const next = done(err) as unknown;
+      if (next instanceof Promise) next.catch((e: unknown) => this.#onFailure(e));
     };
-    let timer: NodeJS.Timeout = setTimeout(
-      () => finish(new KubeError('L7G_ERR_KUBE_TIMEOUT', `watch ${path}: no answer in ${this.#opts.requestTimeoutMs} ms`)),
-      this.#opts.requestTimeoutMs,
-    );
     const idle = (): void => {
       clearTimeout(timer);
       timer = setTimeout(() => finish(new KubeError('L7G_ERR_KUBE_TIMEOUT', `watch ${path}: silent for ${this.#opts.watchIdleMs} ms`)), this.#opts.watchIdleMs);
@@ -135,6 +180,7 @@ export class KubeWatch {
         return;
       }
       idle();
+      this.#onOpen();
       let pending = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
@@ -151,15 +197,25 @@ export class KubeWatch {
           } catch {
             return finish(new KubeError('L7G_ERR_KUBE_DECODE', `watch ${path}: undecodable event`));
           }
+          events++;
           if (typeof ev.type === 'string') callback(ev.type, ev.object, ev);
-          // An ERROR event (410 Expired among them) ends this watch; ListWatch saw it above.
-          if (ev.type === 'ERROR') return finish(null);
+          if (ev.type === 'ERROR') {
+            // 410 Expired: ListWatch saw it above and lists again on this clean end. Any other
+            // Status is a failure, retried with backoff.
+            const code = (ev.object as { code?: unknown } | undefined)?.code;
+            const message = (ev.object as { message?: unknown } | undefined)?.message;
+            return finish(code === 410 ? null : new KubeError('L7G_ERR_KUBE_STATUS', `watch ${path}: ${String(code)} ${String(message)}`, typeof code === 'number' ? code : undefined));
+          }
         }
       });
       res.on('end', () => finish(null));
       res.on('error', (err) => finish(controller.signal.aborted ? null : err));
     });
     req.on('error', (err) => finish(controller.signal.aborted ? null : err));
+    timer = setTimeout(
+      () => finish(new KubeError('L7G_ERR_KUBE_TIMEOUT', `watch ${path}: no answer in ${this.#opts.requestTimeoutMs} ms`)),
+      this.#opts.requestTimeoutMs,
+    );
     req.end();
     return controller;
   }

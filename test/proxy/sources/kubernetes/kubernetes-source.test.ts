@@ -108,16 +108,17 @@ t.test('serve --kubernetes: the Star Wars demo driven through the API server', a
       data: { token: Buffer.from(value).toString('base64') },
     }) as unknown as KubeObject;
     api.apply(secret('s3cret'));
-    api.apply({
+    const doorPolicy = (headerMatch: object, extra: object = {}) => ({
       apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name: 'secret-door', namespace: 'default' },
       spec: {
         endpointSelector: { matchLabels: { org: 'empire', class: 'deathstar' } },
         ingress: [{
           fromEndpoints: [{ matchLabels: { org: 'empire' } }],
-          toPorts: [{ ports: [{ port: String(POD_PORT), protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/v1/door', headerMatches: [{ name: 'x-token', secret: { name: 'door-token' } }] }] } }],
+          toPorts: [{ ports: [{ port: String(POD_PORT), protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/v1/door', headerMatches: [headerMatch], ...extra }] } }],
         }],
       },
-    } as unknown as KubeObject);
+    }) as unknown as KubeObject;
+    api.apply(doorPolicy({ name: 'x-token', secret: { name: 'door-token' } }));
     const door = async (token: string | undefined) => {
       const res = await rawExchange({
         from: ADDRESSES.tiefighter, to: host, port, idleMs: 2000,
@@ -134,6 +135,12 @@ t.test('serve --kubernetes: the Star Wars demo driven through the API server', a
     api.apply(secret('n3w'));
     await until(() => door('n3w'), (s) => s === 200, 'the new value opens it');
     t.equal(await door('s3cret'), 403, 'the old value no longer does');
+    // An invalid update that no longer names the Secret: the version kept in force still needs it.
+    const rejected0 = await metric(admin, 'l7guard_kubernetes_rejections_total');
+    api.apply(doorPolicy({ name: 'x-token', value: 'plain' }, { bogusField: true }));
+    await until(() => metric(admin, 'l7guard_kubernetes_rejections_total'), (n) => n > rejected0, 'the update rejected');
+    t.equal(await door('n3w'), 200, 'the version in force still reads its Secret');
+    t.equal(((await dump(admin))['kubernetes'] as { secrets: unknown[] }).secrets.length, 1, 'its watch is kept');
     api.delete('CiliumNetworkPolicy', 'default', 'secret-door');
     await until(() => dump(admin), (d) => (d['kubernetes'] as { secrets: unknown[] }).secrets.length === 0, 'no policy names it: its watch stops');
   });
