@@ -23,21 +23,29 @@ import { resolveKubeConfig } from './sources/kubernetes/config.js';
 import { KubernetesSource } from './sources/kubernetes/kubernetes-source.js';
 import { StateRef } from './state-ref.js';
 
+/** The `serve` options the control plane reads (ProxyOptions adds the data plane's). */
 export interface ControlPlaneOptions {
+  /** `-f` paths. */
   readonly paths: readonly string[];
   readonly admin: string;
+  /** `--admin-readonly`: a second admin listener that answers GET and HEAD only. */
   readonly adminReadOnly?: string | undefined;
   readonly nodeIPs: readonly string[];
   readonly clusterName: string;
   readonly allowLocalhost: 'always' | 'policy';
   readonly flowsFile: string | undefined;
+  /** `--flow-buffer N`: flows kept for /flows (default 4096; 0 = none). */
   readonly flowBuffer?: number | undefined;
+  /** `--node-name` as given: which pods are this node's (policy/build.ts). */
+  readonly nodeName?: string | undefined;
   readonly version: string;
   readonly commandLine: readonly string[];
   readonly log: Logger;
+  /** `--mode`, `--pod` and `--redirect` listeners (listen/original-destination.ts); absent: node mode. */
   readonly interception?: InterceptionOptions | undefined;
+  /** Timeouts and limits (proxy/hardening.ts); absent: every default. */
   readonly hardening?: Hardening | undefined;
-  readonly nodeName?: string | undefined;
+  /** `--kubernetes`: objects from the API server too (proxy/sources/kubernetes/). */
   readonly kubernetes?: { readonly kubeconfig: string | undefined; readonly requestTimeoutMs: number | undefined } | undefined;
 }
 

@@ -4,50 +4,28 @@
  * (cluster/primary.ts, cluster/worker.ts).
  */
 import { hostname } from 'node:os';
-import type { Logger } from 'pino';
-import type { AdminServer } from './admin/server.js';
-import { startControlPlane } from './control-plane.js';
+import { startControlPlane, type ControlPlaneOptions } from './control-plane.js';
 import { createDataPlane, type DataPlane } from './data-plane.js';
-import type { Hardening } from './hardening.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from './listen/drain.js';
-import type { InterceptionOptions } from './listen/original-destination.js';
 import { InterceptionController } from './interception/controller.js';
 import { IptablesManager } from './interception/iptables.js';
 import type { InterceptMode } from './interception/plan.js';
 import { PortPool } from './interception/ports.js';
-import { sendJson, type AdminRoute } from './admin/server.js';
+import { sendJson, type AdminRoute, type AdminServer } from './admin/server.js';
 import type { ReloadController } from './reload/reload-controller.js';
 import type { StateRef } from './state-ref.js';
 import type { TlsServeOptions } from './tls/options.js';
 
-export interface ProxyOptions {
-  readonly paths: readonly string[];
+export interface ProxyOptions extends ControlPlaneOptions {
   readonly listen: readonly string[];
-  readonly admin: string;
-  /** `--admin-readonly`: a second admin listener that answers GET and HEAD only. */
-  readonly adminReadOnly?: string | undefined;
-  readonly nodeIPs: readonly string[];
-  readonly clusterName: string;
-  readonly allowLocalhost: 'always' | 'policy';
-  readonly flowsFile: string | undefined;
-  /** `--flow-buffer N`: flows kept for /flows (default 4096; 0 = none). */
-  readonly flowBuffer?: number | undefined;
+  /** Also the flows' node name (default: the hostname). */
   readonly nodeName: string | undefined;
-  readonly version: string;
-  readonly commandLine: readonly string[];
-  readonly log: Logger;
-  /** `--mode`, `--pod` and `--redirect` listeners (listen/original-destination.ts); absent: node mode. */
-  readonly interception?: InterceptionOptions | undefined;
-  /** Timeouts and limits (proxy/hardening.ts); absent: every default. */
-  readonly hardening?: Hardening | undefined;
   /** `--proxy-protocol-from` CIDRs (proxy/listen/proxy-protocol.ts). */
   readonly proxyProtocolFrom?: readonly string[] | undefined;
   /** `--listen-tls` listeners and `--identity-from mtls` (proxy/tls/). */
   readonly tls?: TlsServeOptions | undefined;
   /** `--manage-iptables` (proxy/interception/): absent, l7guard never touches the firewall. */
   readonly managedInterception?: ManagedInterception | undefined;
-  /** `--kubernetes`: objects from the API server too (proxy/sources/kubernetes/). */
-  readonly kubernetes?: { readonly kubeconfig: string | undefined; readonly requestTimeoutMs: number | undefined } | undefined;
 }
 
 export interface ManagedInterception {

@@ -19,6 +19,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { formatProblem, type LoadProblem, type SourcedObject } from '../../../policy/index.js';
+import type { RejectedObject } from '../../../observe/operator-views.js';
 import type { Isolation, RunningSource, SourceHost } from '../source.js';
 import type { ResolvedKubeConfig } from './config.js';
 import { DEFAULT_BACKOFF, Informer, type Backoff, type InformerStatus } from './informer.js';
@@ -35,15 +36,9 @@ export interface KubernetesSourceOptions {
   readonly coalesceMs?: number | undefined;
 }
 
-export interface Rejection {
-  readonly source: string;
-  readonly kind: string;
-  readonly namespace: string | undefined;
-  readonly name: string;
+/** A rejected object as `policy get` shows it, plus when and at which resourceVersion. */
+export interface Rejection extends RejectedObject {
   readonly resourceVersion: string;
-  readonly problems: readonly string[];
-  /** The version in force instead (`k8s:...@rv`), or none: the object is absent from the policy. */
-  readonly inForce: string | undefined;
   readonly at: string;
 }
 
