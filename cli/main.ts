@@ -11,6 +11,7 @@ Commands:
   policy validate  check policy files without serving (like kubectl apply --dry-run)
   policy get       the loaded policy rules and revision of a running proxy (like cilium-dbg policy get)
   policy trace     which rule allows or denies a source, destination, port and request (like cilium policy trace)
+  policy replay    judge a flow log's recorded decisions again with candidate policies; the changed verdicts
   observe          show flows like hubble observe (from the admin API or a --flows file)
   apply            apply objects to a running proxy through its admin API (like kubectl apply -f)
   delete           delete an object applied through the admin API (like kubectl delete)

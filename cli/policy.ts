@@ -5,6 +5,7 @@ import { UsageError } from './usage-error.js';
 const USAGE = `Usage: l7guard policy validate -f PATH [-f PATH ...]
        l7guard policy get [--server HOST:PORT|unix:PATH] [-o json]
        l7guard policy trace (-s LABELS | --src-pod NS/NAME) (-d LABELS | --dst-pod NS/NAME) --dport PORT [--http-*] [--server ADDR | -f PATH]
+       l7guard policy replay --flows FILE -f PATH [-f PATH ...] [-o json] [--strict]
 
 Checks every object as serve would load it, without serving. Prints one line per policy
 (KIND NAMESPACE/NAME VALID True|False) followed by the reasons of invalid ones.
@@ -16,6 +17,10 @@ export async function runPolicy(argv: string[]): Promise<number> {
   if (sub === 'get' || sub === 'trace') {
     const { runPolicyGet, runPolicyTrace } = await import('./policy-inspect.js');
     return (sub === 'get' ? runPolicyGet : runPolicyTrace)(rest);
+  }
+  if (sub === 'replay') {
+    const { runPolicyReplay } = await import('./policy-replay.js');
+    return runPolicyReplay(rest);
   }
   if (sub !== 'validate') throw new UsageError(`unknown policy subcommand "${sub ?? ''}"\n\n${USAGE}`);
   let values;

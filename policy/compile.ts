@@ -231,6 +231,14 @@ function originsOf(entries: readonly Contribution[]): readonly RuleRef[] {
   return Object.freeze(out);
 }
 
+/** The HTTP rules behind each L7 decision this module made; the decision itself holds only their compiled check. */
+const httpRules = new WeakMap<PortDecision, readonly CompiledHttpRule[]>();
+
+/** The HTTP rules an L7 decision checks (`policy replay` judges a recorded request without its header fields by them). */
+export function httpRulesOf(d: PortDecision): readonly CompiledHttpRule[] | undefined {
+  return httpRules.get(d);
+}
+
 /**
  * Shares decisions between tables: same contributing rule sets -> same decision object, so the
  * provenance (`by`) costs nothing per request.
@@ -238,7 +246,12 @@ function originsOf(entries: readonly Contribution[]): readonly RuleRef[] {
 export class L7DecisionCache {
   readonly #m = new Map<string, PortDecision>();
   get(entries: readonly Contribution[]): PortDecision {
-    return this.#shared('l7', entries, () => ({ kind: 'l7', check: makeHttpCheck(entries.flatMap((e) => e.l7 ?? [])), by: originsOf(entries) }));
+    return this.#shared('l7', entries, () => {
+      const rules = entries.flatMap((e) => e.l7 ?? []);
+      const d: PortDecision = { kind: 'l7', check: makeHttpCheck(rules), by: originsOf(entries) };
+      httpRules.set(d, rules);
+      return d;
+    });
   }
 
   /** An L3/L4 allow by these covering rules. */

@@ -216,3 +216,47 @@ export function makeHttpCheck(rules: readonly CompiledHttpRule[]): L7Check {
     return run.result(allowed);
   };
 }
+
+/** A request as a flow records it: no header fields, and the Host field only as the URL's authority. */
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly host: string | undefined;
+  /**
+   * The URL's authority is the Host field the rules saw. False for HTTP/1.0, where the Host field
+   * is optional and the authority may come from the original destination instead.
+   */
+  readonly hostKnown: boolean;
+}
+
+/** What a rule set decides for a recorded request: a verdict, or the fields it would need to know. */
+export type RecordedOutcome = { readonly allowed: boolean; readonly needs?: undefined } | { readonly allowed?: undefined; readonly needs: readonly string[] };
+
+/**
+ * makeHttpCheck's verdict for a request whose header fields are unknown. Every match action a CNP
+ * compiles to passes on a match (CONTINUE), so a rule's verdict can only grow as more of its header
+ * entries match: a rule that passes with none of them is an allow whatever was sent, and one that
+ * fails on method, path or host (or on a secret that never matches) is out whatever was sent. Only
+ * the rest depend on the headers, and make the verdict undecidable unless another rule allows.
+ */
+export function judgeRecorded(rules: readonly CompiledHttpRule[], req: RecordedRequest): RecordedOutcome {
+  const needs = new Set<string>();
+  for (const r of rules) {
+    if (r.method && !r.method.test(req.method)) continue;
+    if (r.path && !r.path.test(req.path)) continue;
+    const ruleNeeds: string[] = [];
+    if (r.host) {
+      if (!req.hostKnown) ruleNeeds.push('host');
+      else if (req.host === undefined || !r.host.test(req.host)) continue;
+    }
+    let never = false;
+    for (const h of [...r.plain, ...r.actions]) {
+      if (h.value === undefined) never = true;
+      else if (h.mismatchAction === 'FAIL' || h.matchAction === 'FAIL') ruleNeeds.push(h.lower);
+    }
+    if (never) continue;
+    if (ruleNeeds.length === 0) return { allowed: true };
+    for (const n of ruleNeeds) needs.add(n);
+  }
+  return needs.size === 0 ? { allowed: false } : { needs: [...needs].sort() };
+}

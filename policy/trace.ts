@@ -117,7 +117,7 @@ export function endFromPod(state: PolicyState, ref: string): TraceEnd {
   return { labels: ep.identity.labels, identity: ep.identity.id, pod: `${ep.namespace}/${ep.name}`, isPod: true };
 }
 
-const isPodLabels = (labels: readonly string[]) => labels.some((l) => l.startsWith(`k8s:${POD_NAMESPACE_LABEL}=`));
+export const isPodLabels = (labels: readonly string[]) => labels.some((l) => l.startsWith(`k8s:${POD_NAMESPACE_LABEL}=`));
 
 const ruleName = (r: CompiledRule): TraceRule | undefined =>
   r.origin === undefined ? undefined : { kind: r.origin.kind, namespace: r.origin.namespace, name: r.origin.name, ruleIndex: r.origin.ruleIndex };
@@ -133,7 +133,7 @@ function selectedRules(rules: readonly CompiledRule[], subject: PeerIdentity, di
   return out;
 }
 
-function directionTrace(rules: readonly CompiledRule[], subject: PeerIdentity, peer: PeerIdentity, port: number, dir: Direction, clusterName: string, applies: boolean): { trace: DirectionTrace; decision: PortDecision } {
+function directionTrace(rules: readonly CompiledRule[], subject: PeerIdentity, peer: PeerIdentity, port: number, dir: Direction, clusterName: string, applies: boolean): SideTrace {
   const allow: PortDecision = { kind: 'allow' };
   if (!applies) return { trace: { direction: dir, applies, selected: [], enforced: false, decision: 'allow', reason: undefined, by: [] }, decision: allow };
   const dp = directionPolicy(rules, subject, dir);
@@ -147,24 +147,50 @@ function directionTrace(rules: readonly CompiledRule[], subject: PeerIdentity, p
   };
 }
 
-/** The trace itself. `state` must be the policy layer's own state (buildPolicyState). */
-export function trace(state: PolicyState, q: TraceQuery): TraceResult {
+/** One direction of a trace and the decision it yields. */
+export interface SideTrace {
+  readonly trace: DirectionTrace;
+  readonly decision: PortDecision;
+}
+
+/** Both directions' decisions for (source, destination, port), before any HTTP request is judged. */
+export interface Sides {
+  readonly rules: number;
+  /** `--allow-localhost always` lets a `reserved:host` source through before any policy. */
+  readonly hostAllowed: boolean;
+  readonly egress: SideTrace;
+  readonly ingress: SideTrace;
+}
+
+/** The per-direction procedure of trace() (and of `policy replay`). `state` must be buildPolicyState's. */
+export function traceSides(state: PolicyState, srcEnd: TraceEnd, dstEnd: TraceEnd, port: number): Sides {
   if (!(state instanceof CompiledPolicyState)) throw new TraceError('policy trace needs a state built by buildPolicyState');
-  if (!Number.isInteger(q.port) || q.port < 0 || q.port > 65535) throw new TraceError(`--dport must be 0..65535, not ${q.port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TraceError(`--dport must be 0..65535, not ${port}`);
   const { rules, allowLocalhostAlways } = state.traceContext();
   const peer = (e: TraceEnd): PeerIdentity => {
     const known = e.identity === undefined ? undefined : (state.identities.get(e.identity) as (Identity & PeerIdentity) | undefined);
     return known !== undefined && 'labelSet' in known ? known : makeIdentity(0, e.labels);
   };
-  const src = peer(q.src);
-  const dst = peer(q.dst);
-  const base = { revision: state.revision, src: q.src, dst: q.dst, port: q.port, protocol: 'TCP' as const, rules: rules.length, http: q.http };
-  const eg = directionTrace(rules, src, dst, q.port, 'EGRESS', state.clusterName, q.src.isPod);
-  const ing = directionTrace(rules, dst, src, q.port, 'INGRESS', state.clusterName, true);
+  const src = peer(srcEnd);
+  const dst = peer(dstEnd);
+  return {
+    rules: rules.length,
+    hostAllowed: allowLocalhostAlways && srcEnd.labels.length === 1 && srcEnd.labels[0] === 'reserved:host',
+    egress: directionTrace(rules, src, dst, port, 'EGRESS', state.clusterName, srcEnd.isPod),
+    ingress: directionTrace(rules, dst, src, port, 'INGRESS', state.clusterName, true),
+  };
+}
+
+/** The trace itself. `state` must be the policy layer's own state (buildPolicyState). */
+export function trace(state: PolicyState, q: TraceQuery): TraceResult {
+  const sides = traceSides(state, q.src, q.dst, q.port);
+  const base = { revision: state.revision, src: q.src, dst: q.dst, port: q.port, protocol: 'TCP' as const, rules: sides.rules, http: q.http };
+  const eg = sides.egress;
+  const ing = sides.ingress;
   const result = (v: Pick<TraceResult, 'verdict' | 'layer' | 'direction' | 'reason' | 'l7Pending' | 'by'>, allowLocalhost = false): TraceResult => ({
     ...base, allowLocalhost, egress: eg.trace, ingress: ing.trace, ...v,
   });
-  if (allowLocalhostAlways && q.src.labels.length === 1 && q.src.labels[0] === 'reserved:host') {
+  if (sides.hostAllowed) {
     return result({ verdict: 'ALLOWED', layer: undefined, direction: undefined, reason: undefined, l7Pending: false, by: [] }, true);
   }
   for (const side of [eg, ing]) {
