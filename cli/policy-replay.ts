@@ -93,6 +93,8 @@ export async function runPolicyReplay(argv: string[], out: NodeJS.WritableStream
     return 2;
   }
   const report = replay.finish();
+  // An empty or wrong log would otherwise pass a CI gate without a word.
+  if (report.decisions === 0) err.write(`warning: ${flowsFile} holds no recorded policy decision (L7 request or policy-verdict flow)\n`);
   out.write(values.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderReplay(report, flowsFile));
   const changed = report.newlyDenied + report.newlyAllowed + (values.strict === true ? report.undecidable : 0);
   return changed > 0 ? 1 : 0;

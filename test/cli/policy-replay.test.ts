@@ -154,6 +154,12 @@ t.test('errors: exit 2 with a clear message', async (t) => {
   t.equal(bad.code, 2);
   t.match(bad.stderr, /is not a flow log .*:\n {2}line 9: /);
 
+  const empty = join(work, 'empty.ndjson');
+  writeFileSync(empty, '');
+  const none = await runCli(['policy', 'replay', '--flows', empty, '-f', candidate(deathstarPolicy(POD_PORT))]);
+  t.equal(none.code, 0, 'an empty log changes nothing');
+  t.match(none.stderr, /^warning: .*empty\.ndjson holds no recorded policy decision/, 'but says so');
+
   const usage = await runCli(['policy', 'replay', '-f', candidate(deathstarPolicy(POD_PORT))]);
   t.equal(usage.code, 2);
   t.match(usage.stderr, /needs --flows FILE/);
