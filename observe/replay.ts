@@ -141,7 +141,7 @@ export class FlowReplay {
     }
     if (f.Type === 'L3_L4' && f.event_type?.type === MESSAGE_TYPE_POLICY_VERDICT) {
       if (f.verdict === 'AUDIT') this.#audited.set(connection(f), f);
-      else if (f.verdict === 'DROPPED' || f.verdict === 'FORWARDED') this.#judge({ flow: f, denied: f.verdict === 'DROPPED', request: undefined, problem: undefined });
+      else if (f.verdict === 'DROPPED' || f.verdict === 'FORWARDED' || f.verdict === 'REDIRECTED') this.#judge({ flow: f, denied: f.verdict === 'DROPPED', request: undefined, problem: undefined });
       else skipped.other++;
       return;
     }
@@ -168,12 +168,16 @@ export class FlowReplay {
       ? { verdict: 'UNDECIDABLE', why: problem, headers: [], by: [] }
       : this.#replayer.judge(src as TraceEnd, dst as TraceEnd, port as number, r.request);
     let change: Change;
+    // An L3/L4 verdict let through, and the candidate lets it through at L3/L4 too (its undecidable
+    // verdicts all do): the request flows of that connection carry the HTTP rules' verdicts.
+    const passedL3L4 = problem === undefined && r.request === undefined && !r.denied && now.verdict === 'UNDECIDABLE';
+    if (passedL3L4 || (now.verdict !== 'UNDECIDABLE' && (now.verdict === 'DENIED') === r.denied)) {
+      this.report.unchanged++;
+      return;
+    }
     if (now.verdict === 'UNDECIDABLE') {
       change = 'undecidable';
       this.report.undecidable++;
-    } else if ((now.verdict === 'DENIED') === r.denied) {
-      this.report.unchanged++;
-      return;
     } else if (now.verdict === 'DENIED') {
       change = 'newly-denied';
       this.report.newlyDenied++;

@@ -21,6 +21,7 @@ export type Replayed =
       /** The deny rules, or the rules whose HTTP rules the request matches none of; empty = no rule selected this peer. */
       readonly by: readonly RuleRef[];
     }
+  /** Always allowed at L3/L4 by both directions: only HTTP rules are left undecided. */
   | {
       readonly verdict: 'UNDECIDABLE';
       readonly why: string;

@@ -12,6 +12,7 @@ import { scenarios, uuidSeq } from './recorded-scenarios.js';
 const cluster = starWarsYaml({ addresses: RECORDED_ADDRESSES, namespaceObject: true });
 const L34 = readFileSync(MANIFESTS + 'examples__minikube__sw_l3_l4_policy.yaml', 'utf8');
 const L7 = readFileSync(MANIFESTS + 'examples__minikube__sw_l3_l4_l7_policy.yaml', 'utf8');
+const DENY = readFileSync(MANIFESTS + 'examples__minikube__sw_deny_policy.yaml', 'utf8');
 
 const flows = (name: keyof typeof scenarios): HubbleFlowResponse[] => toFlows(scenarios[name], { uuid: uuidSeq() });
 const edit = (r: HubbleFlowResponse, f: Partial<HubbleFlow> & { staged?: boolean }): HubbleFlowResponse => ({ ...r, flow: { ...r.flow, ...f } });
@@ -52,6 +53,16 @@ t.test('AUDIT: what the policy in force would have denied', async (t) => {
   t.same(counts(alone), [1, 1, 0, 0, 0], 'an audited verdict with no request: an L3/L4 decision');
   const none = run('', [audited, through]);
   t.same([counts(none), none.groups.map((g) => [g.change, g.source, g.method])], [[1, 0, 0, 1, 0], [['newly-allowed', 'default/xwing', 'POST']]]);
+});
+
+t.test("an allowed policy-verdict (Cilium's, per connection) is judged at L3/L4 only", async (t) => {
+  const [verdict] = flows('xwingDrop');
+  const [landing] = flows('landingRequest');
+  const allowed = edit(verdict!, { verdict: 'REDIRECTED', source: landing!.flow.source, IP: landing!.flow.IP });
+  const r = run(L7, [allowed, edit(allowed, { verdict: 'FORWARDED' })]);
+  t.same(counts(r), [2, 2, 0, 0, 0], 'HTTP rules on the port: still allowed at L3/L4, not undecidable');
+  const denied = run(DENY, [allowed]);
+  t.same([counts(denied), denied.groups.map((g) => [g.change, g.method, g.path])], [[1, 0, 1, 0, 0], [['newly-denied', '', '']]]);
 });
 
 t.test('flows that are no decision, or that cannot be judged', async (t) => {
