@@ -4,7 +4,9 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
+import { runPolicyReplay } from '../../cli/policy-replay.js';
 import { runCli, serve } from '../helpers/serve.js';
 import { hasCompleteResponse, loopbackBlock, rawExchange } from '../helpers/net.js';
 import { recordingBackend } from '../helpers/backend.js';
@@ -25,6 +27,20 @@ const L7 = [{ method: 'POST', path: '/v1/request-landing' }];
 /** A candidate folder: the cluster (unless `bare`) and one policy. */
 const candidate = (policy: string, bare = false) => (bare ? clusterDir('', { 'policy.yaml': policy }) : clusterDir(cluster, { 'policy.yaml': policy }));
 const replay = (...args: string[]) => runCli(['policy', 'replay', '--flows', flowsFile, ...args]);
+
+/** The command in this process (a child process costs seconds on a loaded machine): what it prints and returns. */
+async function replayHere(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const sink = () => {
+    const w = new Writable({ write: (c: Buffer, _e, done) => { w.text += c.toString(); done(); } }) as Writable & { text: string };
+    w.text = '';
+    return w;
+  };
+  const out = sink();
+  const err = sink();
+  const code = await runPolicyReplay(args, out, err);
+  return { code, stdout: out.text, stderr: err.text };
+}
+const replayed = (...args: string[]) => replayHere(['--flows', flowsFile, ...args]);
 
 t.before(async () => {
   const backends = await Promise.all(ips.deathstar.map((a, i) => recordingBackend(`deathstar-${i}`, a, POD_PORT)));
@@ -68,7 +84,7 @@ t.test('the flows serve wrote record what replay needs', async (t) => {
   t.ok(verdict?.destination?.labels?.includes('k8s:org=empire'));
 });
 
-t.test('against the L7 policy: the exhaust port is newly denied, exit 1', async (t) => {
+t.test('against the L7 policy: the exhaust port is newly denied, exit 1', { timeout: 60_000 }, async (t) => {
   const r = await replay('-f', candidate(deathstarPolicy(POD_PORT, L7)));
   t.equal(r.code, 1, r.stderr);
   t.equal(r.stderr, '');
@@ -78,14 +94,14 @@ t.test('against the L7 policy: the exhaust port is newly denied, exit 1', async 
   t.match(r.stdout, /\nSkipped flows: 3 responses, 1 drop notifications \(their policy-verdict flows are replayed\)\n$/);
 });
 
-t.test('against the policy it was recorded under: no change, exit 0', async (t) => {
+t.test('against the policy it was recorded under: no change, exit 0', { timeout: 60_000 }, async (t) => {
   const r = await replay('-f', candidate(deathstarPolicy(POD_PORT)));
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /: 0 newly denied, 0 newly allowed, 0 undecidable, 4 unchanged\n/);
 });
 
 t.test('-o json', async (t) => {
-  const r = await replay('-f', candidate(deathstarPolicy(POD_PORT, L7)), '-o', 'json');
+  const r = await replayed('-f', candidate(deathstarPolicy(POD_PORT, L7)), '-o', 'json');
   t.equal(r.code, 1, r.stderr);
   const j = JSON.parse(r.stdout) as ReplayReport;
   t.same({ ...j, groups: undefined }, {
@@ -103,14 +119,14 @@ t.test('-o json', async (t) => {
 });
 
 t.test('a candidate without the pods: the ends are judged by their recorded labels', async (t) => {
-  const r = await replay('-f', candidate(deathstarPolicy(POD_PORT, L7), true), '-o', 'json');
+  const r = await replayed('-f', candidate(deathstarPolicy(POD_PORT, L7), true), '-o', 'json');
   t.equal(r.code, 1, r.stderr);
   const j = JSON.parse(r.stdout) as ReplayReport;
   t.same([j.newlyDenied, j.unchanged, j.groups.map((g) => [g.change, g.method, g.path, g.flows])], [2, 2, [['newly-denied', 'PUT', '/v1/exhaust-port', 2]]]);
 });
 
 t.test('no policy at all: the xwing is newly allowed', async (t) => {
-  const r = await replay('-f', clusterDir(cluster));
+  const r = await replayed('-f', clusterDir(cluster));
   t.equal(r.code, 1, r.stderr);
   t.match(r.stdout, /\nNewly allowed \(1\):\nSOURCE.*\ndefault\/xwing +default\/deathstar +18080 +- +- +1 +DROPPED +allowed \(no policy enforces either direction\)\n/);
 });
@@ -130,33 +146,33 @@ t.test('a header rule: undecidable, never guessed', async (t) => {
     },
   });
   const dir = candidate(policy);
-  const r = await replay('-f', dir);
+  const r = await replayed('-f', dir);
   t.equal(r.code, 0, `undecidable is not a change: ${r.stderr}`);
   t.match(r.stdout, /: 0 newly denied, 0 newly allowed, 2 undecidable, 2 unchanged\n/);
   t.match(r.stdout, /\nUndecidable \(2\):\nSOURCE.*\ndefault\/tiefighter +default\/deathstar +18080 +PUT +\/v1\/exhaust-port +2 +FORWARDED +the decision depends on header fields a flow does not record: x-has-force\n/);
-  const strict = await replay('-f', dir, '--strict');
+  const strict = await replayed('-f', dir, '--strict');
   t.equal(strict.code, 1, '--strict: undecidable counts as a change');
 });
 
-t.test('errors: exit 2 with a clear message', async (t) => {
+t.test('errors: exit 2 with a clear message', { timeout: 120_000 }, async (t) => {
   const missing = await runCli(['policy', 'replay', '--flows', join(work, 'nope.ndjson'), '-f', candidate(deathstarPolicy(POD_PORT))]);
   t.equal(missing.code, 2);
   t.match(missing.stderr, /^Error: cannot read the flow log .*nope\.ndjson: ENOENT\n$/);
 
-  const invalid = await replay('-f', candidate(deathstarPolicy(POD_PORT).replace('fromEndpoints', 'fromEndpointz')));
+  const invalid = await replayed('-f', candidate(deathstarPolicy(POD_PORT).replace('fromEndpoints', 'fromEndpointz')));
   t.equal(invalid.code, 2);
   t.match(invalid.stderr, /^Error: the candidate does not load:\n.*fromEndpointz/);
   t.notMatch(invalid.stderr, /\n\s+at /, 'no stack trace');
 
   const garbled = join(work, 'garbled.ndjson');
   writeFileSync(garbled, readFileSync(flowsFile, 'utf8') + 'not json\n{"flow": {}}\n');
-  const bad = await runCli(['policy', 'replay', '--flows', garbled, '-f', candidate(deathstarPolicy(POD_PORT))]);
+  const bad = await replayHere(['--flows', garbled, '-f', candidate(deathstarPolicy(POD_PORT))]);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /is not a flow log .*:\n {2}line 9: /);
 
   const empty = join(work, 'empty.ndjson');
   writeFileSync(empty, '');
-  const none = await runCli(['policy', 'replay', '--flows', empty, '-f', candidate(deathstarPolicy(POD_PORT))]);
+  const none = await replayHere(['--flows', empty, '-f', candidate(deathstarPolicy(POD_PORT))]);
   t.equal(none.code, 0, 'an empty log changes nothing');
   t.match(none.stderr, /^warning: .*empty\.ndjson holds no recorded policy decision/, 'but says so');
 
