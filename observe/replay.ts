@@ -20,7 +20,7 @@ export interface ReplayGroup {
   /** Without the query ('' for an L3/L4 flow). */
   readonly path: string;
   flows: number;
-  /** What the first flow of the group recorded: FORWARDED, DROPPED or AUDIT. */
+  /** What the first flow of the group recorded: FORWARDED, DROPPED, AUDIT (or REDIRECTED, an L3/L4 allow). */
   readonly recorded: string;
   /** The candidate's verdict for the first flow of the group. */
   readonly candidate: Replayed;
@@ -55,6 +55,8 @@ export interface ReplayReport {
 interface Recorded {
   readonly flow: HubbleFlow;
   readonly denied: boolean;
+  /** The recorded verdict as reports show it: AUDIT for a request whose L3/L4 verdict was audited. */
+  readonly verdict: string;
   /** undefined: an L3/L4 flow. */
   readonly request: RecordedRequest | undefined;
   /** undefined: the flow cannot be judged, and why. */
@@ -136,12 +138,12 @@ export class FlowReplay {
       const audited = this.#audited.get(connection(f));
       if (audited !== undefined) this.#audited.delete(connection(f));
       const { request, problem } = requestOf(f);
-      this.#judge({ flow: f, denied: audited !== undefined || f.verdict !== 'FORWARDED', request, problem });
+      this.#judge({ flow: f, denied: audited !== undefined || f.verdict !== 'FORWARDED', verdict: audited !== undefined ? 'AUDIT' : f.verdict, request, problem });
       return;
     }
     if (f.Type === 'L3_L4' && f.event_type?.type === MESSAGE_TYPE_POLICY_VERDICT) {
       if (f.verdict === 'AUDIT') this.#audited.set(connection(f), f);
-      else if (f.verdict === 'DROPPED' || f.verdict === 'FORWARDED' || f.verdict === 'REDIRECTED') this.#judge({ flow: f, denied: f.verdict === 'DROPPED', request: undefined, problem: undefined });
+      else if (f.verdict === 'DROPPED' || f.verdict === 'FORWARDED' || f.verdict === 'REDIRECTED') this.#judge({ flow: f, denied: f.verdict === 'DROPPED', verdict: f.verdict, request: undefined, problem: undefined });
       else skipped.other++;
       return;
     }
@@ -151,7 +153,7 @@ export class FlowReplay {
   }
 
   finish(): ReplayReport {
-    for (const f of this.#audited.values()) this.#judge({ flow: f, denied: true, request: undefined, problem: undefined });
+    for (const f of this.#audited.values()) this.#judge({ flow: f, denied: true, verdict: 'AUDIT', request: undefined, problem: undefined });
     this.#audited.clear();
     this.report.recordedRevisions.push(...[...this.#revisions].sort((a, b) => a - b));
     return this.report;
@@ -195,7 +197,7 @@ export class FlowReplay {
       g.flows++;
       return;
     }
-    const group: ReplayGroup = { change, source, destination, port: port ?? 0, method, path, flows: 1, recorded: f.verdict ?? '', candidate: now };
+    const group: ReplayGroup = { change, source, destination, port: port ?? 0, method, path, flows: 1, recorded: r.verdict, candidate: now };
     this.#groups.set(key, group);
     this.report.groups.push(group);
   }

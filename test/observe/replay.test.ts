@@ -52,7 +52,7 @@ t.test('AUDIT: what the policy in force would have denied', async (t) => {
   const alone = run(L7, [audited]);
   t.same(counts(alone), [1, 1, 0, 0, 0], 'an audited verdict with no request: an L3/L4 decision');
   const none = run('', [audited, through]);
-  t.same([counts(none), none.groups.map((g) => [g.change, g.source, g.method])], [[1, 0, 0, 1, 0], [['newly-allowed', 'default/xwing', 'POST']]]);
+  t.same([counts(none), none.groups.map((g) => [g.change, g.source, g.method, g.recorded])], [[1, 0, 0, 1, 0], [['newly-allowed', 'default/xwing', 'POST', 'AUDIT']]]);
 });
 
 t.test("an allowed policy-verdict (Cilium's, per connection) is judged at L3/L4 only", async (t) => {
