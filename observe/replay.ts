@@ -73,24 +73,41 @@ export function splitUrl(url: string): { host: string; path: string } | undefine
   return { host: m[1] as string, path: rest === '' ? '/' : rest };
 }
 
+// A flow log is input: a hand-edited or foreign line may hold anything where a field should be.
+const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
 function requestOf(f: HubbleFlow): { request?: RecordedRequest; problem?: string } {
   const http = f.l7?.http;
-  if (http?.method === undefined || http.url === undefined) return { problem: 'the flow records no method or URL' };
+  if (typeof http?.method !== 'string' || typeof http.url !== 'string') return { problem: 'the flow records no method or URL' };
   const u = splitUrl(http.url);
   if (u === undefined) return { problem: `the flow's URL ${JSON.stringify(http.url)} is not http://host/path` };
   return { request: { method: http.method, path: u.path, host: u.host === '' ? undefined : u.host, hostKnown: http.protocol !== 'HTTP/1.0' } };
 }
 
+/** The policy revisions a flow names (Hubble's Policy.revision, a uint64 as a string). */
+function addRevisions(f: HubbleFlow, into: Set<number>): void {
+  for (const list of [f.egress_allowed_by, f.ingress_allowed_by, f.egress_denied_by, f.ingress_denied_by] as unknown[]) {
+    if (!Array.isArray(list)) continue;
+    for (const p of list as { revision?: unknown }[]) if (typeof p?.revision === 'string') into.add(Number(p.revision));
+  }
+}
+
 /** A flow's end as policy/replay.ts takes it. */
-function peerOf(e: HubbleEndpoint | undefined, ip: string | undefined): RecordedPeer {
-  return { namespace: e?.namespace, podName: e?.pod_name, labels: e?.labels, ip };
+function peerOf(e: HubbleEndpoint | undefined, ip: unknown): RecordedPeer {
+  const labels: unknown = e?.labels;
+  return {
+    namespace: text(e?.namespace),
+    podName: text(e?.pod_name),
+    labels: Array.isArray(labels) ? labels.filter((l): l is string => typeof l === 'string') : undefined,
+    ip: text(ip),
+  };
 }
 
 /** How a report names an end: `namespace/workload` (or the pod), else its labels, else its address. */
-export function endName(e: HubbleEndpoint | undefined, ip: string | undefined): string {
-  if (e?.pod_name !== undefined) return `${e.namespace ?? 'default'}/${e.workloads?.[0]?.name ?? e.pod_name}`;
-  if (e?.labels !== undefined && e.labels.length > 0) return e.labels.join(',');
-  return ip ?? '?';
+export function endName(e: HubbleEndpoint | undefined, p: RecordedPeer): string {
+  if (p.podName !== undefined) return `${p.namespace ?? 'default'}/${text(e?.workloads?.[0]?.name) ?? p.podName}`;
+  if (p.labels !== undefined && p.labels.length > 0) return p.labels.join(',');
+  return p.ip ?? '?';
 }
 
 /**
@@ -118,9 +135,7 @@ export class FlowReplay {
   add(res: HubbleFlowResponse): void {
     const f = res.flow;
     const skipped = this.report.skipped;
-    for (const list of [f.egress_allowed_by, f.ingress_allowed_by, f.egress_denied_by, f.ingress_denied_by]) {
-      for (const p of list ?? []) if (p.revision !== undefined) this.#revisions.add(Number(p.revision));
-    }
+    addRevisions(f, this.#revisions);
     if ((f as { staged?: unknown }).staged === true) {
       skipped.staged++;
       return;
@@ -162,9 +177,11 @@ export class FlowReplay {
   #judge(r: Recorded): void {
     const f = r.flow;
     this.report.decisions++;
-    const src = this.#replayer.end(peerOf(f.source, f.IP?.source));
-    const dst = f.destination?.pod_name === undefined ? undefined : this.#replayer.end(peerOf(f.destination, f.IP?.destination));
-    const port = f.l4?.TCP?.destination_port;
+    const srcPeer = peerOf(f.source, f.IP?.source);
+    const src = this.#replayer.end(srcPeer);
+    const dstPeer = peerOf(f.destination, f.IP?.destination);
+    const dst = dstPeer.podName === undefined ? undefined : this.#replayer.end(dstPeer);
+    const port: unknown = f.l4?.TCP?.destination_port;
     const problem = r.problem ?? unjudgeable(src, dst, port);
     const now: Replayed = problem !== undefined
       ? { verdict: 'UNDECIDABLE', why: problem, headers: [], by: [] }
@@ -187,26 +204,28 @@ export class FlowReplay {
       change = 'newly-allowed';
       this.report.newlyAllowed++;
     }
-    const source = endName(f.source, f.IP?.source);
-    const destination = endName(f.destination, f.IP?.destination);
+    const source = endName(f.source, srcPeer);
+    const destination = endName(f.destination, dstPeer);
     const method = r.request?.method ?? '';
     const path = r.request === undefined ? '' : r.request.path.split('?')[0] as string;
-    const key = JSON.stringify([change, source, destination, port ?? 0, method, path]);
+    const tcpPort = typeof port === 'number' ? port : 0;
+    const key = JSON.stringify([change, source, destination, tcpPort, method, path]);
     const g = this.#groups.get(key);
     if (g !== undefined) {
       g.flows++;
       return;
     }
-    const group: ReplayGroup = { change, source, destination, port: port ?? 0, method, path, flows: 1, recorded: r.verdict, candidate: now };
+    const group: ReplayGroup = { change, source, destination, port: tcpPort, method, path, flows: 1, recorded: r.verdict, candidate: now };
     this.#groups.set(key, group);
     this.report.groups.push(group);
   }
 }
 
-function unjudgeable(src: TraceEnd | undefined, dst: TraceEnd | undefined, port: number | undefined): string | undefined {
+function unjudgeable(src: TraceEnd | undefined, dst: TraceEnd | undefined, port: unknown): string | undefined {
   if (src === undefined) return 'the flow names no source labels or address';
   if (dst === undefined) return 'the flow names no destination pod';
   if (port === undefined) return 'the flow records no destination port';
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) return `the flow's destination port ${JSON.stringify(port)} is not a TCP port`;
   return undefined;
 }
 

@@ -71,11 +71,16 @@ t.test('flows that are no decision, or that cannot be judged', async (t) => {
     edit(landing!, { Type: 'L3_L4', l7: undefined, event_type: { type: 1, sub_type: 158 }, drop_reason_desc: 'SERVICE_BACKEND_NOT_FOUND' }),
     edit(landing!, { destination: { labels: ['reserved:world'] } }),
     edit(landing!, { l7: { type: 'REQUEST', http: { method: 'GET', url: 'deathstar/v1' } } }),
+    // Hand-edited lines: wrong types where fields should be.
+    edit(landing!, { l4: { TCP: { destination_port: 70000 } } }),
+    edit(landing!, { source: { labels: 'k8s:org=empire' as unknown as string[], pod_name: 7 as unknown as string }, IP: undefined }),
   ]);
   t.same(r.skipped.other, 1, 'a drop that is not policy');
   t.same(r.groups.map((g) => [g.change, (g.candidate as { why: string }).why]), [
     ['undecidable', 'the flow names no destination pod'],
     ['undecidable', 'the flow\'s URL "deathstar/v1" is not http://host/path'],
+    ['undecidable', 'the flow\'s destination port 70000 is not a TCP port'],
+    ['undecidable', 'the flow names no source labels or address'],
   ]);
 });
 
