@@ -6,7 +6,7 @@
  */
 import { access, constants } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { formatProblem, loadPolicyState, PolicyLoadError, type PolicyState } from '../policy/index.js';
+import { formatProblem, loadPolicyState, PolicyLoadError, type PolicyState, type RuleRef } from '../policy/index.js';
 import { Replayer, type Replayed } from '../policy/replay.js';
 import { FlowReplay, type ReplayGroup, type ReplayReport } from '../observe/replay.js';
 import { streamFlows, type FlowLineError } from '../observe/read-flows.js';
@@ -100,7 +100,7 @@ export async function runPolicyReplay(argv: string[], out: NodeJS.WritableStream
   return changed > 0 ? 1 : 0;
 }
 
-const rules = (by: readonly Parameters<typeof ruleText>[0][]) => by.map(ruleText).join(', ');
+const rules = (by: readonly RuleRef[]) => by.map(ruleText).join(', ');
 
 /** The candidate's verdict in a sentence. */
 export function candidateText(c: Replayed): string {
@@ -122,7 +122,8 @@ const SECTIONS = [
 ] as const;
 
 function table(groups: readonly ReplayGroup[]): string {
-  const row = (cells: readonly (string | number)[]) => cells.join('\t') + '\n';
+  // Names come from the flow log: a tab or newline in one must not break the table.
+  const row = (cells: readonly (string | number)[]) => cells.map((c) => String(c).replace(/[\t\r\n]/g, ' ')).join('\t') + '\n';
   let text = row(['SOURCE', 'DESTINATION', 'PORT', 'METHOD', 'PATH', 'FLOWS', 'RECORDED', 'CANDIDATE']);
   for (const g of groups) text += row([g.source, g.destination, g.port, g.method || '-', g.path || '-', g.flows, g.recorded, candidateText(g.candidate)]);
   return tabwrite(text, { minwidth: 0, padding: 2 });
@@ -132,7 +133,7 @@ export function renderReplay(r: ReplayReport, file: string): string {
   const lines = [
     `Replayed ${r.decisions} recorded decisions from ${file}: ${r.newlyDenied} newly denied, ${r.newlyAllowed} newly allowed, ${r.undecidable} undecidable, ${r.unchanged} unchanged`,
   ];
-  if (r.recordedRevisions.length > 0) lines.push(`Recorded under policy revision ${r.recordedRevisions.join(', ')}`);
+  if (r.recordedRevisions.length > 0) lines.push(`Recorded under policy revision${r.recordedRevisions.length > 1 ? 's' : ''} ${r.recordedRevisions.join(', ')}`);
   let text = lines.join('\n') + '\n';
   for (const [change, title] of SECTIONS) {
     const groups = r.groups.filter((g) => g.change === change);
