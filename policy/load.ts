@@ -267,7 +267,7 @@ export function dedupe(objects: readonly SourcedObject[], warnings?: string[]): 
 }
 
 /** Reads files and folders, collecting problems instead of throwing (for `policy validate`). */
-export async function readObjects(paths: readonly string[]): Promise<{ objects: SourcedObject[]; problems: LoadProblem[]; warnings: string[] }> {
+export async function readObjects(paths: readonly string[], texts?: Map<string, string>): Promise<{ objects: SourcedObject[]; problems: LoadProblem[]; warnings: string[] }> {
   const problems: LoadProblem[] = [];
   const warnings: string[] = [];
   const all: SourcedObject[] = [];
@@ -279,6 +279,7 @@ export async function readObjects(paths: readonly string[]): Promise<{ objects: 
       problems.push(readProblem(f, e));
       continue;
     }
+    texts?.set(f, text);
     all.push(...parseText(f, text, problems));
   }
   return { objects: dedupe(all, warnings), problems, warnings };

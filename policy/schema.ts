@@ -7,6 +7,7 @@
 import { parsePrefix } from './cidr.js';
 import { type LoadProblem, type ProblemCode, ProblemCodes } from './errors.js';
 import { compileFullMatch, RegexSyntaxError, type StringMatcher } from './regex.js';
+import { nearest } from './suggest.js';
 import {
   ENTITIES, type Entity, type LabelSelectorSpec, OPERATORS, type Operator, type Peer, type PolicyScope, type Requirement,
   pinPeerSelector, pinSubjectSelector, selectorRequirements,
@@ -157,7 +158,10 @@ class Ctx {
       if (allowed.has(k)) continue;
       const u = UNSUPPORTED[k];
       if (u !== undefined) this.err(ProblemCodes.L7G_ERR_POLICY_UNSUPPORTED, `${field}.${k}`, `unsupported: ${u}`);
-      else this.err(ProblemCodes.L7G_ERR_POLICY_UNKNOWN_FIELD, `${field}.${k}`, `unknown field "${k}"`);
+      else {
+        const near = nearest(k, allowed);
+        this.err(ProblemCodes.L7G_ERR_POLICY_UNKNOWN_FIELD, `${field}.${k}`, `unknown field "${k}"${near === undefined ? '' : `; did you mean "${near}"?`}`);
+      }
     }
     return v;
   }

@@ -3,7 +3,8 @@
  * `kubectl get cnp`, plus file-level problems. Never throws for bad input.
  */
 import { parseObjects } from './build-rules.js';
-import { formatProblem, type LoadProblem } from './errors.js';
+import { filePosition, formatProblem, type LoadProblem } from './errors.js';
+import { locateProblems } from './locate.js';
 import { readObjects } from './load.js';
 
 export interface PolicyValidation {
@@ -26,15 +27,17 @@ export interface ValidationReport {
 }
 
 export async function validatePaths(paths: string[]): Promise<ValidationReport> {
-  const { objects, problems, warnings } = await readObjects(paths);
+  const texts = new Map<string, string>();
+  const { objects, problems, warnings } = await readObjects(paths, texts);
   const parsed = parseObjects(objects);
+  const textOf = (f: string) => texts.get(f);
   const policies: PolicyValidation[] = parsed.results.map(({ object: o, problems: ps }) => ({
     kind: o.kind,
     namespace: o.kind === 'CiliumClusterwideNetworkPolicy' ? undefined : (o.namespace ?? 'default'),
     name: o.name,
     file: o.file,
     valid: ps.length === 0,
-    reasons: ps.map((p) => [p.field, p.message].filter(Boolean).join(': ')),
+    reasons: locateProblems(ps, textOf).map((p) => `${filePosition(p)} ${[p.field, p.message].filter(Boolean).join(': ')}`),
   }));
   return {
     policies,

@@ -60,3 +60,19 @@ export async function readSnapshot(paths: readonly string[]): Promise<FileSnapsh
   const signature = JSON.stringify([files, problems.map((p) => `${p.file}:${p.message}`)]);
   return { files, objects, problems, signature };
 }
+
+/**
+ * The texts the parsed objects of `files` came from, for placing a reported problem at its line and
+ * column (policy/locate.ts). Kept nowhere (a big cluster file would double its memory): read again,
+ * and used only when the bytes still hash to what was parsed, so an edit since never misplaces one.
+ */
+export async function parsedTexts(files: Iterable<string>): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const file of files) {
+    const entry = parsed.get(file);
+    if (entry === undefined) continue;
+    const bytes = await readFile(file).catch(() => undefined);
+    if (bytes !== undefined && createHash('sha256').update(bytes).digest('hex') === entry.sha256) out.set(file, bytes.toString('utf8'));
+  }
+  return out;
+}
