@@ -134,6 +134,7 @@ export class ReloadController implements SourceHost {
   async start(): Promise<PolicyState> {
     const t0 = performance.now();
     const snap = await this.#files.read();
+    for (const w of snap.warnings) this.#log.warn(w);
     if (snap.problems.length > 0) throw new PolicyLoadError(snap.problems);
     // Either the first revision builds with these files or start() throws and nothing is served.
     this.#files.accept(snap);
@@ -270,6 +271,7 @@ export class ReloadController implements SourceHost {
       return this.#outcome(true, false, undefined);
     }
     if (!force && snap.signature === files.failedSignature) return this.#outcome(false, false, undefined);
+    for (const w of snap.warnings) if (!files.snapshot.warnings.includes(w)) this.#log.warn({ trigger }, w);
     if (snap.problems.length > 0) return this.#failFiles(trigger, new PolicyLoadError(snap.problems), snap, t0);
     const out = await this.#commit(trigger, files, snap.objects, () => files.accept(snap), t0);
     if (out.error !== undefined && trigger !== 'startup') files.failedSignature = snap.signature;
@@ -372,7 +374,9 @@ export class ReloadController implements SourceHost {
       this.#reloads++;
       this.#lastReload = { trigger, at: new Date().toISOString(), durationMs: round(durationMs) };
       this.#log.info({ revision: state.revision, previous: previous.revision, trigger, objects: state.objects.length, durationMs: round(durationMs) }, 'policy swapped');
-      for (const w of state.warnings) this.#log.debug({ revision: state.revision }, w);
+      // Only what this revision brought: a cluster's standing warnings are logged once, not per revision.
+      const before = new Set(previous.warnings);
+      for (const w of state.warnings) if (!before.has(w)) this.#log.warn({ revision: state.revision }, w);
     } else {
       for (const w of state.warnings) this.#log.warn({ revision: state.revision }, w);
     }

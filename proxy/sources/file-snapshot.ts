@@ -16,11 +16,13 @@ export interface FileSnapshot {
   readonly files: readonly SourceFile[];
   readonly objects: readonly SourcedObject[];
   readonly problems: readonly LoadProblem[];
+  /** Paths that yield nothing (a folder without manifests). */
+  readonly warnings: readonly string[];
   /** Equal signatures mean byte-identical inputs (same files, same contents, same read problems). */
   readonly signature: string;
 }
 
-export const EMPTY_SNAPSHOT: FileSnapshot = Object.freeze({ files: [], objects: [], problems: [], signature: '' });
+export const EMPTY_SNAPSHOT: FileSnapshot = Object.freeze({ files: [], objects: [], problems: [], warnings: [], signature: '' });
 
 /**
  * Parsed objects per file, keyed by content hash: a reload re-parses only the files that changed, so
@@ -34,7 +36,8 @@ export async function readSnapshot(paths: readonly string[]): Promise<FileSnapsh
   const problems: LoadProblem[] = [];
   const files: SourceFile[] = [];
   const objects: SourcedObject[] = [];
-  for (const file of await expandPaths(paths, problems)) {
+  const warnings: string[] = [];
+  for (const file of await expandPaths(paths, problems, warnings)) {
     let bytes: Buffer;
     try {
       bytes = await readFile(file);
@@ -58,7 +61,7 @@ export async function readSnapshot(paths: readonly string[]): Promise<FileSnapsh
   const present = new Set(files.map((f) => f.file));
   for (const f of parsed.keys()) if (!present.has(f)) parsed.delete(f);
   const signature = JSON.stringify([files, problems.map((p) => `${p.file}:${p.message}`)]);
-  return { files, objects, problems, signature };
+  return { files, objects, problems, warnings, signature };
 }
 
 /**

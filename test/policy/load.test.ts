@@ -40,7 +40,12 @@ t.test('shared manifest fixtures', async (t) => {
   const s = await loadPolicyState([MANIFESTS + 'cilium-cli__connectivity__builder__manifests__client-egress-l7-http-matchheader-secret.yaml'], OPTS);
   t.equal(s.objects[0]?.name, 'client-egress-l7-http-matchheader-secret', 'templated policy loads');
   const app = await loadPolicyState([MANIFESTS + 'examples__minikube__http-sw-app.yaml'], OPTS);
-  t.same(app.warnings, ['Deployment default/deathstar is not expanded: only `l7guard demo` turns Deployments into Pods'], 'Deployment warning');
+  t.same(app.warnings, [
+    'Deployment default/deathstar is not expanded: only `l7guard demo` turns Deployments into Pods',
+    'Pod default/tiefighter has no status.podIP: it is not an endpoint, so no policy selects it and no traffic is attributed to it',
+    'Pod default/xwing has no status.podIP: it is not an endpoint, so no policy selects it and no traffic is attributed to it',
+    'Service default/deathstar selects no pod: no running pod with an IP in default has labels org=empire,class=deathstar',
+  ], 'the Deployment is not expanded; Pods without an IP and a Service without pods are said');
   t.equal(app.endpoints.length, 0, 'pods without an IP are not endpoints');
 });
 
