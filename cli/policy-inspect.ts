@@ -5,7 +5,7 @@
  * `policy trace -f PATH` builds the state in-process instead.
  */
 import { parseArgs } from 'node:util';
-import { formatProblem, loadPolicyState, PolicyLoadError, type PolicyRuleSource, type RuleRef } from '../policy/index.js';
+import { formatProblem, loadPolicyState, locateInFiles, PolicyLoadError, type PolicyRuleSource, type RuleRef } from '../policy/index.js';
 import {
   trace, TraceError, traceQuery, traceService, type DirectionTrace, type ServiceTraceResult, type TraceEnd, type TraceOptions, type TraceResult,
 } from '../policy/trace.js';
@@ -205,7 +205,7 @@ export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream 
     } catch (e) {
       if (e instanceof TraceError) throw new UsageError(e.message);
       if (!(e instanceof PolicyLoadError)) throw e;
-      err.write(`Error: the policy does not load:\n${e.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+      err.write(`Error: the policy does not load:\n${(await locateInFiles(e.problems)).map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
       return 1;
     }
   }

@@ -9,7 +9,7 @@ export { buildPolicyState, buildPolicyStateSliced, type BuildOptions } from './b
 export { loadObjects, expand as expandPaths, parseText, objectKey, type SourcedObject } from './load.js';
 export { validatePaths, type ValidationReport, type PolicyValidation } from './validate.js';
 export { PolicyLoadError, PolicyErrorCodes, ProblemCodes, filePosition, formatProblem, type LoadProblem } from './errors.js';
-export { locateProblems } from './locate.js';
+export { locateInFiles, locateProblems } from './locate.js';
 export { RESERVED_IDS } from './identity.js';
 export type * from './model.js';
 

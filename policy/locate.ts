@@ -4,6 +4,7 @@
  * problem is reported: the document holding the object is parsed again with `yaml` (which keeps a
  * range per node; JSON is YAML 1.2 too) and the problem's field path is walked to its node.
  */
+import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
 import { type LoadProblem, ProblemCodes } from './errors.js';
 
@@ -144,4 +145,14 @@ function fieldOffset(root: Node, field: string, code: LoadProblem['code']): numb
   const atKey = pos < field.length || code === ProblemCodes.L7G_ERR_POLICY_UNKNOWN_FIELD || code === ProblemCodes.L7G_ERR_POLICY_UNSUPPORTED;
   const target = (atKey && keyNode !== undefined ? keyNode : (node as Node | null | undefined)) ?? keyNode;
   return target?.range?.[0];
+}
+
+/** locateProblems with each file's text read from disk now: for one-shot commands (`policy trace -f`). */
+export async function locateInFiles(problems: readonly LoadProblem[]): Promise<LoadProblem[]> {
+  const texts = new Map<string, string>();
+  for (const f of new Set(problems.map((p) => p.file))) {
+    const text = await readFile(f, 'utf8').catch(() => undefined);
+    if (text !== undefined) texts.set(f, text);
+  }
+  return locateProblems(problems, (f) => texts.get(f));
 }
