@@ -42,3 +42,9 @@ export function nearest(name: string, candidates: Iterable<string>): string | un
   }
   return best;
 }
+
+/** `unknown field "methd"; did you mean "method"?` (the question only when a name is near). */
+export function unknownField(name: string, known: Iterable<string>): string {
+  const near = nearest(name, known);
+  return `unknown field "${name}"${near === undefined ? '' : `; did you mean "${near}"?`}`;
+}

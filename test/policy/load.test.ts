@@ -54,7 +54,8 @@ t.test('bad YAML of each kind', async (t) => {
   const cnp = (spec: string, name = 'p') => `apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: ${name}}\nspec:\n  endpointSelector: {}\n${spec}`;
   const rows: { name: string; text: string; code: string; field?: string; line?: number; message: string }[] = [
     { name: 'syntax error with line', text: 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n', code: 'L7G_ERR_POLICY_PARSE', line: 5, message: 'YAML syntax error' },
-    { name: 'unknown field in spec', text: cnp('  ingres: []'), code: 'L7G_ERR_POLICY_UNKNOWN_FIELD', field: 'spec.ingres', message: 'unknown field "ingres"' },
+    { name: 'unknown field in spec', text: cnp('  ingres: []'), code: 'L7G_ERR_POLICY_UNKNOWN_FIELD', field: 'spec.ingres', message: 'unknown field "ingres"; did you mean "ingress"?' },
+    { name: 'unknown top-level field', text: `${cnp('')}spce: {}\n`, code: 'L7G_ERR_POLICY_UNKNOWN_FIELD', field: 'spce', message: 'unknown field "spce"; did you mean "spec"?' },
     { name: 'unknown field deep', text: cnp('  ingress:\n  - toPorts:\n    - ports: [{port: "80"}]\n      rules:\n        http:\n        - paht: /x'), code: 'L7G_ERR_POLICY_UNKNOWN_FIELD', field: 'spec.ingress[0].toPorts[0].rules.http[0].paht', message: 'unknown field' },
     { name: 'bad regex', text: cnp('  ingress:\n  - toPorts:\n    - ports: [{port: "80"}]\n      rules:\n        http:\n        - path: "(?=x)"'), code: 'L7G_ERR_POLICY_VALUE', field: 'spec.ingress[0].toPorts[0].rules.http[0].path', message: 'invalid RE2 regex' },
     { name: 'bad port', text: cnp('  ingress: [{toPorts: [{ports: [{port: "70000"}]}]}]'), code: 'L7G_ERR_POLICY_VALUE', field: 'spec.ingress[0].toPorts[0].ports[0].port', message: 'out of range' },

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { type LoadProblem, ProblemCodes } from '../../policy/errors.js';
 import { locateProblems } from '../../policy/locate.js';
-import { editDistance, nearest } from '../../policy/suggest.js';
+import { editDistance, nearest, unknownField } from '../../policy/suggest.js';
 
 const TEXT = `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -54,4 +54,6 @@ t.test('nearest known name', async (t) => {
   t.equal(nearest('ingres', ['ingress', 'ingressDeny', 'egress']), 'ingress');
   t.equal(nearest('EndpointSelector', ['endpointSelector']), 'endpointSelector', 'case');
   t.equal(nearest('foo', ['method', 'path', 'host']), undefined, 'nothing near');
+  t.equal(unknownField('methd', ['method', 'path']), 'unknown field "methd"; did you mean "method"?');
+  t.equal(unknownField('foo', ['method', 'path']), 'unknown field "foo"', 'no question when nothing is near');
 });
