@@ -5,8 +5,10 @@
  * `policy trace -f PATH` builds the state in-process instead.
  */
 import { parseArgs } from 'node:util';
-import { formatProblem, loadPolicyState, PolicyLoadError, type PolicyRuleSource, type RuleRef } from '../policy/index.js';
-import { trace, TraceError, traceQuery, type DirectionTrace, type TraceEnd, type TraceOptions, type TraceResult } from '../policy/trace.js';
+import { formatProblem, loadPolicyState, locateInFiles, PolicyLoadError, type PolicyRuleSource, type RuleRef } from '../policy/index.js';
+import {
+  trace, TraceError, traceQuery, traceService, type DirectionTrace, type ServiceTraceResult, type TraceEnd, type TraceOptions, type TraceResult,
+} from '../policy/trace.js';
 import type { PolicyView } from '../observe/operator-views.js';
 import { adminGet, DEFAULT_ADMIN, reportingAdminErrors } from './admin-get.js';
 import { UsageError } from './usage-error.js';
@@ -18,7 +20,7 @@ io.cilium.k8s.policy.* labels naming the object) followed by "Revision: N", like
 --server defaults to ${DEFAULT_ADMIN}.
 `;
 
-export const TRACE_USAGE = `Usage: l7guard policy trace (-s LABELS | --src-pod NS/NAME) (-d LABELS | --dst-pod NS/NAME) --dport PORT
+export const TRACE_USAGE = `Usage: l7guard policy trace (-s LABELS | --src-pod NS/NAME) (-d LABELS | --dst-pod NS/NAME | --dst-service NS/NAME) --dport PORT
                             [--http-method M] [--http-path P] [--http-host H] [--http-header "Name: value" ...]
                             [--server HOST:PORT|unix:PATH | -f PATH ...] [-o json]
 
@@ -27,6 +29,8 @@ the port (and, given --http-*, whether that request passes the L7 rules), and wh
   -s, --src-labels LABELS   source labels, source:key=value, comma-separated or repeated (k8s:org=empire,...)
   -d, --dst-labels LABELS   destination labels
       --src-pod, --dst-pod  a Pod of the loaded cluster instead (NAMESPACE/NAME)
+      --dst-service NS/NAME every backend pod of a Service instead; --dport is then the Service
+                            port, and each pod is traced at its target port
       --dport PORT          destination (pod) port, e.g. 80
       --http-method, --http-path, --http-host, --http-header   the request to trace at L7
                             (method default GET, path default /)
@@ -150,6 +154,15 @@ export function renderTrace(r: TraceResult): string {
   return lines.join('\n') + '\n';
 }
 
+/** One trace per backend, then how many backends the request reaches. */
+export function renderServiceTrace(r: ServiceTraceResult): string {
+  const parts = [`Service ${r.service} port ${r.servicePort}/TCP: ${r.backends.length} backend(s); a connection may reach any of them`, ''];
+  for (const b of r.backends) parts.push(`Backend ${b.pod} (${b.ip}:${b.port}):`, renderTrace(b.trace));
+  const allowed = r.backends.filter((b) => b.trace.verdict === 'ALLOWED').length;
+  parts.push(`Service verdict: ${allowed === r.backends.length ? 'ALLOWED' : allowed === 0 ? 'DENIED' : 'MIXED'} (allowed to ${allowed}/${r.backends.length} backends)\n`);
+  return parts.join('\n');
+}
+
 export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   let values;
   try {
@@ -157,7 +170,7 @@ export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream 
       args: argv,
       options: {
         'src-labels': { type: 'string', short: 's', multiple: true }, 'dst-labels': { type: 'string', short: 'd', multiple: true },
-        'src-pod': { type: 'string' }, 'dst-pod': { type: 'string' }, dport: { type: 'string' },
+        'src-pod': { type: 'string' }, 'dst-pod': { type: 'string' }, 'dst-service': { type: 'string' }, dport: { type: 'string' },
         'http-method': { type: 'string' }, 'http-path': { type: 'string' }, 'http-host': { type: 'string' }, 'http-header': { type: 'string', multiple: true },
         server: { type: 'string' }, file: { type: 'string', short: 'f', multiple: true }, 'cluster-name': { type: 'string' }, 'allow-localhost': { type: 'string' },
         output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' },
@@ -180,18 +193,19 @@ export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream 
     srcLabels: values['src-labels'], srcPod: values['src-pod'], dstLabels: values['dst-labels'], dstPod: values['dst-pod'], dport: values.dport,
     httpMethod: values['http-method'], httpPath: values['http-path'], httpHost: values['http-host'], httpHeaders: values['http-header'],
   };
-  const print = (r: TraceResult) => {
-    out.write(values.output === 'json' ? JSON.stringify(r, null, 2) + '\n' : renderTrace(r));
+  const service = values['dst-service'];
+  const print = (r: TraceResult | ServiceTraceResult) => {
+    out.write(values.output === 'json' ? JSON.stringify(r, null, 2) + '\n' : 'backends' in r ? renderServiceTrace(r) : renderTrace(r));
     return 0;
   };
   if (values.file !== undefined) {
     try {
       const state = await loadPolicyState(values.file, { clusterName: values['cluster-name'] ?? 'default', nodeIPs: [], allowLocalhost, revision: 1 });
-      return print(trace(state, traceQuery(state, opts)));
+      return print(service === undefined ? trace(state, traceQuery(state, opts)) : traceService(state, { ...opts, dstService: service }));
     } catch (e) {
       if (e instanceof TraceError) throw new UsageError(e.message);
       if (!(e instanceof PolicyLoadError)) throw e;
-      err.write(`Error: the policy does not load:\n${e.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+      err.write(`Error: the policy does not load:\n${(await locateInFiles(e.problems)).map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
       return 1;
     }
   }
@@ -200,6 +214,6 @@ export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream 
     for (const x of v === undefined ? [] : typeof v === 'string' ? [v] : v) q.append(k, x);
   };
   add('src-labels', opts.srcLabels); add('src-pod', opts.srcPod); add('dst-labels', opts.dstLabels); add('dst-pod', opts.dstPod);
-  add('dport', opts.dport); add('http-method', opts.httpMethod); add('http-path', opts.httpPath); add('http-host', opts.httpHost); add('http-header', opts.httpHeaders);
-  return reportingAdminErrors(async () => print(await adminGet<TraceResult>(values.server, `/v1/policy/trace?${q.toString()}`)), err);
+  add('dst-service', service); add('dport', opts.dport); add('http-method', opts.httpMethod); add('http-path', opts.httpPath); add('http-host', opts.httpHost); add('http-header', opts.httpHeaders);
+  return reportingAdminErrors(async () => print(await adminGet<TraceResult | ServiceTraceResult>(values.server, `/v1/policy/trace?${q.toString()}`)), err);
 }

@@ -4,7 +4,7 @@ import { UsageError } from './usage-error.js';
 
 const USAGE = `Usage: l7guard policy validate -f PATH [-f PATH ...]
        l7guard policy get [--server HOST:PORT|unix:PATH] [-o json]
-       l7guard policy trace (-s LABELS | --src-pod NS/NAME) (-d LABELS | --dst-pod NS/NAME) --dport PORT [--http-*] [--server ADDR | -f PATH]
+       l7guard policy trace (-s LABELS | --src-pod NS/NAME) (-d LABELS | --dst-pod NS/NAME | --dst-service NS/NAME) --dport PORT [--http-*] [--server ADDR | -f PATH]
        l7guard policy replay --flows FILE -f PATH [-f PATH ...] [-o json] [--strict]
 
 Checks every object as serve would load it, without serving. Prints one line per policy

@@ -33,14 +33,22 @@ export interface LoadProblem {
   readonly object: string | undefined;
   /** Field path inside the object, e.g. "spec.ingress[0].toPorts[0].rules.http[0].path". */
   readonly field: string | undefined;
-  /** 1-based line in the file, when known. */
+  /** 1-based line in the file, when known: the object's, or the field's once located (policy/locate.ts). */
   readonly line: number | undefined;
+  /** 1-based column of the field, when located. */
+  readonly column?: number | undefined;
   readonly message: string;
 }
 
 export function formatProblem(p: LoadProblem): string {
-  const where = [p.line !== undefined ? `${p.file}:${p.line}` : p.file, p.object, p.field].filter(Boolean).join(' ');
+  const where = [filePosition(p), p.object, p.field].filter(Boolean).join(' ');
   return `${where}: ${p.message}`;
+}
+
+/** `file`, `file:line` or `file:line:column`: what editors and terminals turn into a link. */
+export function filePosition(p: LoadProblem): string {
+  if (p.line === undefined) return p.file;
+  return p.column === undefined ? `${p.file}:${p.line}` : `${p.file}:${p.line}:${p.column}`;
 }
 
 const kBrand = Symbol.for('l7guard.error.L7G_ERR_POLICY_INVALID');

@@ -8,7 +8,8 @@ import type { PolicyState } from './model.js';
 export { buildPolicyState, buildPolicyStateSliced, type BuildOptions } from './build.js';
 export { loadObjects, expand as expandPaths, parseText, objectKey, type SourcedObject } from './load.js';
 export { validatePaths, type ValidationReport, type PolicyValidation } from './validate.js';
-export { PolicyLoadError, PolicyErrorCodes, ProblemCodes, formatProblem, type LoadProblem } from './errors.js';
+export { PolicyLoadError, PolicyErrorCodes, ProblemCodes, filePosition, formatProblem, type LoadProblem } from './errors.js';
+export { locateInFiles, locateProblems } from './locate.js';
 export { RESERVED_IDS } from './identity.js';
 export type * from './model.js';
 

@@ -25,8 +25,12 @@ export interface SourcedObject {
 
 const EXTENSIONS = ['.yaml', '.yml', '.json'];
 
-/** Expands paths to files: folders list their direct entries (dot-entries skipped, symlinks followed). */
-export async function expand(paths: readonly string[], problems: LoadProblem[]): Promise<string[]> {
+/**
+ * Expands paths to files: folders list their direct entries (dot-entries skipped, symlinks followed).
+ * A folder without any .yaml/.yml/.json file is a warning: valid (a ConfigMap not filled yet) but
+ * most often the wrong path.
+ */
+export async function expand(paths: readonly string[], problems: LoadProblem[], warnings?: string[]): Promise<string[]> {
   const files: string[] = [];
   for (const p of paths) {
     let st;
@@ -43,6 +47,7 @@ export async function expand(paths: readonly string[], problems: LoadProblem[]):
     // A ConfigMap mount holds `..data -> ..2024_xx` and `name.yaml -> ..data/name.yaml`: the dot
     // entries are skipped and the top-level symlinks are read through stat(), which follows them.
     const names = (await readdir(p)).filter((n) => !n.startsWith('.') && EXTENSIONS.some((x) => n.endsWith(x))).sort();
+    if (names.length === 0) warnings?.push(`${p}: the folder holds no manifest (no ${EXTENSIONS.join(', ')} file): nothing is loaded from it`);
     for (const n of names) {
       const full = join(p, n);
       try {
@@ -267,11 +272,11 @@ export function dedupe(objects: readonly SourcedObject[], warnings?: string[]): 
 }
 
 /** Reads files and folders, collecting problems instead of throwing (for `policy validate`). */
-export async function readObjects(paths: readonly string[]): Promise<{ objects: SourcedObject[]; problems: LoadProblem[]; warnings: string[] }> {
+export async function readObjects(paths: readonly string[], texts?: Map<string, string>): Promise<{ objects: SourcedObject[]; problems: LoadProblem[]; warnings: string[] }> {
   const problems: LoadProblem[] = [];
   const warnings: string[] = [];
   const all: SourcedObject[] = [];
-  for (const f of await expand(paths, problems)) {
+  for (const f of await expand(paths, problems, warnings)) {
     let text: string;
     try {
       text = await readFile(f, 'utf8');
@@ -279,6 +284,7 @@ export async function readObjects(paths: readonly string[]): Promise<{ objects: 
       problems.push(readProblem(f, e));
       continue;
     }
+    texts?.set(f, text);
     all.push(...parseText(f, text, problems));
   }
   return { objects: dedupe(all, warnings), problems, warnings };

@@ -7,6 +7,7 @@
 import { parsePrefix } from './cidr.js';
 import { type LoadProblem, type ProblemCode, ProblemCodes } from './errors.js';
 import { compileFullMatch, RegexSyntaxError, type StringMatcher } from './regex.js';
+import { unknownField } from './suggest.js';
 import {
   ENTITIES, type Entity, type LabelSelectorSpec, OPERATORS, type Operator, type Peer, type PolicyScope, type Requirement,
   pinPeerSelector, pinSubjectSelector, selectorRequirements,
@@ -157,7 +158,7 @@ class Ctx {
       if (allowed.has(k)) continue;
       const u = UNSUPPORTED[k];
       if (u !== undefined) this.err(ProblemCodes.L7G_ERR_POLICY_UNSUPPORTED, `${field}.${k}`, `unsupported: ${u}`);
-      else this.err(ProblemCodes.L7G_ERR_POLICY_UNKNOWN_FIELD, `${field}.${k}`, `unknown field "${k}"`);
+      else this.err(ProblemCodes.L7G_ERR_POLICY_UNKNOWN_FIELD, `${field}.${k}`, unknownField(k, allowed));
     }
     return v;
   }
@@ -671,6 +672,9 @@ function networkPolicy(c: Ctx, spec: unknown, ns: string): RuleSpec | undefined 
   };
 }
 
+const NP_OBJECT_FIELDS = keys('apiVersion', 'kind', 'metadata', 'spec', 'status');
+const CILIUM_OBJECT_FIELDS = keys('apiVersion', 'kind', 'metadata', 'spec', 'specs', 'status');
+
 export interface ParseInput {
   readonly kind: PolicyKind;
   readonly namespace: string | undefined;
@@ -693,6 +697,12 @@ export function objectLabel(kind: string, namespace: string | undefined, name: s
 /** Validates and parses one policy object; problems name file, object and field path. */
 export function parsePolicy(input: ParseInput): ParseResult {
   const c = new Ctx(input.file, objectLabel(input.kind, input.namespace, input.name), input.line);
+  // The API server refuses unknown top-level fields (kubectl's strict field validation): `spce`
+  // would otherwise read as a policy without a spec.
+  const top = input.kind === 'NetworkPolicy' ? NP_OBJECT_FIELDS : CILIUM_OBJECT_FIELDS;
+  for (const k in input.raw) {
+    if (!top.has(k)) c.err(ProblemCodes.L7G_ERR_POLICY_UNKNOWN_FIELD, k, unknownField(k, top));
+  }
   const rules: RuleSpec[] = [];
   if (input.kind === 'NetworkPolicy') {
     const r = networkPolicy(c, input.raw.spec, input.namespace ?? 'default');

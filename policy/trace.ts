@@ -11,6 +11,7 @@ import { type CompiledRule, type Direction, directionPolicy, evaluate, L7Decisio
 import { makeIdentity } from './identity.js';
 import { parseLabel, POD_NAMESPACE_LABEL } from './labels.js';
 import type { DropReason, Endpoint, Identity, L7Request, PolicyState, PortDecision, RuleRef } from './model.js';
+import { serviceBackends } from './resolve.js';
 import { matchRequirements, type PeerIdentity } from './selector.js';
 import { CompiledPolicyState } from './state.js';
 
@@ -250,5 +251,43 @@ export function traceQuery(state: PolicyState, o: TraceOptions): TraceQuery {
     dst: end('dst', o.dstLabels, o.dstPod),
     port,
     http: wantsHttp ? { method: o.httpMethod ?? 'GET', path: o.httpPath ?? '/', host: o.httpHost, headers: headerList(o.httpHeaders ?? []) } : undefined,
+  };
+}
+
+/** `policy trace --dst-service`: one trace per backend pod of the Service port. */
+export interface ServiceTraceResult {
+  /** `namespace/name`. */
+  readonly service: string;
+  readonly servicePort: number;
+  /** Every backend, in the Service's order: any of them may receive a connection to the Service. */
+  readonly backends: readonly { readonly pod: string; readonly ip: string; readonly port: number; readonly trace: TraceResult }[];
+}
+
+/**
+ * Resolves `o.dstService` (`NAMESPACE/NAME`, or `NAME` in default) to the backends of its port
+ * `o.dport` (the Service port; each backend is traced at its target port, where the policy applies)
+ * and traces to each. Every backend, not the one a balancer would pick: the pick varies by
+ * connection, and a verdict that differs between backends (their labels differ) is what to see.
+ */
+export function traceService(state: PolicyState, o: TraceOptions & { readonly dstService: string }): ServiceTraceResult {
+  if ((o.dstLabels?.length ?? 0) > 0 || o.dstPod !== undefined) throw new TraceError('give one of --dst-labels, --dst-pod and --dst-service');
+  const m = /^(?:([^/]+)\/)?([^/]+)$/.exec(o.dstService);
+  if (m === null) throw new TraceError(`service must be NAMESPACE/NAME, not ${JSON.stringify(o.dstService)}`);
+  const name = `${m[1] ?? 'default'}/${m[2]}`;
+  const svc = state.services.find((s) => s.namespace === (m[1] ?? 'default') && s.name === m[2]);
+  if (svc === undefined) throw new TraceError(`service ${name} is not a known Service`);
+  if (o.dport === undefined || !/^\d{1,5}(\/tcp)?$/i.test(o.dport)) throw new TraceError('--dport PORT is required (the Service port: 80 or 80/TCP)');
+  const port = Number(o.dport.split('/')[0]);
+  const sp = svc.ports.find((p) => p.port === port && p.protocol === 'TCP');
+  if (sp === undefined) throw new TraceError(`service ${name} has no TCP port ${port} (its ports: ${svc.ports.map((p) => `${p.port}/${p.protocol}`).join(', ') || 'none'})`);
+  const backends = serviceBackends(svc, sp);
+  if (backends.length === 0) throw new TraceError(`service ${name} has no backend for port ${port}: it selects no running pod with an IP`);
+  return {
+    service: name,
+    servicePort: port,
+    backends: backends.map((b) => {
+      const pod = `${b.endpoint.namespace}/${b.endpoint.name}`;
+      return { pod, ip: b.ip, port: b.port, trace: trace(state, traceQuery(state, { ...o, dstPod: pod, dport: String(b.port) })) };
+    }),
   };
 }

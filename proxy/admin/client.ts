@@ -4,7 +4,8 @@
  * answer line, and sent as JSON (the server takes YAML too).
  */
 import http from 'node:http';
-import { formatProblem, parseText, type LoadProblem } from '../../policy/index.js';
+import { formatProblem, locateProblems, parseText, type LoadProblem, type SourcedObject } from '../../policy/index.js';
+import { API_SOURCE } from '../sources/api-source.js';
 import { parseHostPort } from './server.js';
 import { CLUSTER_SCOPE } from './reload-routes.js';
 import { lookupKind } from '../reload/kinds.js';
@@ -67,7 +68,7 @@ export async function applyText(server: string, text: string, file: string, defa
     }
     const ns = info.namespaced ? (o.namespace ?? defaultNamespace) : CLUSTER_SCOPE;
     const a = await adminRequest(server, 'PUT', objectPath(info.resource, ns, o.name), JSON.stringify(o.raw));
-    lines.push(answerLine(a, (r) => `${String(a.body['object'])} ${r}`));
+    lines.push(answerLine(a, (r) => `${String(a.body['object'])} ${r}`, (d) => placeInFile(d, o, file, text)));
   }
   return lines;
 }
@@ -85,10 +86,23 @@ function objectPath(resource: string, ns: string, name: string): string {
   return `/v1/${resource}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
 }
 
-function answerLine(a: AdminAnswer, ok: (result: string) => string): ApplyLine {
+/**
+ * A problem the server found in the object we sent (it names it "api", where the JSON we sent
+ * begins), placed in the file we read it from: the file's name, the field's line and column.
+ * Problems of other objects stay as the server named them.
+ */
+function placeInFile(d: LoadProblem, o: SourcedObject, file: string, text: string): string {
+  const label = d.object ?? '';
+  const mine = d.file === API_SOURCE && label.startsWith(`${o.kind} `) && (label.endsWith(`/${o.name}`) || label === `${o.kind} ${o.name}`);
+  if (!mine) return formatProblem(d);
+  return formatProblem(locateProblems([{ ...d, file, line: o.line }], (f) => (f === file ? text : undefined))[0] as LoadProblem);
+}
+
+function answerLine(a: AdminAnswer, ok: (result: string) => string, place?: (d: LoadProblem) => string): ApplyLine {
   const revision = typeof a.body['revision'] === 'number' ? a.body['revision'] : undefined;
   if (a.status === 200 || a.status === 201) return { ok: true, text: ok(String(a.body['result'])), revision };
-  const problems = Array.isArray(a.body['problems']) ? (a.body['problems'] as string[]) : [];
+  const details = Array.isArray(a.body['details']) ? (a.body['details'] as LoadProblem[]) : undefined;
+  const problems = place !== undefined && details !== undefined ? details.map(place) : Array.isArray(a.body['problems']) ? (a.body['problems'] as string[]) : [];
   const head = `Error from server (${String(a.body['code'] ?? a.status)}): ${String(a.body['message'] ?? '')}`;
   return { ok: false, text: [head, ...problems.map((p) => `  ${p}`)].join('\n'), revision };
 }

@@ -118,6 +118,8 @@ async function answer(res: ServerResponse, run: () => Promise<[number, unknown]>
     sendJson(res, status, body);
   } catch (err) {
     if (!(err instanceof ApplyError)) throw err;
-    sendJson(res, err.status, { code: err.code, message: err.message, problems: err.problems.map(formatProblem) });
+    // `details`: the problems as data, so that `l7guard apply` can place each at its line and
+    // column in the file it read (the object reached us as JSON: our positions would be the body's).
+    sendJson(res, err.status, { code: err.code, message: err.message, problems: err.problems.map(formatProblem), details: err.problems });
   }
 }

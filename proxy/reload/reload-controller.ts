@@ -26,13 +26,13 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import {
   buildPolicyState, buildPolicyStateSliced, formatProblem, objectKey, PolicyLoadError, ProblemCodes, type BuildOptions, type LoadProblem,
-  type PolicyState, type SourcedObject,
+  locateProblems, type PolicyState, type SourcedObject,
 } from '../../policy/index.js';
 import type { StateRef } from '../state-ref.js';
 import { ApiSource } from '../sources/api-source.js';
 import { FileSource } from '../sources/file-source.js';
 import type { WatchOptions } from '../sources/file-watcher.js';
-import type { FileSnapshot, SourceFile } from '../sources/file-snapshot.js';
+import { parsedTexts, type FileSnapshot, type SourceFile } from '../sources/file-snapshot.js';
 import { provenance, type Isolation, type PolicySource, type RunningSource, type SourceHost, type SubmitTrigger } from '../sources/source.js';
 import { ApplyError } from './errors.js';
 
@@ -69,6 +69,11 @@ export interface ObjectSource {
 }
 
 export interface ReloadStats {
+  /**
+   * False while the latest job's inputs are refused (the revision in force is older than them);
+   * true again after a later job swaps or finds the inputs in force. `lastError` is kept either way.
+   */
+  readonly healthy: boolean;
   readonly revision: number;
   /** Successful swaps after the initial load. */
   readonly reloads: number;
@@ -111,6 +116,7 @@ export class ReloadController implements SourceHost {
   #reloads = 0;
   #failures = 0;
   #lastError: ReloadStats['lastError'];
+  #healthy = true;
   #lastReload: ReloadStats['lastReload'];
   #objects: readonly ObjectSource[] = [];
   readonly #listeners: ((e: ReloadEvent) => void)[] = [];
@@ -128,6 +134,7 @@ export class ReloadController implements SourceHost {
   async start(): Promise<PolicyState> {
     const t0 = performance.now();
     const snap = await this.#files.read();
+    for (const w of snap.warnings) this.#log.warn(w);
     if (snap.problems.length > 0) throw new PolicyLoadError(snap.problems);
     // Either the first revision builds with these files or start() throws and nothing is served.
     this.#files.accept(snap);
@@ -233,7 +240,7 @@ export class ReloadController implements SourceHost {
   /** For /config_dump and metrics: cheap, consistent with the revision in force. */
   stats(): ReloadStats {
     return {
-      revision: this.#revision(), reloads: this.#reloads, failures: this.#failures, lastError: this.#lastError,
+      healthy: this.#healthy, revision: this.#revision(), reloads: this.#reloads, failures: this.#failures, lastError: this.#lastError,
       lastReload: this.#lastReload, files: this.#files.snapshot.files, objects: this.#objects, overlay: this.#api.size,
       kubernetes: this.#kube?.status(),
     };
@@ -258,10 +265,13 @@ export class ReloadController implements SourceHost {
     const files = this.#files;
     const snap = await files.read();
     if (!force && snap.signature === files.snapshot.signature) {
+      // The files are those in force again (a bad edit undone): nothing refused is pending.
+      this.#healthy = true;
       this.#emit({ trigger, result: 'unchanged', revision: this.#revision(), durationMs: performance.now() - t0 });
       return this.#outcome(true, false, undefined);
     }
     if (!force && snap.signature === files.failedSignature) return this.#outcome(false, false, undefined);
+    for (const w of snap.warnings) if (!files.snapshot.warnings.includes(w)) this.#log.warn({ trigger }, w);
     if (snap.problems.length > 0) return this.#failFiles(trigger, new PolicyLoadError(snap.problems), snap, t0);
     const out = await this.#commit(trigger, files, snap.objects, () => files.accept(snap), t0);
     if (out.error !== undefined && trigger !== 'startup') files.failedSignature = snap.signature;
@@ -277,7 +287,7 @@ export class ReloadController implements SourceHost {
   async #commit(trigger: ReloadTrigger, source: PolicySource, objects: readonly SourcedObject[], accept: () => void, t0: number): Promise<ReloadOutcome> {
     const built = this.#build(trigger, source, objects);
     const state = built instanceof PolicyLoadError ? built : await built;
-    if (state instanceof PolicyLoadError) return this.#fail(trigger, state, t0);
+    if (state instanceof PolicyLoadError) return this.#fail(trigger, await located(state), t0);
     accept();
     this.#swap(trigger, state, t0);
     return this.#outcome(true, true, undefined);
@@ -324,7 +334,7 @@ export class ReloadController implements SourceHost {
         const previous = inForce.get(objectKey(o));
         if (previous !== undefined && previous !== o) next.push(previous);
       }
-      if (left === 0) return this.#fail(trigger, state, t0);
+      if (left === 0) return this.#fail(trigger, await located(state), t0);
       this.#log.warn({ trigger, rejected: left, problems: state.problems.map(formatProblem) }, `${source.name}: invalid objects left out; their versions in force (if any) stay`);
       candidate = next;
     }
@@ -358,12 +368,15 @@ export class ReloadController implements SourceHost {
     const previous = this.#ref.current;
     this.#objects = state.objects.map((o) => ({ kind: o.kind, namespace: o.namespace, name: o.name, source: provenance(o) }));
     this.#ref.swap(state);
+    this.#healthy = true;
     const durationMs = performance.now() - t0;
     if (previous !== undefined) {
       this.#reloads++;
       this.#lastReload = { trigger, at: new Date().toISOString(), durationMs: round(durationMs) };
       this.#log.info({ revision: state.revision, previous: previous.revision, trigger, objects: state.objects.length, durationMs: round(durationMs) }, 'policy swapped');
-      for (const w of state.warnings) this.#log.debug({ revision: state.revision }, w);
+      // Only what this revision brought: a cluster's standing warnings are logged once, not per revision.
+      const before = new Set(previous.warnings);
+      for (const w of state.warnings) if (!before.has(w)) this.#log.warn({ revision: state.revision }, w);
     } else {
       for (const w of state.warnings) this.#log.warn({ revision: state.revision }, w);
     }
@@ -378,6 +391,7 @@ export class ReloadController implements SourceHost {
   #fail(trigger: ReloadTrigger, err: PolicyLoadError, t0: number): ReloadOutcome {
     if (this.#ref.current === undefined) return this.#outcome(false, false, err);
     this.#failures++;
+    this.#healthy = false;
     const revision = this.#revision();
     this.#lastError = { message: err.problems.map(formatProblem).join('\n'), trigger, at: new Date().toISOString() };
     this.#log.error({ trigger, revision, code: err.code, problems: err.problems.map(formatProblem) }, `policy reload rejected; revision ${revision} stays in force`);
@@ -406,6 +420,17 @@ export class ReloadController implements SourceHost {
   #assertOpen(): void {
     if (this.#closed) throw new ApplyError('L7G_ERR_RELOAD_CLOSED');
   }
+}
+
+/**
+ * Problems of `-f` files placed at their field's line and column. Only documents up to 128 KiB are
+ * parsed again (~0.1 s with `yaml`; the event loop serves requests meanwhile); problems in bigger
+ * ones keep the object's line and the field path.
+ */
+async function located(err: PolicyLoadError): Promise<PolicyLoadError> {
+  const texts = await parsedTexts(new Set(err.problems.map((p) => p.file)));
+  if (texts.size === 0) return err;
+  return new PolicyLoadError(locateProblems(err.problems, (f) => texts.get(f), { maxDocumentBytes: 128 * 1024 }));
 }
 
 function round(ms: number): number {

@@ -16,11 +16,13 @@ export interface FileSnapshot {
   readonly files: readonly SourceFile[];
   readonly objects: readonly SourcedObject[];
   readonly problems: readonly LoadProblem[];
+  /** Paths that yield nothing (a folder without manifests). */
+  readonly warnings: readonly string[];
   /** Equal signatures mean byte-identical inputs (same files, same contents, same read problems). */
   readonly signature: string;
 }
 
-export const EMPTY_SNAPSHOT: FileSnapshot = Object.freeze({ files: [], objects: [], problems: [], signature: '' });
+export const EMPTY_SNAPSHOT: FileSnapshot = Object.freeze({ files: [], objects: [], problems: [], warnings: [], signature: '' });
 
 /**
  * Parsed objects per file, keyed by content hash: a reload re-parses only the files that changed, so
@@ -34,7 +36,8 @@ export async function readSnapshot(paths: readonly string[]): Promise<FileSnapsh
   const problems: LoadProblem[] = [];
   const files: SourceFile[] = [];
   const objects: SourcedObject[] = [];
-  for (const file of await expandPaths(paths, problems)) {
+  const warnings: string[] = [];
+  for (const file of await expandPaths(paths, problems, warnings)) {
     let bytes: Buffer;
     try {
       bytes = await readFile(file);
@@ -58,5 +61,21 @@ export async function readSnapshot(paths: readonly string[]): Promise<FileSnapsh
   const present = new Set(files.map((f) => f.file));
   for (const f of parsed.keys()) if (!present.has(f)) parsed.delete(f);
   const signature = JSON.stringify([files, problems.map((p) => `${p.file}:${p.message}`)]);
-  return { files, objects, problems, signature };
+  return { files, objects, problems, warnings, signature };
+}
+
+/**
+ * The texts the parsed objects of `files` came from, for placing a reported problem at its line and
+ * column (policy/locate.ts). Kept nowhere (a big cluster file would double its memory): read again,
+ * and used only when the bytes still hash to what was parsed, so an edit since never misplaces one.
+ */
+export async function parsedTexts(files: Iterable<string>): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const file of files) {
+    const entry = parsed.get(file);
+    if (entry === undefined) continue;
+    const bytes = await readFile(file).catch(() => undefined);
+    if (bytes !== undefined && createHash('sha256').update(bytes).digest('hex') === entry.sha256) out.set(file, bytes.toString('utf8'));
+  }
+  return out;
 }

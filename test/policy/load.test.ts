@@ -40,7 +40,12 @@ t.test('shared manifest fixtures', async (t) => {
   const s = await loadPolicyState([MANIFESTS + 'cilium-cli__connectivity__builder__manifests__client-egress-l7-http-matchheader-secret.yaml'], OPTS);
   t.equal(s.objects[0]?.name, 'client-egress-l7-http-matchheader-secret', 'templated policy loads');
   const app = await loadPolicyState([MANIFESTS + 'examples__minikube__http-sw-app.yaml'], OPTS);
-  t.same(app.warnings, ['Deployment default/deathstar is not expanded: only `l7guard demo` turns Deployments into Pods'], 'Deployment warning');
+  t.same(app.warnings, [
+    'Deployment default/deathstar is not expanded: only `l7guard demo` turns Deployments into Pods',
+    'Pod default/tiefighter has no status.podIP: it is not an endpoint, so no policy selects it and no traffic is attributed to it',
+    'Pod default/xwing has no status.podIP: it is not an endpoint, so no policy selects it and no traffic is attributed to it',
+    'Service default/deathstar selects no pod: no running pod with an IP in default has labels org=empire,class=deathstar',
+  ], 'the Deployment is not expanded; Pods without an IP and a Service without pods are said');
   t.equal(app.endpoints.length, 0, 'pods without an IP are not endpoints');
 });
 
@@ -49,7 +54,8 @@ t.test('bad YAML of each kind', async (t) => {
   const cnp = (spec: string, name = 'p') => `apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: ${name}}\nspec:\n  endpointSelector: {}\n${spec}`;
   const rows: { name: string; text: string; code: string; field?: string; line?: number; message: string }[] = [
     { name: 'syntax error with line', text: 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n', code: 'L7G_ERR_POLICY_PARSE', line: 5, message: 'YAML syntax error' },
-    { name: 'unknown field in spec', text: cnp('  ingres: []'), code: 'L7G_ERR_POLICY_UNKNOWN_FIELD', field: 'spec.ingres', message: 'unknown field "ingres"' },
+    { name: 'unknown field in spec', text: cnp('  ingres: []'), code: 'L7G_ERR_POLICY_UNKNOWN_FIELD', field: 'spec.ingres', message: 'unknown field "ingres"; did you mean "ingress"?' },
+    { name: 'unknown top-level field', text: `${cnp('')}spce: {}\n`, code: 'L7G_ERR_POLICY_UNKNOWN_FIELD', field: 'spce', message: 'unknown field "spce"; did you mean "spec"?' },
     { name: 'unknown field deep', text: cnp('  ingress:\n  - toPorts:\n    - ports: [{port: "80"}]\n      rules:\n        http:\n        - paht: /x'), code: 'L7G_ERR_POLICY_UNKNOWN_FIELD', field: 'spec.ingress[0].toPorts[0].rules.http[0].paht', message: 'unknown field' },
     { name: 'bad regex', text: cnp('  ingress:\n  - toPorts:\n    - ports: [{port: "80"}]\n      rules:\n        http:\n        - path: "(?=x)"'), code: 'L7G_ERR_POLICY_VALUE', field: 'spec.ingress[0].toPorts[0].rules.http[0].path', message: 'invalid RE2 regex' },
     { name: 'bad port', text: cnp('  ingress: [{toPorts: [{ports: [{port: "70000"}]}]}]'), code: 'L7G_ERR_POLICY_VALUE', field: 'spec.ingress[0].toPorts[0].ports[0].port', message: 'out of range' },

@@ -39,3 +39,30 @@ t.test('catastrophic pattern stays linear', { timeout: 30_000 }, async (t) => {
   const m = compileFullMatch('(a+)+$');
   t.equal(m.test('a'.repeat(5000) + 'b'), false);
 });
+
+// Compiled as written, as RE2 in Envoy and Go's regexp in Cilium's sanitizer do: a pattern that
+// only parses once wrapped in a group must be refused, not widened to match everything.
+t.test('a pattern that closes the internal anchoring group is rejected', async (t) => {
+  for (const p of ['GET)|(.*', 'a)|(b', '/x)(']) t.throws(() => compileFullMatch(p), { name: 'RegexSyntaxError' }, p);
+});
+
+t.test('regex errors quote the pattern as written, not the anchored form', async (t) => {
+  for (const p of ['/a(b', '[z-a]', '(?=x)']) {
+    const err = t.throws(() => compileFullMatch(p)) as Error;
+    t.match(err.message, `invalid RE2 regex ${JSON.stringify(p)}`, p);
+    t.notMatch(err.message, '(?:', `${p}: no internal wrapping in the message`);
+  }
+});
+
+t.test('full match without textual anchors: alternation and leftmost-first agree with a full-match JS RegExp', async (t) => {
+  const rows: [string, string[]][] = [
+    ['a|ab', ['a', 'ab', 'abc', '']],
+    ['(a|ab)(c|bcd)', ['abcd', 'ac', 'abc', 'acd']],
+    ['/v[0-9]+/(foo|bar)?', ['/v1/', '/v12/foo', '/v/foo', '/v1/foobar']],
+    ['x*', ['', 'xxx', 'xy']],
+  ];
+  for (const [p, inputs] of rows) {
+    const js = new RegExp(`^(?:${p})$`);
+    for (const s of inputs) t.equal(compileFullMatch(p).test(s), js.test(s), `${p} ~ ${JSON.stringify(s)}`);
+  }
+});
