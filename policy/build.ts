@@ -81,7 +81,7 @@ function* stagedBuildSteps(input: SourcedObject[], opts: BuildOptions): Steps<Po
     const candidate = yield* buildSteps([...split.enforced, o], { ...opts, previous: state });
     staged.push(stagedPolicy(o, candidate));
   }
-  (state as CompiledPolicyState).staged = Object.freeze(staged);
+  (state as CompiledPolicyState).attachStaged(Object.freeze(staged));
   return state;
 }
 

@@ -54,8 +54,17 @@ export class CompiledPolicyState implements PolicyState {
   readonly identities: ReadonlyMap<number, Identity>;
   readonly warnings: readonly string[];
   readonly policyRules: readonly PolicyRuleSource[];
-  /** Set once by the build, before the state is handed out (policy/build.ts stagedBuildSteps). */
-  staged: readonly StagedPolicy[] | undefined = undefined;
+  // Set once by the build before the state is handed out (policy/build.ts stagedBuildSteps): the
+  // candidates are built from this state, so they cannot be constructor arguments. A private field,
+  // since the instance itself is frozen.
+  #staged: readonly StagedPolicy[] | undefined = undefined;
+  get staged(): readonly StagedPolicy[] | undefined {
+    return this.#staged;
+  }
+  attachStaged(staged: readonly StagedPolicy[]): void {
+    if (this.#staged !== undefined) throw new Error('staged policies are attached once');
+    this.#staged = staged;
+  }
 
   readonly #rules: readonly CompiledRule[];
   readonly #allowLocalhostAlways: boolean;

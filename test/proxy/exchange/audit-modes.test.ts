@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loopbackBlock, rawExchange } from '../../helpers/net.js';
 import { runCli, serve } from '../../helpers/serve.js';
-import { adminText } from '../../helpers/admin.js';
+import { adminFlows, adminText, metricSample } from '../../helpers/admin.js';
 import { until } from '../../helpers/poll.js';
 import { recordingBackend, type RecordingBackend } from '../../helpers/backend.js';
 import { clusterDir, deathstarPolicy, starWarsCluster } from '../../helpers/cluster.js';
@@ -40,15 +40,8 @@ interface Flow {
   };
 }
 
-async function flows(admin: string): Promise<Flow[]> {
-  const text = (await adminText(admin, '/flows')).trim();
-  return text === '' ? [] : text.split('\n').map((l) => JSON.parse(l) as Flow);
-}
-
-async function sample(admin: string, series: string): Promise<number> {
-  const line = (await adminText(admin, '/metrics')).split('\n').find((l) => l.startsWith(series + ' '));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
+const flows = (admin: string) => adminFlows<Flow>(admin);
+const sample = metricSample;
 
 interface Req { readonly from: string; readonly method: string; readonly path: string }
 
@@ -193,4 +186,49 @@ t.test('endpoint config: PolicyAuditMode per endpoint, from the CLI, kept across
   t.equal(reached(bs).length, 5);
   const audited = (await flows(ro)).filter((f) => f.flow.verdict === 'AUDIT' && f.flow.event_type?.type === 5);
   t.equal(audited.length, 4, 'one audited policy verdict per audited xwing request');
+});
+
+t.test('--workers 2: the primary hands the flag and every endpoint option to its workers', async (t) => {
+  const bs = await backends(t);
+  const dir = clusterDir(starWarsCluster(ips, PORT), { 'rule1.yaml': deathstarPolicy(PORT, LANDING) });
+  const s = await serve(['-f', dir, '--listen', `${ip(2)}:0`, '--admin', `${ip(2)}:0`, '--workers', '2']);
+  t.teardown(() => s.stop());
+  const eps = (JSON.parse(await adminText(s.admin, '/v1/endpoints')) as { id: number; name: string }[]).filter((e) => e.name.startsWith('deathstar'));
+  for (const ep of eps) t.equal((await endpointConfig([String(ep.id), 'PolicyAuditMode=Enabled', '--server', s.admin])).code, 0);
+  // Several connections: the kernel spreads them over both workers.
+  const answers = await Promise.all(Array.from({ length: 6 }, () => send(s, { from: ips.xwing, method: 'POST', path: '/v1/request-landing' })));
+  t.same(answers.map((a) => a.text.slice(0, 15)), Array(6).fill('HTTP/1.1 200 OK'), 'every worker audits');
+  t.equal(reached(bs).length, 6);
+  const audited = await until(() => flows(s.admin), (fs) => fs.filter((f) => f.flow.event_type?.type === 5).length === 6, 'six audited verdicts');
+  t.ok(audited.every((f) => f.flow.event_type?.type !== 5 || f.flow.verdict === 'AUDIT'));
+  t.equal(await sample(s.admin, 'hubble_policy_verdicts_total{direction="ingress",match="none",action="audit"}'), 6, 'counted by the primary');
+});
+
+t.test('AuditModes: per-direction L7 auditing, snapshots', async (t) => {
+  const { AuditModes } = await import('../../../proxy/exchange/audit-modes.js');
+  const ep = (name: string) => ({ id: 1, namespace: 'default', name, ips: [], identity: { id: 1, labels: [] }, podLabels: {}, workload: undefined, namedPorts: new Map() });
+  const src = ep('tiefighter');
+  const dst = ep('deathstar');
+  const rule = (direction: 'INGRESS' | 'EGRESS') => ({ kind: 'CiliumNetworkPolicy' as const, namespace: 'default', name: 'r', ruleIndex: 0, direction, field: 'spec' });
+  const a = new AuditModes();
+  t.equal(a.enabled(dst), false);
+  a.set(dst, true);
+  t.equal(a.enabled(dst), true);
+  t.equal(a.enabled(src), false);
+  t.equal(a.l7Audited(src, dst, [rule('INGRESS')]), true, "ingress rules: the destination's mode");
+  t.equal(a.l7Audited(src, dst, undefined), true);
+  t.equal(a.l7Audited(src, dst, [rule('EGRESS')]), false, "egress rules: the source's mode");
+  t.equal(a.l7Audited(src, dst, [rule('EGRESS'), rule('INGRESS')]), false, 'both directions judged: both must audit');
+  const seen: unknown[] = [];
+  const b = new AuditModes(true);
+  b.onChange((s) => seen.push(s));
+  b.restore(a.snapshot());
+  t.equal(b.global, false);
+  t.equal(b.enabled(dst), true);
+  t.equal(b.enabled(ep('other')), false);
+  t.same(seen, [{ global: false, endpoints: [['default/deathstar', true]] }]);
+  a.set(dst, false);
+  t.equal(a.enabled(dst), false, 'a change is seen by the next request, for the same endpoint object');
+  t.equal(a.option(dst), false);
+  t.equal(a.option(src), undefined);
 });
