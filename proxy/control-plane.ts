@@ -82,6 +82,8 @@ export interface ControlPlane {
 
 export async function startControlPlane(opts: ControlPlaneOptions, hooks: ControlPlaneHooks): Promise<{ control: ControlPlane; first: PolicyState }> {
   const state = new StateRef();
+  const audit = new AuditModes(opts.policyAuditMode === true);
+  state.onSwap((s) => audit.index(s.endpoints));
   const hardening = opts.hardening ?? parseHardening({});
   let draining = false;
   const kubernetes = opts.kubernetes === undefined ? undefined : new KubernetesSource({
@@ -138,7 +140,6 @@ export async function startControlPlane(opts: ControlPlaneOptions, hooks: Contro
     flowFile: opts.flowsFile === undefined ? undefined : () => sink.stats,
   });
 
-  const audit = new AuditModes(opts.policyAuditMode === true);
   const control: ControlPlane = {
     state, reload, admin, sink, metrics, audit,
     async serve(target = reload, extra = []) {

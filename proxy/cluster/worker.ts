@@ -34,6 +34,7 @@ export function runWorker(): void {
   let log: Logger = createLogger();
   const state = new StateRef();
   const audit = new AuditModes();
+  state.onSwap((s) => audit.index(s.endpoints));
   let data: DataPlane | undefined;
   let listening: Promise<void> | undefined;
   let draining: Promise<void> | undefined;

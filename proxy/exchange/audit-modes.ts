@@ -5,9 +5,9 @@
  * (docs/audit.md; docs.cilium.io security/policy-creation, "Policy Audit Mode").
  *
  * The option belongs to the endpoint, not to a revision: it is kept by the pod's namespace/name, so
- * it survives every reload, and a revision's Endpoint objects find theirs on first use. Only a
- * request that policy denies asks (exchange.ts), and with no endpoint in audit mode that costs one
- * field read; otherwise one WeakMap lookup per (revision's) endpoint object.
+ * it survives every reload, and is indexed by endpoint ID for the revision in force whenever either
+ * changes (`index`). Only a request that policy denies asks (exchange.ts): one field read when no
+ * endpoint is in audit mode, else one typed-array read, never a map lookup.
  */
 import type { Endpoint, RuleRef } from '../../policy/model.js';
 
@@ -21,7 +21,9 @@ export interface AuditSnapshot {
 export class AuditModes {
   #global: boolean;
   readonly #overrides = new Map<string, boolean>();
-  #byEndpoint = new WeakMap<Endpoint, boolean>();
+  /** By endpoint ID (IDs are below 65536, policy/model.ts): -1 no option (the flag decides), 0 Disabled, 1 Enabled. */
+  readonly #byId = new Int8Array(65536).fill(-1);
+  #endpoints: readonly Endpoint[] = [];
   /** False when no endpoint can be audited: the deny path then reads only this. */
   #any: boolean;
   readonly #listeners: ((s: AuditSnapshot) => void)[] = [];
@@ -38,13 +40,24 @@ export class AuditModes {
   /** Whether policy for `ep` (the endpoint whose ingress or egress denies) is audited, not enforced. */
   enabled(ep: Endpoint | undefined): boolean {
     if (!this.#any) return false;
-    if (ep === undefined || this.#overrides.size === 0) return this.#global;
-    let on = this.#byEndpoint.get(ep);
-    if (on === undefined) {
-      on = this.#overrides.get(`${ep.namespace}/${ep.name}`) ?? this.#global;
-      this.#byEndpoint.set(ep, on);
+    // Another node's pods (ID 0) take no option: `endpoint config` addresses this node's.
+    const v = ep === undefined || ep.id === 0 ? -1 : this.#byId[ep.id]!;
+    return v === -1 ? this.#global : v === 1;
+  }
+
+  /** The endpoints of the revision now in force (StateRef.onSwap): the options follow their pods. */
+  index(endpoints: readonly Endpoint[]): void {
+    this.#endpoints = endpoints;
+    this.#reindex();
+  }
+
+  #reindex(): void {
+    this.#byId.fill(-1);
+    if (this.#overrides.size === 0) return;
+    for (const ep of this.#endpoints) {
+      const on = ep.id === 0 ? undefined : this.#overrides.get(`${ep.namespace}/${ep.name}`);
+      if (on !== undefined) this.#byId[ep.id] = on ? 1 : 0;
     }
-    return on;
   }
 
   /**
@@ -87,7 +100,7 @@ export class AuditModes {
   }
 
   #changed(): void {
-    this.#byEndpoint = new WeakMap();
+    this.#reindex();
     this.#any = this.#global || [...this.#overrides.values()].some((v) => v);
     if (this.#listeners.length === 0) return;
     const s = this.snapshot();

@@ -204,13 +204,14 @@ t.test('--workers 2: the primary hands the flag and every endpoint option to its
   t.equal(await sample(s.admin, 'hubble_policy_verdicts_total{direction="ingress",match="none",action="audit"}'), 6, 'counted by the primary');
 });
 
-t.test('AuditModes: per-direction L7 auditing, snapshots', async (t) => {
+t.test('AuditModes: per-direction L7 auditing, options follow pods across revisions, snapshots', async (t) => {
   const { AuditModes } = await import('../../../proxy/exchange/audit-modes.js');
-  const ep = (name: string) => ({ id: 1, namespace: 'default', name, ips: [], identity: { id: 1, labels: [] }, podLabels: {}, workload: undefined, namedPorts: new Map() });
-  const src = ep('tiefighter');
-  const dst = ep('deathstar');
+  const ep = (id: number, name: string) => ({ id, namespace: 'default', name, ips: [], identity: { id: 1, labels: [] }, podLabels: {}, workload: undefined, namedPorts: new Map() });
+  const src = ep(7, 'tiefighter');
+  const dst = ep(9, 'deathstar');
   const rule = (direction: 'INGRESS' | 'EGRESS') => ({ kind: 'CiliumNetworkPolicy' as const, namespace: 'default', name: 'r', ruleIndex: 0, direction, field: 'spec' });
   const a = new AuditModes();
+  a.index([src, dst]);
   t.equal(a.enabled(dst), false);
   a.set(dst, true);
   t.equal(a.enabled(dst), true);
@@ -219,16 +220,25 @@ t.test('AuditModes: per-direction L7 auditing, snapshots', async (t) => {
   t.equal(a.l7Audited(src, dst, undefined), true);
   t.equal(a.l7Audited(src, dst, [rule('EGRESS')]), false, "egress rules: the source's mode");
   t.equal(a.l7Audited(src, dst, [rule('EGRESS'), rule('INGRESS')]), false, 'both directions judged: both must audit');
+  // The next revision: new Endpoint objects; the deathstar pod renumbered, another pod on its old ID.
+  const dst2 = ep(11, 'deathstar');
+  const other = ep(9, 'other');
+  a.index([src, dst2, other]);
+  t.equal(a.enabled(dst2), true, 'the option follows the pod');
+  t.equal(a.enabled(other), false, 'not the ID');
+  t.equal(a.enabled(ep(0, 'deathstar')), false, "another node's pod (ID 0) follows the flag");
   const seen: unknown[] = [];
   const b = new AuditModes(true);
+  b.index([src, dst2, other]);
   b.onChange((s) => seen.push(s));
+  t.equal(b.enabled(other), true, 'the flag');
   b.restore(a.snapshot());
   t.equal(b.global, false);
-  t.equal(b.enabled(dst), true);
-  t.equal(b.enabled(ep('other')), false);
+  t.equal(b.enabled(dst2), true);
+  t.equal(b.enabled(other), false);
   t.same(seen, [{ global: false, endpoints: [['default/deathstar', true]] }]);
-  a.set(dst, false);
-  t.equal(a.enabled(dst), false, 'a change is seen by the next request, for the same endpoint object');
-  t.equal(a.option(dst), false);
+  a.set(dst2, false);
+  t.equal(a.enabled(dst2), false, 'a change is seen by the next request');
+  t.equal(a.option(dst2), false);
   t.equal(a.option(src), undefined);
 });
