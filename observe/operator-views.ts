@@ -35,6 +35,8 @@ export interface PolicyView {
   readonly rules: readonly PolicyRuleSource[];
   /** `--kubernetes`: API objects left out as invalid (proxy/sources/kubernetes/); absent or empty: none. */
   readonly rejected?: readonly RejectedObject[];
+  /** Staged policies (`l7guard.io/mode: audit`, docs/audit.md), judged and not enforced; absent: none. */
+  readonly staged?: readonly { readonly kind: string; readonly namespace: string | undefined; readonly name: string }[];
 }
 
 export interface RejectedObject {
@@ -95,5 +97,6 @@ export function policyView(state: PolicyState, rejected?: readonly RejectedObjec
     revision: state.revision,
     policies: state.objects.filter((o) => POLICY_KINDS.has(o.kind)).map((o) => ({ kind: o.kind, namespace: o.namespace, name: o.name, file: o.file })),
     rules: state.policyRules ?? [],
+    ...(state.staged === undefined ? {} : { staged: state.staged.map((p) => ({ kind: p.kind, namespace: p.namespace, name: p.name })) }),
   };
 }

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loopbackBlock, rawExchange } from '../../helpers/net.js';
 import { serve } from '../../helpers/serve.js';
-import { adminFlows, metricSample } from '../../helpers/admin.js';
+import { adminFlows, adminText, metricSample } from '../../helpers/admin.js';
 import { until } from '../../helpers/poll.js';
 import { recordingBackend } from '../../helpers/backend.js';
 import { clusterDir, deathstarPolicy, starWarsCluster } from '../../helpers/cluster.js';
@@ -71,6 +71,11 @@ t.test("the demo's L7 policy staged: would-deny flows and metrics, no enforcemen
   const s = await serve(['-f', dir, '--listen', `${ip(1)}:0`, '--admin', `${ip(1)}:0`]);
   t.teardown(() => s.stop());
 
+  const policy = async () => JSON.parse(await adminText(s.admin, '/v1/policy')) as { policies: { name: string }[]; staged?: unknown };
+  const before = await policy();
+  t.same(before.staged, [{ kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'rule1' }], '/v1/policy lists it as staged');
+  t.same(before.policies, [], 'not among the policies in force');
+
   // Nothing enforced selects the deathstar: everything lands, as before rule1.
   t.match((await send(s, ips.tiefighter, 'PUT', '/v1/exhaust-port')).text, /^HTTP\/1\.1 200 /, 'the staged L7 rule does not enforce');
   t.match((await send(s, ips.tiefighter, 'POST', '/v1/request-landing')).text, /^HTTP\/1\.1 200 /);
@@ -110,6 +115,9 @@ t.test("the demo's L7 policy staged: would-deny flows and metrics, no enforcemen
   t.equal(reached(), 4);
   const after = await flows(s.admin);
   t.equal(after.filter((f) => f.flow.staged === true).length, 3, 'one more staged flow (the PUT before promotion), none after it');
+  const promoted = await policy();
+  t.equal(promoted.staged, undefined);
+  t.same(promoted.policies.map((p) => p.name), ['rule1']);
 });
 
 t.test('staged next to enforced policies: would-allow and would-deny, each naming its own policy', async (t) => {
