@@ -9,11 +9,16 @@ export { DEFAULT_ADMIN };
 /** A failure to print as `Error: …` with exit code 1 (the server answered, or could not be reached). */
 export class AdminGetError extends Error {}
 
-export async function adminGet<T>(server: string | undefined, path: string): Promise<T> {
+export function adminGet<T>(server: string | undefined, path: string): Promise<T> {
+  return adminCall<T>(server, 'GET', path);
+}
+
+/** One request with an optional JSON body; anything but 200 is an AdminGetError with the server's message. */
+export async function adminCall<T>(server: string | undefined, method: string, path: string, body?: string): Promise<T> {
   const where = server ?? DEFAULT_ADMIN;
   let a;
   try {
-    a = await adminRequest(where, 'GET', path);
+    a = await adminRequest(where, method, path, body);
   } catch (err) {
     throw new AdminGetError(`cannot reach ${where}: ${(err as Error).message}`);
   }

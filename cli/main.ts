@@ -16,6 +16,7 @@ Commands:
   apply            apply objects to a running proxy through its admin API (like kubectl apply -f)
   delete           delete an object applied through the admin API (like kubectl delete)
   endpoint list    the proxy's endpoints with policy enforcement and identity (like cilium endpoint list)
+  endpoint config  an endpoint's options: PolicyAuditMode=Enabled|Disabled (like cilium endpoint config)
   identity list    the security identities and their labels (like cilium identity list)
   certs            make a local CA and TLS certificates (init, issue)
   iptables         the nat chain of l7guard's interception (cleanup, show)

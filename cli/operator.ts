@@ -9,11 +9,14 @@ import type { EndpointView, IdentityView } from '../observe/operator-views.js';
 import { adminGet, DEFAULT_ADMIN, reportingAdminErrors } from './admin-get.js';
 import { tabwrite } from './tabwriter.js';
 import { UsageError } from './usage-error.js';
+import { runEndpointConfig } from './endpoint-config.js';
 
 const ENDPOINT_USAGE = `Usage: l7guard endpoint list [--server HOST:PORT|unix:PATH] [-o json] [--no-headers]
+       l7guard endpoint config ID [PolicyAuditMode=Enabled|Disabled] [--server HOST:PORT|unix:PATH]
 
 Lists the endpoints the proxy knows (every Pod with an IP, and the node itself as reserved:host) like
-cilium endpoint list: ID, ingress/egress policy enforcement, identity, security labels, IPs, status.
+cilium endpoint list: ID, ingress/egress policy enforcement ("Disabled (Audit)" in policy audit mode),
+identity, security labels, IPs, status. config shows or sets an endpoint's options.
 --server defaults to ${DEFAULT_ADMIN}.
 `;
 
@@ -42,7 +45,8 @@ function parse(argv: string[], usage: string, extra: Record<string, { type: 'boo
   }
 }
 
-const enforcement = (on: boolean) => (on ? 'Enabled' : 'Disabled');
+/** cilium-dbg's endpoint list: an enforcing endpoint in audit mode shows "Disabled (Audit)". */
+const enforcement = (on: boolean, audit: boolean) => (on ? (audit ? 'Disabled (Audit)' : 'Enabled') : 'Disabled');
 
 /** cilium-dbg/cmd/endpoint_list.go printEndpointList, byte for byte. */
 export function renderEndpointList(eps: readonly EndpointView[], headers = true): string {
@@ -55,7 +59,8 @@ export function renderEndpointList(eps: readonly EndpointView[], headers = true)
     const labels = ep.labels.length === 0 ? ['no labels'] : [...ep.labels].sort();
     labels.forEach((l, i) => {
       if (i === 0) {
-        s += `${ep.id}\t${enforcement(ep.ingressEnforcement)}\t${enforcement(ep.egressEnforcement)}\t${ep.identity}\t${l}\t${ep.ipv6[0] ?? ''}\t${ep.ipv4[0] ?? ''}\t${ep.status}\t\n`;
+        const audit = ep.policyAuditMode === true;
+        s += `${ep.id}\t${enforcement(ep.ingressEnforcement, audit)}\t${enforcement(ep.egressEnforcement, audit)}\t${ep.identity}\t${l}\t${ep.ipv6[0] ?? ''}\t${ep.ipv4[0] ?? ''}\t${ep.status}\t\n`;
       } else s += `\t\t\t\t${l}\t\t\t\t\n`;
     });
   }
@@ -72,6 +77,7 @@ export function renderIdentityList(ids: readonly IdentityView[]): string {
 }
 
 export async function runEndpoint(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  if (argv[0] === 'config') return runEndpointConfig(argv.slice(1), out);
   const { help, values } = parse(argv, ENDPOINT_USAGE, { 'no-headers': { type: 'boolean' } });
   if (help) {
     out.write(ENDPOINT_USAGE);

@@ -55,6 +55,8 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
       --allow-localhost always|policy
                            traffic from the host identity: always allowed (Cilium's default) or judged by policy
       --flows FILE         append every decision as a Hubble flow (JSON lines, hubble observe --input-file)
+      --policy-audit-mode  forward what policy would deny, flowed with verdict AUDIT (Cilium's agent flag;
+                           per endpoint: l7guard endpoint config ID PolicyAuditMode=Enabled|Disabled)
       --flow-buffer N      flows kept in memory for /flows and \`observe\` (default 4096; 0 = none)
       --node-name NAME     node name in flows (default: the hostname)
       --log-level LEVEL    trace|debug|info|warn|error (default info)
@@ -102,6 +104,7 @@ export const SERVE_OPTIONS = {
   'cluster-name': { type: 'string' },
   'allow-localhost': { type: 'string' },
   flows: { type: 'string' },
+  'policy-audit-mode': { type: 'boolean' },
   'flow-buffer': { type: 'string' },
   'node-name': { type: 'string' },
   kubernetes: { type: 'boolean' },
@@ -196,6 +199,7 @@ export async function runServe(argv: string[]): Promise<number> {
       allowLocalhost,
       flowsFile: values.flows,
       flowBuffer,
+      policyAuditMode: values['policy-audit-mode'] === true,
       nodeName: values['node-name'],
       managedInterception: managed,
       kubernetes: values.kubernetes === true ? { kubeconfig: values.kubeconfig, requestTimeoutMs: kubeTimeout } : undefined,

@@ -21,10 +21,15 @@ export interface FlowEvent {
   /**
    * 'http-request'  : L7 request record (verdict FORWARDED or DROPPED = L7 403)
    * 'http-response' : L7 response record (always FORWARDED unless ERROR), carries code and latency
-   * 'drop'          : L3/L4 policy drop (no HTTP bytes were sent), or a proxy-level drop (unresolvable, no backend)
+   * 'drop'          : L3/L4 policy drop (no HTTP bytes were sent), or a proxy-level drop (unresolvable, no backend);
+   *                   with verdict AUDIT, a policy drop that audit mode let through (docs/audit.md)
    */
   readonly kind: 'http-request' | 'http-response' | 'drop';
-  readonly verdict: 'FORWARDED' | 'DROPPED' | 'ERROR';
+  /**
+   * AUDIT: policy would have denied, audit mode forwarded ('drop' and 'http-request'); or, with
+   * `staged`, what a staged policy would have decided differently ('http-request').
+   */
+  readonly verdict: 'FORWARDED' | 'DROPPED' | 'ERROR' | 'AUDIT';
   /** For 'drop': Hubble drop_reason_desc; POLICY_DENIED / POLICY_DENY for policy, others for proxy-level drops. */
   readonly dropReason?: DropReason | 'UNKNOWN_L3_TARGET_ADDRESS' | 'NO_SERVICE' | 'INVALID_PACKET_DROPPED' | undefined;
   readonly direction: 'INGRESS' | 'EGRESS';
@@ -50,6 +55,11 @@ export interface FlowEvent {
    */
   readonly by?: readonly RuleRef[] | undefined;
   readonly nodeName: string;
+  /**
+   * A staged policy's verdict (`l7guard.io/mode: audit`), not the one enforced: 'deny' = it would
+   * deny what was allowed (`by` in *_denied_by), 'allow' = it would allow what was denied.
+   */
+  readonly staged?: 'deny' | 'allow' | undefined;
 }
 
 /**
@@ -85,6 +95,7 @@ export interface FlowRecord {
   revision: number;
   by: readonly RuleRef[] | undefined;
   nodeName: string;
+  staged: FlowEvent['staged'];
 }
 
 export function newFlowRecord(): FlowRecord {
@@ -94,7 +105,7 @@ export function newFlowRecord(): FlowRecord {
     srcIp: '', srcPort: 0, srcIdentity: none, srcEndpoint: undefined,
     dstIp: '', dstPort: 0, dstIdentity: none, dstEndpoint: undefined,
     method: '', authority: '', path: '', http10: false, code: 0, latencyNs: -1,
-    revision: 0, by: undefined, nodeName: '',
+    revision: 0, by: undefined, nodeName: '', staged: undefined,
   };
 }
 
@@ -119,5 +130,6 @@ export function toFlowEvent(r: FlowRecord): FlowEvent {
       latencyNs: response && r.latencyNs >= 0 ? BigInt(Math.round(r.latencyNs)) : undefined,
     },
     revision: r.revision, nodeName: r.nodeName, by: r.by,
+    ...(r.staged === undefined ? {} : { staged: r.staged }),
   };
 }

@@ -21,8 +21,10 @@ import { flowCount, toFlowAt, type FlowOptions, type HubbleFlowResponse } from '
 
 const KIND = ['http-request', 'http-response', 'drop'] as const;
 const KIND_CODE = { 'http-request': 0, 'http-response': 1, drop: 2 } as const;
-const VERDICT = ['FORWARDED', 'DROPPED', 'ERROR'] as const;
-const VERDICT_CODE = { FORWARDED: 0, DROPPED: 1, ERROR: 2 } as const;
+const VERDICT = ['FORWARDED', 'DROPPED', 'ERROR', 'AUDIT'] as const;
+const VERDICT_CODE = { FORWARDED: 0, DROPPED: 1, ERROR: 2, AUDIT: 3 } as const;
+const STAGED = [undefined, 'deny', 'allow'] as const;
+const STAGED_CODE = { deny: 64, allow: 128 } as const;
 
 /** Slot sources (0: never written). */
 const ROW = 1;
@@ -39,7 +41,7 @@ export class FlowRing {
   readonly #event: (FlowEvent | undefined)[];
   // Row columns (src === ROW).
   readonly #num: Float64Array; // timeMs, latencyNs, srcPort, dstPort, code, revision
-  readonly #kind: Uint8Array; // kind | verdict << 2 | ingress/egress << 4 | http10 << 5
+  readonly #kind: Uint8Array; // kind | verdict << 2 | ingress/egress << 4 | http10 << 5 | staged << 6
   readonly #ref: unknown[]; // dropReason, srcIp, srcIdentity, srcEndpoint, dstIp, dstIdentity, dstEndpoint, method, authority, path, by, nodeName
 
   constructor(capacity: number) {
@@ -70,7 +72,8 @@ export class FlowRing {
       num[n + 3] = r.dstPort;
       num[n + 4] = r.code;
       num[n + 5] = r.revision;
-      this.#kind[i] = KIND_CODE[r.kind] | (VERDICT_CODE[r.verdict] << 2) | (r.direction === 'EGRESS' ? 16 : 0) | (r.http10 ? 32 : 0);
+      this.#kind[i] = KIND_CODE[r.kind] | (VERDICT_CODE[r.verdict] << 2) | (r.direction === 'EGRESS' ? 16 : 0) | (r.http10 ? 32 : 0)
+        | (r.staged === undefined ? 0 : STAGED_CODE[r.staged]);
       const f = i * 12;
       const ref = this.#ref;
       ref[f] = r.dropReason;
@@ -165,6 +168,7 @@ export class FlowRing {
       path: ref[f + 9] as string,
       by: ref[f + 10] as FlowRecord['by'],
       nodeName: ref[f + 11] as string,
+      staged: STAGED[bits >> 6],
     });
   }
 }

@@ -102,6 +102,7 @@ export const flowResponseSchema = {
         egress_denied_by: policies,
         ingress_denied_by: policies,
         Summary: str,
+        staged: bool,
       },
     },
     node_name: str,

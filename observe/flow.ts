@@ -107,6 +107,11 @@ export interface HubbleFlow {
   egress_denied_by?: HubblePolicy[];
   ingress_denied_by?: HubblePolicy[];
   Summary?: string;
+  /**
+   * Not in flow.proto: the verdict of a staged policy (`l7guard.io/mode: audit`, docs/audit.md),
+   * printed only on those flows, whose verdict is AUDIT; enforcement was unaffected.
+   */
+  staged?: boolean;
 }
 
 export interface HubbleFlowResponse {
@@ -369,7 +374,8 @@ function l7Flow(ev: FlowEvent, opts: FlowOptions | undefined): HubbleFlow {
   if (ds !== undefined) f.destination_service = ds;
   f.traffic_direction = ev.direction;
   f.is_reply = isResponse;
-  if (!isResponse) addPolicies(f, ev, ev.verdict === 'DROPPED');
+  // An AUDIT request would have been denied (audit mode), unless a staged policy would allow it.
+  if (!isResponse) addPolicies(f, ev, ev.staged === undefined ? ev.verdict !== 'FORWARDED' : ev.staged === 'deny');
 
   const l7 = f.l7 as HubbleLayer7;
   let latencyMs = 0n;
@@ -390,6 +396,7 @@ function l7Flow(ev: FlowEvent, opts: FlowOptions | undefined): HubbleFlow {
       ? `${http.protocol} ${http.code ?? 0} ${latencyMs}ms (${http.method} ${url})`
       : `${http.protocol} ${http.method} ${url}`;
   }
+  if (ev.staged !== undefined) f.staged = true;
   return f;
 }
 
@@ -402,11 +409,21 @@ export function tcpFlagsSummary(flags: HubbleTCPFlags): string {
   return 'TCP Flags: ' + on.join(', ');
 }
 
+/**
+ * A policy drop that audit mode let through (verdict AUDIT) is one policy-verdict event and no drop
+ * notification (audit mode "allow[s] all traffic while logging all connections that would otherwise
+ * be dropped", docs.cilium.io security/policy-creation): threefour/parser.go decodeVerdict reads the
+ * audited verdict notification as AUDIT, decodeDropReason gives no reason (the verdict is not
+ * negative), decodeIsReply an explicit false as for any verdict >= 0; pkg/policy/correlation names
+ * policies only on FORWARDED, REDIRECTED and POLICY_DENY verdicts, so no *_denied_by on it (the
+ * request's L7 record, verdict AUDIT too, names the rules).
+ */
 function l34Flow(ev: FlowEvent, opts: FlowOptions | undefined, eventType: number): HubbleFlow {
+  const audited = ev.verdict === 'AUDIT';
   const name = dropReasonName(ev.dropReason);
   const reason = DROP_REASONS[name];
-  const code = reason?.code ?? 0;
-  const policy = name === 'POLICY_DENIED' || name === 'POLICY_DENY';
+  const code = audited ? 0 : (reason?.code ?? 0);
+  const policy = audited || name === 'POLICY_DENIED' || name === 'POLICY_DENY';
   // A policy drop is the datapath refusing the SYN; the proxy-level drops (unresolvable
   // authority, no backend) happen on the request's data segment.
   const flags: HubbleTCPFlags = policy ? { SYN: true } : { PSH: true, ACK: true };
@@ -415,7 +432,7 @@ function l34Flow(ev: FlowEvent, opts: FlowOptions | undefined, eventType: number
   const f: HubbleFlow = {
     time: rfc3339(ev.timeMs),
     uuid: (opts?.uuid ?? randomUUID)(),
-    verdict: 'DROPPED',
+    verdict: audited ? 'AUDIT' : 'DROPPED',
   };
   if (code !== 0) f.drop_reason = code;
   f.IP = { source: srcIp, destination: dstIp, ipVersion: ipVersion(srcIp) };
@@ -430,8 +447,9 @@ function l34Flow(ev: FlowEvent, opts: FlowOptions | undefined, eventType: number
   if (ds !== undefined) f.destination_service = ds;
   f.traffic_direction = ev.direction;
   if (code !== 0) f.drop_reason_desc = name;
+  if (audited) f.is_reply = false;
   // Hubble correlates policies on policy-verdict events only.
-  if (eventType === MESSAGE_TYPE_POLICY_VERDICT) addPolicies(f, ev, true);
+  else if (eventType === MESSAGE_TYPE_POLICY_VERDICT) addPolicies(f, ev, true);
   f.Summary = tcpFlagsSummary(flags);
   return f;
 }
@@ -445,7 +463,7 @@ function wrap(flow: HubbleFlow, ev: FlowEvent): HubbleFlowResponse {
  * L3_L4 drop notification (event_type 1) for 'drop'.
  */
 export function toFlow(ev: FlowEvent, opts?: FlowOptions): HubbleFlowResponse {
-  if (ev.kind === 'drop') return wrap(l34Flow(ev, opts, MESSAGE_TYPE_DROP), ev);
+  if (ev.kind === 'drop') return wrap(l34Flow(ev, opts, ev.verdict === 'AUDIT' ? MESSAGE_TYPE_POLICY_VERDICT : MESSAGE_TYPE_DROP), ev);
   return wrap(l7Flow(ev, opts), ev);
 }
 
@@ -457,7 +475,7 @@ export function toFlow(ev: FlowEvent, opts?: FlowOptions): HubbleFlowResponse {
  * [toFlow(ev)].
  */
 export function toFlows(ev: FlowEvent, opts?: FlowOptions): HubbleFlowResponse[] {
-  if (ev.kind === 'drop') {
+  if (ev.kind === 'drop' && ev.verdict !== 'AUDIT') {
     const name = dropReasonName(ev.dropReason);
     if (name === 'POLICY_DENIED' || name === 'POLICY_DENY') {
       return [wrap(l34Flow(ev, opts, MESSAGE_TYPE_POLICY_VERDICT), ev), wrap(l34Flow(ev, opts, MESSAGE_TYPE_DROP), ev)];
@@ -467,8 +485,8 @@ export function toFlows(ev: FlowEvent, opts?: FlowOptions): HubbleFlowResponse[]
 }
 
 /** How many flows toFlows(ev) yields (2 for a policy drop: policy-verdict + drop), without building them. */
-export function flowCount(ev: { readonly kind: FlowEvent['kind']; readonly dropReason?: FlowEvent['dropReason'] }): 1 | 2 {
-  if (ev.kind !== 'drop') return 1;
+export function flowCount(ev: { readonly kind: FlowEvent['kind']; readonly verdict: FlowEvent['verdict']; readonly dropReason?: FlowEvent['dropReason'] }): 1 | 2 {
+  if (ev.kind !== 'drop' || ev.verdict === 'AUDIT') return 1;
   const name = dropReasonName(ev.dropReason);
   return name === 'POLICY_DENIED' || name === 'POLICY_DENY' ? 2 : 1;
 }

@@ -68,12 +68,28 @@ const FLOW_KINDS = [
   { type: 'L7', subtype: 'HTTP', verdict: 'ERROR' },
   { type: 'PolicyVerdict', subtype: '', verdict: 'DROPPED' },
   { type: 'Drop', subtype: '', verdict: 'DROPPED' },
+  { type: 'L7', subtype: 'HTTP', verdict: 'AUDIT' },
+  { type: 'PolicyVerdict', subtype: '', verdict: 'AUDIT' },
 ] as const;
 const L7_FWD = 0;
 const L7_DROP = 1;
 const L7_ERR = 2;
 const POLICY_VERDICT = 3;
 const DROP = 4;
+const L7_AUDIT = 5;
+const POLICY_AUDIT = 6;
+
+/**
+ * hubble_policy_verdicts_total label sets we produce: Hubble's policy handler counts policy-verdict
+ * events (pkg/hubble/metrics/policy/handler.go) by direction, match type (ours carry none: "none")
+ * and action (the verdict, lower case). Index: direction (0 ingress, 1 egress) * 2 + (0 dropped, 1 audit).
+ */
+const POLICY_VERDICTS = [
+  { direction: 'ingress', match: 'none', action: 'dropped' },
+  { direction: 'ingress', match: 'none', action: 'audit' },
+  { direction: 'egress', match: 'none', action: 'dropped' },
+  { direction: 'egress', match: 'none', action: 'audit' },
+] as const;
 
 export class ProxyMetrics {
   readonly registry = new Registry();
@@ -83,7 +99,10 @@ export class ProxyMetrics {
   /** hubble_http_requests_total: method -> protocol -> status -> reporter "server". */
   readonly #requests = new Map<string, Map<string, Map<number, { n: number }>>>();
   readonly #durations = new Map<string, Histo>();
-  readonly #l7 = { received: 0, forwarded: 0, denied: 0, parse_errors: 0 };
+  readonly #l7 = { received: 0, forwarded: 0, denied: 0, parse_errors: 0, audited: 0 };
+  readonly #policyVerdicts = new Float64Array(POLICY_VERDICTS.length);
+  /** Staged policies' differing verdicts: "kind/namespace/name" -> [would deny, would allow]. */
+  readonly #staged = new Map<string, [number, number]>();
   readonly #upstreamErrors = new Map<string, number>();
   readonly #timeouts = new Map<string, number>();
 
@@ -96,6 +115,8 @@ export class ProxyMetrics {
     const l7 = this.#l7;
     const upstreamErrors = this.#upstreamErrors;
     const timeouts = this.#timeouts;
+    const policyVerdicts = this.#policyVerdicts;
+    const staged = this.#staged;
     new Counter({
       name: 'hubble_flows_processed_total', help: 'Total number of flows processed', labelNames: ['type', 'subtype', 'verdict'], registers: [reg],
       collect() {
@@ -131,6 +152,27 @@ export class ProxyMetrics {
       collect() {
         this.reset();
         for (const rule of ['received', 'forwarded', 'denied', 'parse_errors'] as const) this.inc({ rule, proxy_type: 'http' }, l7[rule]);
+        // Audit mode's requests: forwarded, but neither "forwarded" (policy allowed) nor "denied".
+        if (l7.audited > 0) this.inc({ rule: 'audited', proxy_type: 'http' }, l7.audited);
+      },
+    });
+    new Counter({
+      name: 'hubble_policy_verdicts_total', help: 'Total number of Cilium network policy verdicts', labelNames: ['direction', 'match', 'action'], registers: [reg],
+      collect() {
+        this.reset();
+        POLICY_VERDICTS.forEach((k, i) => { if (policyVerdicts[i]! > 0) this.inc({ ...k }, policyVerdicts[i]); });
+      },
+    });
+    new Counter({
+      name: 'l7guard_staged_verdicts_total',
+      help: 'Requests a staged policy (l7guard.io/mode: audit) would have decided differently, by policy and change (deny, allow)',
+      labelNames: ['policy', 'change'], registers: [reg],
+      collect() {
+        this.reset();
+        for (const [policy, [deny, allow]] of staged) {
+          if (deny > 0) this.inc({ policy, change: 'deny' }, deny);
+          if (allow > 0) this.inc({ policy, change: 'allow' }, allow);
+        }
       },
     });
     new Gauge({
@@ -187,11 +229,14 @@ export class ProxyMetrics {
   /** One FlowEvent (workers' flows arrive this way); the same counting as the direct calls below. */
   count(ev: FlowEvent): void {
     if (ev.kind === 'drop') {
-      this.dropped(ev.dropReason);
+      if (ev.verdict === 'AUDIT') this.audited(ev.direction);
+      else this.dropped(ev.dropReason, ev.direction);
       return;
     }
     if (ev.kind === 'http-request') {
-      this.l7Request(ev.verdict === 'DROPPED');
+      const r = ev.by?.[0];
+      if (ev.staged !== undefined) this.staged(r === undefined ? '' : `${r.kind}/${r.namespace ?? ''}/${r.name}`, ev.staged);
+      else this.l7Request(ev.verdict);
       return;
     }
     const http = ev.http;
@@ -207,9 +252,10 @@ export class ProxyMetrics {
   // Array/Map increments only.
 
   /** An L3/L4 or proxy-level drop (a 'drop' FlowEvent). */
-  dropped(dropReason: FlowEvent['dropReason']): void {
+  dropped(dropReason: FlowEvent['dropReason'], direction: FlowEvent['direction'] = 'INGRESS'): void {
     const reason = dropReason === 'NO_SERVICE' ? 'SERVICE_BACKEND_NOT_FOUND' : (dropReason ?? 'POLICY_DENIED');
     if (reason === 'POLICY_DENIED' || reason === 'POLICY_DENY') {
+      this.#policyVerdicts[direction === 'EGRESS' ? 2 : 0]!++;
       // Hubble sees two DROPPED flows for a policy drop (policy-verdict + drop notification) and
       // its drop handler counts every DROPPED flow; we count the same way.
       this.#flowKinds[POLICY_VERDICT]!++;
@@ -220,10 +266,30 @@ export class ProxyMetrics {
     this.#flowKinds[DROP]!++;
   }
 
-  /** An L7 request judged: forwarded, or denied with a 403 (an 'http-request' FlowEvent). */
-  l7Request(denied: boolean): void {
+  /**
+   * An L3/L4 policy drop that audit mode let through: one policy-verdict flow (AUDIT), no drop
+   * notification, so no hubble_drop_total (Hubble's drop handler counts DROPPED flows only).
+   */
+  audited(direction: FlowEvent['direction']): void {
+    this.#flowKinds[POLICY_AUDIT]!++;
+    this.#policyVerdicts[direction === 'EGRESS' ? 3 : 1]!++;
+  }
+
+  /** A staged policy would have decided a request differently (`policy`: "kind/namespace/name"). */
+  staged(policy: string, change: 'deny' | 'allow'): void {
+    this.#flowKinds[L7_AUDIT]!++;
+    let c = this.#staged.get(policy);
+    if (c === undefined) this.#staged.set(policy, (c = [0, 0]));
+    c[change === 'deny' ? 0 : 1]++;
+  }
+
+  /** An L7 request judged: forwarded, denied with a 403, or forwarded by audit mode (an 'http-request' FlowEvent). */
+  l7Request(verdict: FlowEvent['verdict']): void {
     this.#l7.received++;
-    if (denied) {
+    if (verdict === 'AUDIT') {
+      this.#l7.audited++;
+      this.#flowKinds[L7_AUDIT]!++;
+    } else if (verdict === 'DROPPED') {
       this.#l7.denied++;
       this.#flowKinds[L7_DROP]!++;
       // L7 flows carry no drop_reason_desc: Hubble labels them DROP_REASON_UNKNOWN.

@@ -4,7 +4,7 @@
  * exists (`id`, `identity`, `labels`, `policy-enabled`-style booleans), kept flat for the CLI.
  */
 import { fnv1a } from '../policy/identity.js';
-import type { PolicyRuleSource, PolicyState } from '../policy/model.js';
+import type { Endpoint, PolicyRuleSource, PolicyState } from '../policy/model.js';
 
 export interface EndpointView {
   readonly id: number;
@@ -18,6 +18,8 @@ export interface EndpointView {
   /** Cilium's POLICY (ingress/egress) ENFORCEMENT column: a selecting rule enforces that direction. */
   readonly ingressEnforcement: boolean;
   readonly egressEnforcement: boolean;
+  /** Present (true) only when the endpoint is in policy audit mode: its denials are forwarded. */
+  readonly policyAuditMode?: true;
   readonly status: 'ready';
 }
 
@@ -33,6 +35,8 @@ export interface PolicyView {
   readonly rules: readonly PolicyRuleSource[];
   /** `--kubernetes`: API objects left out as invalid (proxy/sources/kubernetes/); absent or empty: none. */
   readonly rejected?: readonly RejectedObject[];
+  /** Staged policies (`l7guard.io/mode: audit`, docs/audit.md), judged and not enforced; absent: none. */
+  readonly staged?: readonly { readonly kind: string; readonly namespace: string | undefined; readonly name: string }[];
 }
 
 export interface RejectedObject {
@@ -51,13 +55,15 @@ const POLICY_KINDS = new Set(['CiliumNetworkPolicy', 'CiliumClusterwideNetworkPo
  * `endpoint list`: this node's endpoints, as `cilium endpoint list` lists its agent's. The pods of
  * other nodes (endpoint ID 0, policy/model.ts Endpoint.id) are identities here, not endpoints.
  */
-export function endpointsView(state: PolicyState): EndpointView[] {
+export function endpointsView(state: PolicyState, audited?: (ep: Endpoint) => boolean): EndpointView[] {
   const pods: EndpointView[] = state.endpoints.filter((e) => e.id !== 0).map((e) => {
     const enf = state.enforcement?.(e.identity) ?? { ingress: false, egress: false };
     return {
       id: e.id, namespace: e.namespace, name: e.name, identity: e.identity.id, labels: e.identity.labels,
       ipv4: e.ips.filter((ip) => !ip.includes(':')), ipv6: e.ips.filter((ip) => ip.includes(':')),
-      ingressEnforcement: enf.ingress, egressEnforcement: enf.egress, status: 'ready',
+      ingressEnforcement: enf.ingress, egressEnforcement: enf.egress,
+      ...(audited?.(e) === true ? { policyAuditMode: true as const } : {}),
+      status: 'ready',
     };
   });
   return [...pods, hostEndpoint(pods)].sort((a, b) => a.id - b.id);
@@ -91,5 +97,6 @@ export function policyView(state: PolicyState, rejected?: readonly RejectedObjec
     revision: state.revision,
     policies: state.objects.filter((o) => POLICY_KINDS.has(o.kind)).map((o) => ({ kind: o.kind, namespace: o.namespace, name: o.name, file: o.file })),
     rules: state.policyRules ?? [],
+    ...(state.staged === undefined ? {} : { staged: state.staged.map((p) => ({ kind: p.kind, namespace: p.namespace, name: p.name })) }),
   };
 }

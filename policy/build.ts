@@ -17,7 +17,8 @@ import { policiesSelectingNothing, podsWithoutIP, servicesWithoutPods } from './
 import { PolicyLoadError } from './errors.js';
 import { type IdentityEntry, previousIdentities, reservedIdentities } from './identity.js';
 import type { SourcedObject } from './load.js';
-import type { Identity, PolicyState } from './model.js';
+import type { Identity, PolicyState, StagedPolicy } from './model.js';
+import { splitStaged, stagedPolicy } from './staged.js';
 import { Resolver } from './resolve.js';
 import { sameItems } from './same-items.js';
 import { CompiledPolicyState } from './state.js';
@@ -57,7 +58,7 @@ interface BuildMemo {
 const memos = new WeakMap<PolicyState, BuildMemo>();
 
 export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): PolicyState {
-  return drain(buildSteps(input, opts));
+  return drain(stagedBuildSteps(input, opts));
 }
 
 /**
@@ -65,7 +66,26 @@ export function buildPolicyState(input: SourcedObject[], opts: BuildOptions): Po
  * (~60 ms of work) must not hold up requests served meanwhile. Same result, a little later.
  */
 export function buildPolicyStateSliced(input: SourcedObject[], opts: BuildOptions, sliceMs = 4): Promise<PolicyState> {
-  return runSliced(buildSteps(input, opts), sliceMs);
+  return runSliced(stagedBuildSteps(input, opts), sliceMs);
+}
+
+/**
+ * The enforced state of the objects without the staged policies (policy/staged.ts), then one
+ * candidate per staged policy: the enforced objects plus it, built from the enforced state (so with
+ * its numbering, and incrementally: one object more). Without staged policies, the build as before.
+ */
+function* stagedBuildSteps(input: SourcedObject[], opts: BuildOptions): Steps<PolicyState> {
+  const split = splitStaged(input);
+  if (split.problems.length > 0) throw new PolicyLoadError(split.problems);
+  if (split.staged.length === 0) return yield* buildSteps(input, opts);
+  const state = yield* buildSteps(split.enforced, opts);
+  const staged: StagedPolicy[] = [];
+  for (const o of split.staged) {
+    const candidate = yield* buildSteps([...split.enforced, o], { ...opts, previous: state });
+    staged.push(stagedPolicy(o, candidate));
+  }
+  (state as CompiledPolicyState).attachStaged(Object.freeze(staged));
+  return state;
 }
 
 function* buildSteps(input: SourcedObject[], opts: BuildOptions): Steps<PolicyState> {

@@ -252,4 +252,26 @@ export interface PolicyState {
    * and `serverNames` of the allow rules that cover it. Off the hot path (once per TLS handshake).
    */
   tls?(src: Source, dst: Endpoint, port: number): TlsDecision;
+  /**
+   * Staged policies (annotation `l7guard.io/mode: audit`), each compiled beside the enforced set and
+   * never enforced (docs/audit.md). Absent: none, and the request path reads nothing else.
+   */
+  readonly staged?: readonly StagedPolicy[] | undefined;
+}
+
+/** One staged policy: what the enforced policies plus this one would decide. */
+export interface StagedPolicy {
+  readonly kind: 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy';
+  /** undefined for a CiliumClusterwideNetworkPolicy. */
+  readonly namespace: string | undefined;
+  readonly name: string;
+  /** "kind/namespace/name" (namespace empty when clusterwide), the metrics' label. */
+  readonly key: string;
+  /** The enforced objects plus this one, numbered as the enforced state (its identities apply here). */
+  readonly state: PolicyState;
+  /**
+   * This policy's own rules among a decision's provenance, or all of its rules of `direction`
+   * when the decision names none of them (a default deny it brings: no rule selected the peer).
+   */
+  own(by: readonly RuleRef[] | undefined, direction: 'INGRESS' | 'EGRESS'): readonly RuleRef[];
 }

@@ -8,7 +8,7 @@ import { tlsDecision } from './tls.js';
 import { IdentityIndex, PeerMatches, rulesBySubject } from './selector-index.js';
 import { type IdentityEntry, RESERVED_IDS } from './identity.js';
 import { L7_DENY } from './http-rule.js';
-import type { Destination, Endpoint, Identity, L7Request, L7Result, LoadedObject, PolicyRuleSource, PolicyState, PortDecision, Service, Source, TlsDecision } from './model.js';
+import type { Destination, Endpoint, Identity, L7Request, L7Result, LoadedObject, PolicyRuleSource, PolicyState, PortDecision, Service, Source, StagedPolicy, TlsDecision } from './model.js';
 import type { Resolver } from './resolve.js';
 import { sameItems } from './same-items.js';
 import type { PeerIdentity } from './selector.js';
@@ -54,6 +54,17 @@ export class CompiledPolicyState implements PolicyState {
   readonly identities: ReadonlyMap<number, Identity>;
   readonly warnings: readonly string[];
   readonly policyRules: readonly PolicyRuleSource[];
+  // Set once by the build before the state is handed out (policy/build.ts stagedBuildSteps): the
+  // candidates are built from this state, so they cannot be constructor arguments. A private field,
+  // since the instance itself is frozen.
+  #staged: readonly StagedPolicy[] | undefined = undefined;
+  get staged(): readonly StagedPolicy[] | undefined {
+    return this.#staged;
+  }
+  attachStaged(staged: readonly StagedPolicy[]): void {
+    if (this.#staged !== undefined) throw new Error('staged policies are attached once');
+    this.#staged = staged;
+  }
 
   readonly #rules: readonly CompiledRule[];
   readonly #allowLocalhostAlways: boolean;

@@ -14,6 +14,8 @@ import { FlowSink } from '../observe/flow-sink.js';
 import { ProxyMetrics } from '../observe/metrics.js';
 import { coreRoutes } from './admin/core-routes.js';
 import { observeRoutes } from './admin/observe-routes.js';
+import { endpointConfigRoutes } from './admin/endpoint-config-routes.js';
+import { AuditModes } from './exchange/audit-modes.js';
 import { reloadRoutes, type ReloadTarget } from './admin/reload-routes.js';
 import { startAdmin, type AdminRoute, type AdminServer } from './admin/server.js';
 import { hardeningDump, parseHardening, type Hardening } from './hardening.js';
@@ -36,6 +38,8 @@ export interface ControlPlaneOptions {
   readonly flowsFile: string | undefined;
   /** `--flow-buffer N`: flows kept for /flows (default 4096; 0 = none). */
   readonly flowBuffer?: number | undefined;
+  /** `--policy-audit-mode`: every endpoint's denials are forwarded and flowed as AUDIT. */
+  readonly policyAuditMode?: boolean | undefined;
   /** `--node-name` as given: which pods are this node's (policy/build.ts). */
   readonly nodeName?: string | undefined;
   readonly version: string;
@@ -62,6 +66,8 @@ export interface ControlPlane {
   readonly admin: AdminServer;
   readonly sink: FlowSink;
   readonly metrics: ProxyMetrics;
+  /** Policy audit mode, the flag and each endpoint's option (`endpoint config`). */
+  readonly audit: AuditModes;
   /**
    * Adds the routes that change policy (through `target`: the controller itself, or the primary's
    * wrapper that answers once every worker has the revision) and observe it, plus `extra`; starts
@@ -76,6 +82,8 @@ export interface ControlPlane {
 
 export async function startControlPlane(opts: ControlPlaneOptions, hooks: ControlPlaneHooks): Promise<{ control: ControlPlane; first: PolicyState }> {
   const state = new StateRef();
+  const audit = new AuditModes(opts.policyAuditMode === true);
+  state.onSwap((s) => audit.index(s.endpoints));
   const hardening = opts.hardening ?? parseHardening({});
   let draining = false;
   const kubernetes = opts.kubernetes === undefined ? undefined : new KubernetesSource({
@@ -133,10 +141,11 @@ export async function startControlPlane(opts: ControlPlaneOptions, hooks: Contro
   });
 
   const control: ControlPlane = {
-    state, reload, admin, sink, metrics,
+    state, reload, admin, sink, metrics, audit,
     async serve(target = reload, extra = []) {
       admin.addRoutes(reloadRoutes(target));
-      admin.addRoutes(observeRoutes(state, sink, metrics, kubernetes === undefined ? undefined : () => kubernetes.status().rejected));
+      admin.addRoutes(observeRoutes(state, sink, metrics, kubernetes === undefined ? undefined : () => kubernetes.status().rejected, audit));
+      admin.addRoutes(endpointConfigRoutes(state, audit));
       if (extra.length > 0) admin.addRoutes(extra);
       await reload.watch();
       // Catches an edit made between the first read and the watch being set up (a no-op otherwise).

@@ -24,6 +24,7 @@ import { HealthChecker } from './upstream/health-check.js';
 import { OutlierDetector } from './upstream/outlier.js';
 import { Upstream } from './upstream/upstream.js';
 import type { StateRef } from './state-ref.js';
+import type { AuditModes } from './exchange/audit-modes.js';
 import { TlsResources, tlsListener } from './tls/listener.js';
 import type { TlsServeOptions } from './tls/options.js';
 
@@ -51,6 +52,8 @@ export interface DataPlaneOptions {
   /** The admin listeners (HOST:PORT or unix:PATH): the self-guard never forwards to them. */
   readonly admin: readonly string[];
   readonly nodeName: string;
+  /** Policy audit mode (exchange/audit-modes.ts); absent: every denial is enforced. */
+  readonly audit?: AuditModes | undefined;
   readonly report: DataPlaneReport;
   readonly log: Logger;
   /** Wraps every listener's handler (a worker's debug stamp); absent: the handler as built. */
@@ -101,6 +104,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
     flows: report.flows,
     counters: report.counters,
     nodeName: opts.nodeName,
+    audit: opts.audit,
     onUpstreamError: (err, backend) => {
       const code = (err as { code?: string }).code;
       report.upstreamError(code);

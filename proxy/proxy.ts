@@ -70,6 +70,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     proxyProtocolFrom: opts.proxyProtocolFrom,
     admin: adminAddresses(control.admin),
     nodeName: opts.nodeName ?? hostname(),
+    audit: control.audit,
     log: opts.log,
     report: {
       // Metrics are counted by the handler directly; flows are recorded only while someone keeps

@@ -35,13 +35,17 @@ export class StateRef {
     this.#hot = hot;
     this.#current = next;
     for (const l of this.#listeners) l(next);
-    if (next.warm !== undefined) setImmediate(() => this.#warm(next, hot));
+    if (next.warm !== undefined) setImmediate(() => this.#warm(next, hot, 0));
   }
 
-  #warm(state: PolicyState, hot: ReadonlySet<number> | undefined): void {
+  /** `next` itself, then its staged policies' candidates (docs/audit.md), each judged per request too. */
+  #warm(state: PolicyState, hot: ReadonlySet<number> | undefined, part: number): void {
     // A newer swap supersedes this one: stop warming a state nobody will read.
     if (this.#current !== state) return;
-    if (!state.warm!(performance.now() + WARM_SLICE_MS, hot)) setImmediate(() => this.#warm(state, hot));
+    const target = part === 0 ? state : state.staged?.[part - 1]?.state;
+    if (target?.warm === undefined) return;
+    const done = target.warm(performance.now() + WARM_SLICE_MS, hot);
+    setImmediate(() => this.#warm(state, hot, done ? part + 1 : part));
   }
 
   onSwap(l: (s: PolicyState) => void): void {

@@ -11,13 +11,16 @@ import { endpointsView, identitiesView, policyView, type RejectedObject } from '
 import type { AdminRoute } from './server.js';
 import { sendJson, sendText } from './server.js';
 import type { StateRef } from '../state-ref.js';
+import type { AuditModes } from '../exchange/audit-modes.js';
 import { traceRoute } from './trace-route.js';
 
 /** A follower that has this much unsent is too slow: it loses flows rather than grow our memory. */
 const FOLLOW_MAX_BUFFERED = 1024 * 1024;
 
 /** `rejected`: the Kubernetes source's invalid objects, shown by `policy get`. */
-export function observeRoutes(ref: StateRef, sink: FlowSink, metrics: ProxyMetrics, rejected?: () => readonly RejectedObject[]): AdminRoute[] {
+export function observeRoutes(
+  ref: StateRef, sink: FlowSink, metrics: ProxyMetrics, rejected?: () => readonly RejectedObject[], audit?: AuditModes,
+): AdminRoute[] {
   const prometheus: AdminRoute['handle'] = async (_req, res) => {
     sendText(res, 200, await metrics.text(), metrics.contentType);
   };
@@ -63,7 +66,7 @@ export function observeRoutes(ref: StateRef, sink: FlowSink, metrics: ProxyMetri
       path: '/v1/endpoints',
       handle(_req, res) {
         const s = state(res);
-        if (s !== undefined) sendJson(res, 200, endpointsView(s));
+        if (s !== undefined) sendJson(res, 200, endpointsView(s, audit && ((ep) => audit.enabled(ep))));
       },
     },
     {

@@ -97,7 +97,7 @@ export function objectFromBody(text: string, t: Target): SourcedObject {
   return { ...o, namespace: t.namespace, raw: { ...o.raw, metadata: meta } };
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+export function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

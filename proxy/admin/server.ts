@@ -7,8 +7,8 @@ import { chmod, unlink } from 'node:fs/promises';
  * data plane. Features contribute routes (core, reload, metrics, flows) instead of editing this file.
  */
 export interface AdminRoute {
-  /** GET routes answer HEAD too. Mutations are POST/PUT/DELETE only: a GET on them is 405, as Envoy does. */
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** GET routes answer HEAD too. Mutations are POST/PUT/PATCH/DELETE only: a GET on them is 405, as Envoy does. */
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Exact path, or a prefix when it ends with "/". */
   readonly path: string;
   handle(req: IncomingMessage, res: ServerResponse, url: URL): void | Promise<void>;

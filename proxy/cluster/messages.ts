@@ -16,6 +16,7 @@ import type { FlowEvent } from '../../observe/flow-event.js';
 import type { Hardening } from '../hardening.js';
 import type { InterceptionOptions } from '../listen/original-destination.js';
 import type { TlsServeOptions } from '../tls/options.js';
+import type { AuditSnapshot } from '../exchange/audit-modes.js';
 
 export interface RevisionPayload {
   readonly revision: number;
@@ -46,11 +47,15 @@ export interface WorkerConfig {
   readonly logLevel: string | undefined;
   /** Debug only (L7GUARD_DEBUG_WORKER_HEADER=1): every response says which worker wrote it. */
   readonly workerHeader: boolean;
+  /** Policy audit mode as the primary has it when the worker starts. */
+  readonly audit: AuditSnapshot;
 }
 
 export type ToWorker =
   | { readonly t: 'config'; readonly config: WorkerConfig }
   | { readonly t: 'revision'; readonly payload: RevisionPayload }
+  /** `endpoint config` changed policy audit mode: the whole setting, replacing the worker's. */
+  | { readonly t: 'audit'; readonly audit: AuditSnapshot }
   | { readonly t: 'drain'; readonly timeoutMs: number };
 
 export type FromWorker =

@@ -134,7 +134,10 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
     policyNodeName: opts.nodeName,
     logLevel: opts.logLevel,
     workerHeader: process.env['L7GUARD_DEBUG_WORKER_HEADER'] === '1',
+    audit: control.audit.snapshot(),
   });
+  // `endpoint config` lands here (the admin API); every worker judges with the same settings.
+  control.audit.onChange((audit) => { for (const s of slots) send(s, { t: 'audit', audit }); });
   let listening: readonly string[] = [];
   let startup: { resolve: () => void; reject: (e: Error) => void } | undefined;
 

@@ -15,6 +15,7 @@ import { DEFAULT_DRAIN_TIMEOUT_MS } from '../listen/drain.js';
 import type { FrontRequest, FrontResponse } from '../http1/types.js';
 import { checkInterception } from '../listen/original-destination.js';
 import { StateRef } from '../state-ref.js';
+import { AuditModes } from '../exchange/audit-modes.js';
 import { slimEvent } from './flow-wire.js';
 import { numberingSeed, sameNumbering, type FromWorker, type RevisionPayload, type ToWorker, type WorkerConfig } from './messages.js';
 
@@ -32,6 +33,8 @@ export function runWorker(): void {
   let config: WorkerConfig | undefined;
   let log: Logger = createLogger();
   const state = new StateRef();
+  const audit = new AuditModes();
+  state.onSwap((s) => audit.index(s.endpoints));
   let data: DataPlane | undefined;
   let listening: Promise<void> | undefined;
   let draining: Promise<void> | undefined;
@@ -119,6 +122,7 @@ export function runWorker(): void {
       proxyProtocolFrom: c.proxyProtocolFrom,
       admin: c.admin,
       nodeName: c.nodeName,
+      audit,
       log,
       report,
       wrapHandler: c.workerHeader ? (h) => withWorkerHeader(h, String(c.slot)) : undefined,
@@ -154,7 +158,10 @@ export function runWorker(): void {
   process.on('message', (m: ToWorker) => {
     if (m.t === 'config') {
       config = m.config;
+      audit.restore(m.config.audit);
       log = createLogger(m.config.logLevel).child({ worker: m.config.slot });
+    } else if (m.t === 'audit') {
+      audit.restore(m.audit);
     } else if (m.t === 'revision') {
       if (config === undefined || draining !== undefined) return;
       newest = m.payload;

@@ -16,6 +16,7 @@ import { deniedResponse } from '../http1/response-writer.js';
 import { upstreamHeaders, type ForwardedRequest } from './request-headers.js';
 import { downstreamHeaders, reasonPhrase } from './response-headers.js';
 import { emitDrop, emitHttp, type HttpFlowSubject } from './flow-emit.js';
+import { judgeStaged } from './staged.js';
 
 export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject {
   readonly ctx: HandlerContext;
@@ -109,23 +110,33 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
     }
 
     const decision = this.state.decide(this.src, backend.endpoint, backend.port);
+    // AUDIT: policy denies, audit mode forwards (audit-modes.ts). Asked only of a denial.
+    let verdict: 'FORWARDED' | 'AUDIT' = 'FORWARDED';
     if (decision.kind === 'drop') {
-      // L3/L4: the client gets no HTTP bytes at all, as when Cilium drops the SYN.
-      emitDrop(ctx, this.state, req, this.src, backend, decision.reason, decision.direction, decision.by);
-      res.drop();
-      return;
-    }
-    if (decision.kind === 'l7') {
-      const result = decision.check({ method: req.method, path: this.path, host: this.targetAuthority ?? req.host, headers: req.headers });
-      if (!result.allowed) {
-        emitHttp(this, 'http-request', 'DROPPED', 0, decision.by);
-        emitHttp(this, 'http-response', 'FORWARDED', 403);
-        res.writeRaw(deniedResponse(), true);
+      const audited = ctx.audit !== undefined && ctx.audit.enabled(decision.direction === 'EGRESS' ? this.src.endpoint : backend.endpoint);
+      emitDrop(ctx, this.state, req, this.src, backend, decision.reason, decision.direction, decision.by, audited);
+      if (!audited) {
+        if (this.state.staged !== undefined) judgeStaged(this, this.state.staged, true);
+        // L3/L4: the client gets no HTTP bytes at all, as when Cilium drops the SYN.
+        res.drop();
         return;
       }
-      if (result.edits.length > 0) this.#edits = result.edits;
+      verdict = 'AUDIT';
+    } else if (decision.kind === 'l7') {
+      const result = decision.check({ method: req.method, path: this.path, host: this.targetAuthority ?? req.host, headers: req.headers });
+      if (!result.allowed) {
+        if (ctx.audit === undefined || !ctx.audit.l7Audited(this.src.endpoint, backend.endpoint, decision.by)) {
+          emitHttp(this, 'http-request', 'DROPPED', 0, decision.by);
+          if (this.state.staged !== undefined) judgeStaged(this, this.state.staged, true);
+          emitHttp(this, 'http-response', 'FORWARDED', 403);
+          res.writeRaw(deniedResponse(), true);
+          return;
+        }
+        verdict = 'AUDIT';
+      } else if (result.edits.length > 0) this.#edits = result.edits;
     }
-    emitHttp(this, 'http-request', 'FORWARDED', 0, decision.by);
+    emitHttp(this, 'http-request', verdict, 0, decision.by);
+    if (this.state.staged !== undefined) judgeStaged(this, this.state.staged, verdict === 'AUDIT');
     if (req.upgrade !== undefined && isWebSocketUpgrade(req)) {
       // Judged above like any request; only now does the connection stop being HTTP.
       tunnelWebSocket(req, res, backend, this.path, upstreamHeaders(this), undefined, (err) => ctx.onUpstreamError?.(err, backend));

@@ -30,7 +30,8 @@ function recordFlow(ctx: HandlerContext, r: FlowRecord): void {
 
 /**
  * An L3/L4 drop: no HTTP fields. Not an exchange's method: a request is also dropped before it has
- * a pod (`backend` undefined), and is then shown against the address it was sent to.
+ * a pod (`backend` undefined), and is then shown against the address it was sent to. With verdict
+ * AUDIT (`audited`), the policy drop that audit mode forwarded instead: one policy-verdict flow.
  */
 export function emitDrop(
   ctx: HandlerContext,
@@ -41,13 +42,15 @@ export function emitDrop(
   reason: NonNullable<FlowEvent['dropReason']>,
   direction: 'INGRESS' | 'EGRESS' = 'INGRESS',
   by?: readonly RuleRef[],
+  audited = false,
 ): void {
-  ctx.counters?.dropped(reason);
+  if (audited) ctx.counters?.audited(direction);
+  else ctx.counters?.dropped(reason, direction);
   if (!ctx.flows.enabled) return;
   const r = scratch;
   r.timeMs = Date.now();
   r.kind = 'drop';
-  r.verdict = 'DROPPED';
+  r.verdict = audited ? 'AUDIT' : 'DROPPED';
   r.dropReason = reason;
   r.direction = direction;
   r.srcIp = req.remoteAddress;
@@ -74,6 +77,7 @@ export function emitDrop(
   r.revision = state.revision;
   r.by = by;
   r.nodeName = ctx.nodeName;
+  r.staged = undefined;
   recordFlow(ctx, r);
 }
 
@@ -87,15 +91,35 @@ export function emitHttp(
 ): void {
   const ctx = ex.ctx;
   const req = ex.req;
-  const http10 = req.versionMinor === 0;
   let latencyNs = -1;
   if (kind === 'http-response') {
     latencyNs = Math.max(0, (performance.now() - req.receivedAt) * 1e6);
-    ctx.counters?.l7Response(req.method, http10, code, latencyNs, verdict === 'ERROR');
+    ctx.counters?.l7Response(req.method, req.versionMinor === 0, code, latencyNs, verdict === 'ERROR');
   } else {
-    ctx.counters?.l7Request(verdict === 'DROPPED');
+    ctx.counters?.l7Request(verdict);
   }
-  if (!ctx.flows.enabled) return;
+  if (ctx.flows.enabled) recordHttp(ex, kind, verdict, code, latencyNs, by, undefined);
+}
+
+/**
+ * What a staged policy (`key`: "kind/namespace/name") would have decided differently from the
+ * policy in force: an extra request flow, verdict AUDIT, `staged`, naming the policy's rules.
+ */
+export function emitStaged(ex: HttpFlowSubject, key: string, change: 'deny' | 'allow', by: readonly RuleRef[]): void {
+  ex.ctx.counters?.staged(key, change);
+  if (ex.ctx.flows.enabled) recordHttp(ex, 'http-request', 'AUDIT', 0, -1, by, change);
+}
+
+function recordHttp(
+  ex: HttpFlowSubject,
+  kind: 'http-request' | 'http-response',
+  verdict: FlowEvent['verdict'],
+  code: number,
+  latencyNs: number,
+  by: readonly RuleRef[] | undefined,
+  staged: FlowEvent['staged'],
+): void {
+  const req = ex.req;
   const backend = ex.backend;
   const src = ex.src;
   const r = scratch;
@@ -115,11 +139,12 @@ export function emitHttp(
   r.method = req.method;
   r.authority = ex.authority;
   r.path = ex.path;
-  r.http10 = http10;
+  r.http10 = req.versionMinor === 0;
   r.code = code;
   r.latencyNs = latencyNs;
   r.revision = ex.state.revision;
   r.by = by;
-  r.nodeName = ctx.nodeName;
-  recordFlow(ctx, r);
+  r.nodeName = ex.ctx.nodeName;
+  r.staged = staged;
+  recordFlow(ex.ctx, r);
 }

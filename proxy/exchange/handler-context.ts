@@ -11,6 +11,7 @@ import type { SelfGuard } from '../listen/self-guard.js';
 import type { UpstreamClient } from '../upstream/upstream.js';
 import type { OriginalDestination } from '../listen/original-destination.js';
 import type { OutlierDetector } from '../upstream/outlier.js';
+import type { AuditModes } from './audit-modes.js';
 
 export interface FlowOutput {
   /** False when nobody listens: the handler then records no flow at all. */
@@ -25,8 +26,12 @@ export interface FlowOutput {
 
 /** Metrics bumped directly per decision (observe/metrics.ts ProxyMetrics), independent of flows. */
 export interface DataPathCounters {
-  dropped(reason: FlowEvent['dropReason']): void;
-  l7Request(denied: boolean): void;
+  dropped(reason: FlowEvent['dropReason'], direction?: FlowEvent['direction']): void;
+  /** An L3/L4 policy drop that audit mode let through. */
+  audited(direction: FlowEvent['direction']): void;
+  /** A staged policy would decide a request differently (`policy`: "kind/namespace/name"). */
+  staged(policy: string, change: 'deny' | 'allow'): void;
+  l7Request(verdict: FlowEvent['verdict']): void;
   /** `code` 0 = none; `latencyNs` negative = unknown. */
   l7Response(method: string, http10: boolean, code: number, latencyNs: number, error: boolean): void;
 }
@@ -47,4 +52,6 @@ export interface HandlerContext {
   readonly original?: OriginalDestination | undefined;
   /** The requests were decrypted by a `--listen-tls` listener: `x-forwarded-proto: https`. */
   readonly tls?: boolean | undefined;
+  /** Policy audit mode, global and per endpoint; absent: every denial is enforced. */
+  readonly audit?: AuditModes | undefined;
 }

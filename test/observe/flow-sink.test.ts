@@ -7,6 +7,7 @@ import { toFlows, type HubbleFlowResponse } from '../../observe/flow.js';
 import { readFlows } from '../../observe/read-flows.js';
 import { renderCompact } from '../../observe/compact.js';
 import { newFlowRecord, type FlowEvent, type FlowRecord } from '../../observe/flow-event.js';
+import type { RuleRef } from '../../policy/model.js';
 import { scenarios, uuidSeq, podPeer, DEATHSTAR, DEATHSTAR_SVC, WORLD_ID } from './recorded-scenarios.js';
 
 function tmp(tt: { teardown(fn: () => void): void }): string {
@@ -16,6 +17,7 @@ function tmp(tt: { teardown(fn: () => void): void }): string {
 }
 
 const all: FlowEvent[] = Object.values(scenarios);
+const RULE: RuleRef = { kind: 'CiliumNetworkPolicy', namespace: 'default', name: 'rule1', ruleIndex: 0, direction: 'INGRESS', field: 'spec.ingress[0]' };
 /** Shapes beyond the Star Wars demo's: every optional key the schema must carry. */
 const extra: FlowEvent[] = [
   { ...scenarios.landingRequest, source: { ip: '1.2.3.4', port: 5, identity: WORLD_ID, endpoint: undefined }, destination: podPeer(DEATHSTAR, 80, DEATHSTAR_SVC) },
@@ -23,6 +25,10 @@ const extra: FlowEvent[] = [
   { ...scenarios.xwingDrop, dropReason: 'NO_SERVICE' },
   { ...scenarios.xwingDrop, dropReason: 'POLICY_DENY', direction: 'EGRESS' },
   { ...scenarios.exhaustResponse, verdict: 'ERROR', http: { ...scenarios.exhaustResponse.http, code: 503 } },
+  // Audit mode and staged policies (docs/audit.md).
+  { ...scenarios.xwingDrop, verdict: 'AUDIT' },
+  { ...scenarios.exhaustRequest, verdict: 'AUDIT', by: [RULE] },
+  { ...scenarios.landingRequest, verdict: 'AUDIT', staged: 'deny', by: [RULE] },
 ];
 
 t.test('fast-json-stringify output equals JSON.stringify for every shape (schema is complete)', async (t) => {
@@ -111,7 +117,7 @@ function asRecord(ev: FlowEvent): FlowRecord {
     method: ev.http?.method ?? '', authority: url.slice('http://'.length, slash), path: url.slice(slash),
     http10: ev.http?.protocol === 'HTTP/1.0', code: ev.http?.code ?? 0,
     latencyNs: ev.http?.latencyNs === undefined ? -1 : Number(ev.http.latencyNs),
-    revision: ev.revision, by: ev.by, nodeName: ev.nodeName,
+    revision: ev.revision, by: ev.by, nodeName: ev.nodeName, staged: ev.staged,
   };
 }
 

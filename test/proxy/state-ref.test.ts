@@ -62,3 +62,16 @@ t.test('StateRef warms all for the first revision, then the previous revision\'s
   await nextTurn();
   t.same([...(w3.calls[0] ?? [])], [deathstar.identity.id], 'third revision: what the second warmed is carried forward');
 });
+
+t.test('StateRef warms the staged policies\' candidates after the state in force', async (t) => {
+  const staged = build([cluster, L7.replace(/^metadata:\n/m, 'metadata:\n  annotations:\n    l7guard.io/mode: audit\n')], { revision: 1 });
+  t.equal(staged.staged?.length, 1);
+  const own = recordWarm(staged);
+  const candidate = recordWarm(staged.staged![0]!.state);
+  const view = { ...own.view, staged: [{ ...staged.staged![0]!, state: candidate.view }] } as unknown as PolicyState;
+  const ref = new StateRef();
+  ref.swap(view);
+  for (let i = 0; i < 4; i++) await nextTurn();
+  t.same(own.calls, [undefined], 'the state in force first');
+  t.same(candidate.calls, [undefined], 'then the candidate: every pod identity, off the request path');
+});
