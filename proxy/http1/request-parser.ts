@@ -136,6 +136,14 @@ export class RequestParser {
   }
 
   /**
+   * The method of the message being read, once its request-line has been read ('' before that):
+   * after an error too, so the answer to a HEAD that failed can leave out its body.
+   */
+  get method(): string {
+    return this.#method;
+  }
+
+  /**
    * Hands over every byte not yet consumed (those after an upgrade request's head belong to the
    * new protocol) and kills the parser: nothing here may interpret them as HTTP any more.
    */

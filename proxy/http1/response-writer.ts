@@ -93,6 +93,18 @@ export function errorResponse(status: number): Buffer {
   return bytes;
 }
 
+/**
+ * RFC 9110 §9.3.2: the answer to a HEAD is the head the GET would get — `content-length` included —
+ * and no content. For a pre-serialised response: its bytes up to and including the empty line.
+ * A view, no copy; only HEAD requests pay the scan.
+ */
+export function headOnly(raw: Buffer): Buffer {
+  const end = raw.indexOf(HEAD_END);
+  return end < 0 ? raw : raw.subarray(0, end + 4);
+}
+
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+
 /** RFC 9110 §10.1.1 / §15.2.1: the interim response that tells the client to send its body. */
 export const CONTINUE_RESPONSE: Buffer = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
