@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import { deathstarPolicy } from '../../../fixtures/star-wars.js';
 import { hasCompleteResponse } from '../../helpers/net.js';
 import { guarded, responses, request } from '../../security/harness.js';
-import { fuzzParameters, requestArb, type GeneratedRequest } from '../http1/request-arbitraries.js';
+import { requestArb, type GeneratedRequest } from '../http1/request-arbitraries.js';
+import { fuzzParameters } from '../../helpers/fuzz.js';
 
 const PORT = 18124;
 

@@ -4,16 +4,6 @@
 // and L7GUARD_FUZZ_RUNS for a longer run (docs/hardening.md#fuzzing-the-parsers).
 import fc from 'fast-check';
 
-/** The seed and run count of every property in the repository's fuzz tests. */
-export function fuzzParameters(defaultRuns: number): { seed: number; numRuns: number } {
-  const runs = Number(process.env['L7GUARD_FUZZ_RUNS']);
-  const seed = Number(process.env['L7GUARD_FUZZ_SEED']);
-  return {
-    seed: Number.isInteger(seed) ? seed : 0x17_9a4d,
-    numRuns: Number.isInteger(runs) && runs > 0 ? runs : defaultRuns,
-  };
-}
-
 export interface GeneratedRequest {
   readonly method: string;
   /** As sent (origin-form or absolute-form). */

@@ -11,7 +11,8 @@ import { HttpParseError } from '../../../proxy/errors.js';
 import { RequestParser } from '../../../proxy/http1/request-parser.js';
 import { normalizeTarget } from '../../../proxy/http1/normalize-path.js';
 import { isValidAuthority } from '../../../proxy/http1/authority.js';
-import { fuzzParameters, requestArb, streamArb } from './request-arbitraries.js';
+import { requestArb, streamArb } from './request-arbitraries.js';
+import { fuzzParameters } from '../../helpers/fuzz.js';
 
 interface Message {
   method: string;
