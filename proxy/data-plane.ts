@@ -51,6 +51,8 @@ export interface DataPlaneOptions {
   /** The admin listeners (HOST:PORT or unix:PATH): the self-guard never forwards to them. */
   readonly admin: readonly string[];
   readonly nodeName: string;
+  /** `--server-name` (HandlerContext.serverName); absent: l7guard's default replies. */
+  readonly serverName?: string | undefined;
   readonly report: DataPlaneReport;
   readonly log: Logger;
   /** Wraps every listener's handler (a worker's debug stamp); absent: the handler as built. */
@@ -101,6 +103,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
     flows: report.flows,
     counters: report.counters,
     nodeName: opts.nodeName,
+    serverName: opts.serverName,
     onUpstreamError: (err, backend) => {
       const code = (err as { code?: string }).code;
       report.upstreamError(code);
@@ -140,7 +143,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
       const listening: string[] = [];
       try {
         for (const s of specs) {
-          const fe = createFrontEnd({ ...s.frontEnd, limits, maxConnections: hardening.maxConnections, onError });
+          const fe = createFrontEnd({ ...s.frontEnd, limits, maxConnections: hardening.maxConnections, onError, serverName: opts.serverName });
           const a = await fe.listen(s.host, s.port);
           self.add(a.address, a.port);
           frontEnds.push(fe);
@@ -158,7 +161,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
     },
     async addRedirect(host, port, dest) {
       const original = originalDestination({ kind: 'node' }, { ip: dest.ip, port: dest.port });
-      const fe = createFrontEnd({ proxyProtocolFrom, onRequest: wrap(createRequestHandler({ ...ctx, original })), limits, maxConnections: hardening.maxConnections, onError });
+      const fe = createFrontEnd({ proxyProtocolFrom, onRequest: wrap(createRequestHandler({ ...ctx, original })), limits, maxConnections: hardening.maxConnections, onError, serverName: opts.serverName });
       const a = await fe.listen(host, port);
       self.add(a.address, a.port);
       frontEnds.push(fe);

@@ -119,6 +119,7 @@ export function runWorker(): void {
       proxyProtocolFrom: c.proxyProtocolFrom,
       admin: c.admin,
       nodeName: c.nodeName,
+      serverName: c.serverName,
       log,
       report,
       wrapHandler: c.workerHeader ? (h) => withWorkerHeader(h, String(c.slot)) : undefined,

@@ -104,7 +104,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
     this.#edits = undefined;
     if (ctx.self.isSelf(backend.ip, backend.port)) {
       emitDrop(ctx, this.state, req, this.src, backend, 'UNKNOWN_L3_TARGET_ADDRESS');
-      sendLocalReply(res, replies.misdirected, false);
+      sendLocalReply(res, replies.misdirected, false, ctx.serverName);
       return;
     }
 
@@ -120,7 +120,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
       if (!result.allowed) {
         emitHttp(this, 'http-request', 'DROPPED', 0, decision.by);
         emitHttp(this, 'http-response', 'FORWARDED', 403);
-        res.writeRaw(deniedResponse(), true);
+        res.writeRaw(deniedResponse(ctx.serverName), true);
         return;
       }
       if (result.edits.length > 0) this.#edits = result.edits;
@@ -185,7 +185,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
   onHeaders(status: number, reason: string, h: Record<string, string | string[]>): void {
     this.#started = true;
     this.ctx.outlier?.success(this.#backend);
-    const flat = downstreamHeaders(h);
+    const flat = downstreamHeaders(h, this.ctx.serverName);
     const cl = h['content-length'];
     const contentLength = typeof cl === 'string' ? Number(cl) : undefined;
     this.res.writeHead(status, reasonPhrase(status, reason), flat, contentLength === undefined ? {} : { contentLength });
@@ -212,7 +212,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
     }
     const status = upstreamErrorStatus(err);
     emitHttp(this, 'http-response', 'ERROR', status);
-    sendLocalReply(res, replyForUpstreamStatus(status), true);
+    sendLocalReply(res, replyForUpstreamStatus(status), true, this.ctx.serverName);
   }
 
   /**

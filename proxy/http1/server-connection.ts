@@ -28,6 +28,8 @@ import type { FrontEndLimits, FrontErrorInfo, FrontRequest, FrontResponse } from
 
 export interface ConnectionContext {
   readonly limits: FrontEndLimits;
+  /** The `server` field of the codec's own replies; undefined: none (front-end.ts FrontEndOptions). */
+  readonly serverName?: string | undefined;
   onRequest(req: FrontRequest, res: FrontResponse): void;
   onError?(err: Error, info: FrontErrorInfo): void;
   released(conn: ServerConnection): void;
@@ -183,6 +185,10 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
 
   mustCloseAfter(): boolean {
     return this.#shutdown;
+  }
+
+  get serverName(): string | undefined {
+    return this.#ctx.serverName;
   }
 
   requestComplete(): boolean {
@@ -491,7 +497,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
    * the method is known, and a HEAD gets the head alone (RFC 9110 §9.3.2).
    */
   #writeError(status: number): void {
-    const bytes = errorResponse(status);
+    const bytes = errorResponse(status, this.#ctx.serverName);
     this.socket.write(this.#parser.method === 'HEAD' ? headOnly(bytes) : bytes);
   }
 

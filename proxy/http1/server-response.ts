@@ -14,6 +14,8 @@ import type { FrontResponse, WriteHeadOptions } from './types.js';
 /** What a response needs from its connection. */
 export interface ResponseHost {
   readonly socket: Socket;
+  /** The `server` field of the codec's own replies (`failWithStatus`); undefined: none. */
+  readonly serverName: string | undefined;
   /** The connection will close after this response whatever the response says (shutdown, client FIN, ...). */
   mustCloseAfter(): boolean;
   /** The whole request body has been received. */
@@ -268,7 +270,7 @@ export class ServerResponse implements FrontResponse {
     if (!this.#sent) {
       this.#sent = true;
       this.#localStatus = status;
-      const bytes = errorResponse(status);
+      const bytes = errorResponse(status, this.#host.serverName);
       this.#host.socket.write(this.#req.method === 'HEAD' ? headOnly(bytes) : bytes);
     }
     this.#notifyAborted();
