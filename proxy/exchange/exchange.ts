@@ -137,7 +137,8 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
   #forward(): void {
     const { req, res } = this;
     const headers = upstreamHeaders(this);
-    if (req.expectContinue) res.sendContinue();
+    // RFC 9110 §10.1.1: no 100 when the framing says there is no content to wait for.
+    if (req.expectContinue && req.hasBody) res.sendContinue();
     // Reset before send(): undici may call onStart synchronously (an idle pooled connection).
     this.#live = true;
     this.#started = false;
