@@ -128,7 +128,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
     emitHttp(this, 'http-request', 'FORWARDED', 0, decision.by);
     if (req.upgrade !== undefined && isWebSocketUpgrade(req)) {
       // Judged above like any request; only now does the connection stop being HTTP.
-      tunnelWebSocket(req, res, backend, this.path, upstreamHeaders(this), undefined, (err) => ctx.onUpstreamError?.(err, backend));
+      tunnelWebSocket(req, res, backend, this.path, upstreamHeaders(this), undefined, (err) => ctx.onUpstreamError?.(err, backend), ctx.serverName);
       return;
     }
     this.#forward();
