@@ -59,6 +59,9 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
                            per endpoint: l7guard endpoint config ID PolicyAuditMode=Enabled|Disabled)
       --flow-buffer N      flows kept in memory for /flows and \`observe\` (default 4096; 0 = none)
       --node-name NAME     node name in flows (default: the hostname)
+      --server-name NAME   Envoy's server_name: every reply l7guard writes says "server: NAME" and the
+                           pods' "server" is overwritten with it; "envoy" makes the 403 byte-identical to
+                           cilium-envoy's (default: "server: l7guard" on the 403 only, the pods' passes)
       --log-level LEVEL    trace|debug|info|warn|error (default info)
       --workers N          data-plane processes sharing the listeners (default 1: this process serves);
                            N > 1: a primary keeps the admin API, reload and metrics, N workers serve
@@ -107,6 +110,7 @@ export const SERVE_OPTIONS = {
   'policy-audit-mode': { type: 'boolean' },
   'flow-buffer': { type: 'string' },
   'node-name': { type: 'string' },
+  'server-name': { type: 'string' },
   kubernetes: { type: 'boolean' },
   'manage-iptables': { type: 'boolean' },
   intercept: { type: 'string' },
@@ -174,6 +178,11 @@ export async function runServe(argv: string[]): Promise<number> {
   if (flowBuffer !== undefined && !(Number.isInteger(flowBuffer) && flowBuffer >= 0 && flowBuffer <= 1_000_000)) {
     throw new UsageError(`--flow-buffer must be an integer from 0 to 1000000, not "${values['flow-buffer']}"`);
   }
+  const serverName = values['server-name'];
+  // RFC 9110 §10.2.4: a product token and comments, visible ASCII and spaces; nothing that could end the field.
+  if (serverName !== undefined && !/^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$/.test(serverName)) {
+    throw new UsageError(`--server-name must be 1 to 128 visible ASCII characters (spaces inside), not ${JSON.stringify(serverName)}`);
+  }
   const workers = values.workers === undefined ? 1 : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new UsageError(`--workers must be an integer from 1 to 256, not "${values.workers}"`);
   const tls = await parseTlsFlags(values);
@@ -201,6 +210,7 @@ export async function runServe(argv: string[]): Promise<number> {
       flowBuffer,
       policyAuditMode: values['policy-audit-mode'] === true,
       nodeName: values['node-name'],
+      serverName,
       managedInterception: managed,
       kubernetes: values.kubernetes === true ? { kubeconfig: values.kubeconfig, requestTimeoutMs: kubeTimeout } : undefined,
       version: version(),

@@ -54,6 +54,8 @@ export interface DataPlaneOptions {
   readonly nodeName: string;
   /** Policy audit mode (exchange/audit-modes.ts); absent: every denial is enforced. */
   readonly audit?: AuditModes | undefined;
+  /** `--server-name` (HandlerContext.serverName); absent: l7guard's default replies. */
+  readonly serverName?: string | undefined;
   readonly report: DataPlaneReport;
   readonly log: Logger;
   /** Wraps every listener's handler (a worker's debug stamp); absent: the handler as built. */
@@ -105,6 +107,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
     counters: report.counters,
     nodeName: opts.nodeName,
     audit: opts.audit,
+    serverName: opts.serverName,
     onUpstreamError: (err, backend) => {
       const code = (err as { code?: string }).code;
       report.upstreamError(code);
@@ -144,7 +147,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
       const listening: string[] = [];
       try {
         for (const s of specs) {
-          const fe = createFrontEnd({ ...s.frontEnd, limits, maxConnections: hardening.maxConnections, onError });
+          const fe = createFrontEnd({ ...s.frontEnd, limits, maxConnections: hardening.maxConnections, onError, serverName: opts.serverName });
           const a = await fe.listen(s.host, s.port);
           self.add(a.address, a.port);
           frontEnds.push(fe);
@@ -162,7 +165,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
     },
     async addRedirect(host, port, dest) {
       const original = originalDestination({ kind: 'node' }, { ip: dest.ip, port: dest.port });
-      const fe = createFrontEnd({ proxyProtocolFrom, onRequest: wrap(createRequestHandler({ ...ctx, original })), limits, maxConnections: hardening.maxConnections, onError });
+      const fe = createFrontEnd({ proxyProtocolFrom, onRequest: wrap(createRequestHandler({ ...ctx, original })), limits, maxConnections: hardening.maxConnections, onError, serverName: opts.serverName });
       const a = await fe.listen(host, port);
       self.add(a.address, a.port);
       frontEnds.push(fe);

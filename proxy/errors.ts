@@ -33,6 +33,7 @@ export const HTTP_PARSE_ERRORS = {
   L7G_ERR_CHUNKED_NOT_FINAL: [400, 'chunked is not the final transfer coding'],
   L7G_ERR_UNSUPPORTED_TE: [501, 'unsupported transfer coding'],
   L7G_ERR_BAD_CHUNK_SIZE: [400, 'malformed chunk-size line'],
+  L7G_ERR_BAD_CHUNK_EXT: [400, 'malformed chunk extension'],
   L7G_ERR_BAD_CHUNK_END: [400, 'chunk data not followed by CRLF'],
   L7G_ERR_CHUNK_EXT_TOO_LARGE: [413, 'chunk extensions exceed the configured limit'],
   L7G_ERR_TRAILERS_TOO_LARGE: [431, 'trailer section exceeds the configured limit'],

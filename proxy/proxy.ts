@@ -20,6 +20,8 @@ export interface ProxyOptions extends ControlPlaneOptions {
   readonly listen: readonly string[];
   /** Also the flows' node name (default: the hostname). */
   readonly nodeName: string | undefined;
+  /** `--server-name` (Envoy's `server_name`); absent: l7guard's default replies (proxy/exchange/handler-context.ts). */
+  readonly serverName?: string | undefined;
   /** `--proxy-protocol-from` CIDRs (proxy/listen/proxy-protocol.ts). */
   readonly proxyProtocolFrom?: readonly string[] | undefined;
   /** `--listen-tls` listeners and `--identity-from mtls` (proxy/tls/). */
@@ -71,6 +73,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     admin: adminAddresses(control.admin),
     nodeName: opts.nodeName ?? hostname(),
     audit: control.audit,
+    serverName: opts.serverName,
     log: opts.log,
     report: {
       // Metrics are counted by the handler directly; flows are recorded only while someone keeps

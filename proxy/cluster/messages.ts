@@ -42,6 +42,8 @@ export interface WorkerConfig {
   readonly clusterName: string;
   readonly allowLocalhost: 'always' | 'policy';
   readonly nodeName: string;
+  /** `--server-name`; undefined: l7guard's default replies. */
+  readonly serverName: string | undefined;
   /** `--node-name` as given (undefined: every pod is local), for the builds (policy/build.ts). */
   readonly policyNodeName: string | undefined;
   readonly logLevel: string | undefined;

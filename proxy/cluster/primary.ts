@@ -131,6 +131,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningProxy> 
     clusterName: opts.clusterName,
     allowLocalhost: opts.allowLocalhost,
     nodeName: opts.nodeName ?? hostname(),
+    serverName: opts.serverName,
     policyNodeName: opts.nodeName,
     logLevel: opts.logLevel,
     workerHeader: process.env['L7GUARD_DEBUG_WORKER_HEADER'] === '1',

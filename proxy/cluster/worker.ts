@@ -123,6 +123,7 @@ export function runWorker(): void {
       admin: c.admin,
       nodeName: c.nodeName,
       audit,
+      serverName: c.serverName,
       log,
       report,
       wrapHandler: c.workerHeader ? (h) => withWorkerHeader(h, String(c.slot)) : undefined,

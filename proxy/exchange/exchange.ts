@@ -105,7 +105,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
     this.#edits = undefined;
     if (ctx.self.isSelf(backend.ip, backend.port)) {
       emitDrop(ctx, this.state, req, this.src, backend, 'UNKNOWN_L3_TARGET_ADDRESS');
-      sendLocalReply(res, replies.misdirected, false);
+      sendLocalReply(res, replies.misdirected, false, ctx.serverName);
       return;
     }
 
@@ -129,7 +129,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
           emitHttp(this, 'http-request', 'DROPPED', 0, decision.by);
           if (this.state.staged !== undefined) judgeStaged(this, this.state.staged, true);
           emitHttp(this, 'http-response', 'FORWARDED', 403);
-          res.writeRaw(deniedResponse(), true);
+          res.writeRaw(deniedResponse(ctx.serverName), true);
           return;
         }
         verdict = 'AUDIT';
@@ -139,7 +139,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
     if (this.state.staged !== undefined) judgeStaged(this, this.state.staged, verdict === 'AUDIT');
     if (req.upgrade !== undefined && isWebSocketUpgrade(req)) {
       // Judged above like any request; only now does the connection stop being HTTP.
-      tunnelWebSocket(req, res, backend, this.path, upstreamHeaders(this), undefined, (err) => ctx.onUpstreamError?.(err, backend));
+      tunnelWebSocket(req, res, backend, this.path, upstreamHeaders(this), undefined, (err) => ctx.onUpstreamError?.(err, backend), ctx.serverName);
       return;
     }
     this.#forward();
@@ -148,7 +148,8 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
   #forward(): void {
     const { req, res } = this;
     const headers = upstreamHeaders(this);
-    if (req.expectContinue) res.sendContinue();
+    // RFC 9110 §10.1.1: no 100 when the framing says there is no content to wait for.
+    if (req.expectContinue && req.hasBody) res.sendContinue();
     // Reset before send(): undici may call onStart synchronously (an idle pooled connection).
     this.#live = true;
     this.#started = false;
@@ -196,7 +197,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
   onHeaders(status: number, reason: string, h: Record<string, string | string[]>): void {
     this.#started = true;
     this.ctx.outlier?.success(this.#backend);
-    const flat = downstreamHeaders(h);
+    const flat = downstreamHeaders(h, this.ctx.serverName);
     const cl = h['content-length'];
     const contentLength = typeof cl === 'string' ? Number(cl) : undefined;
     this.res.writeHead(status, reasonPhrase(status, reason), flat, contentLength === undefined ? {} : { contentLength });
@@ -223,7 +224,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
     }
     const status = upstreamErrorStatus(err);
     emitHttp(this, 'http-response', 'ERROR', status);
-    sendLocalReply(res, replyForUpstreamStatus(status), true);
+    sendLocalReply(res, replyForUpstreamStatus(status), true, this.ctx.serverName);
   }
 
   /**

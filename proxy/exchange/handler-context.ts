@@ -54,4 +54,11 @@ export interface HandlerContext {
   readonly tls?: boolean | undefined;
   /** Policy audit mode, global and per endpoint; absent: every denial is enforced. */
   readonly audit?: AuditModes | undefined;
+  /**
+   * `serve --server-name` (Envoy's `server_name`): every reply the proxy writes says `server: NAME`
+   * and a pod's `server` field is overwritten with it (Envoy's default `server_header_transformation:
+   * OVERWRITE`). Absent: the 403 says `server: l7guard`, other local replies carry no `server`, and
+   * a pod's passes through.
+   */
+  readonly serverName?: string | undefined;
 }

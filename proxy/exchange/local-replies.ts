@@ -1,4 +1,5 @@
 import type { FrontResponse } from '../http1/types.js';
+import { imfDate } from '../http1/response-writer.js';
 
 /**
  * Responses the proxy writes itself (never from a backend). The L7 denial must be byte-exact with
@@ -30,11 +31,34 @@ export function replyForUpstreamStatus(status: 502 | 503 | 504): LocalReply {
   return status === 503 ? replies.upstreamConnect : status === 504 ? replies.gatewayTimeout : replies.badGateway;
 }
 
-/** `close`: what follows on the connection cannot be trusted (a bad request head, a body the upstream left unread). */
-export function sendLocalReply(res: FrontResponse, r: LocalReply, close: boolean): void {
+/**
+ * `close`: what follows on the connection cannot be trusted (a bad request head, a body the upstream
+ * left unread). `server` (`serve --server-name`): Envoy's local reply fields, in its order —
+ * content-length, content-type, date, server.
+ */
+export function sendLocalReply(res: FrontResponse, r: LocalReply, close: boolean, server?: string): void {
   if (close) res.closeAfterResponse();
-  res.writeHead(r.status, r.reason, ['content-length', String(r.body.length), 'content-type', 'text/plain'], {
-    contentLength: r.body.length,
-  });
+  const length = String(r.body.length);
+  res.writeHead(
+    r.status,
+    r.reason,
+    server === undefined
+      ? ['content-length', length, 'content-type', 'text/plain']
+      : ['content-length', length, 'content-type', 'text/plain', 'date', imfDate(), 'server', server],
+    { contentLength: r.body.length },
+  );
   res.end(r.body);
+}
+
+/** RFC 9110 §15.4.8: the 307 to the path with its escaped slashes undone (normalize-path.ts). */
+export function sendRedirect(res: FrontResponse, location: string, server?: string): void {
+  res.writeHead(
+    307,
+    'Temporary Redirect',
+    server === undefined
+      ? ['location', location, 'content-length', '0']
+      : ['location', location, 'content-length', '0', 'date', imfDate(), 'server', server],
+    { contentLength: 0 },
+  );
+  res.end();
 }

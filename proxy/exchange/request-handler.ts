@@ -1,7 +1,7 @@
 import type { Endpoint, HeaderList } from '../../policy/model.js';
 import type { FrontRequest, FrontResponse } from '../http1/types.js';
 import type { HandlerContext } from './handler-context.js';
-import { replies, sendLocalReply } from './local-replies.js';
+import { replies, sendLocalReply, sendRedirect } from './local-replies.js';
 import { normalizeTarget } from '../http1/normalize-path.js';
 import { isValidAuthority } from '../http1/authority.js';
 import { pickBackend } from '../upstream/retry.js';
@@ -17,6 +17,7 @@ export type { DataPathCounters, FlowOutput, HandlerContext } from './handler-con
  * I/O except its forward.
  */
 export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, res: FrontResponse) => void {
+  const server = ctx.serverName;
   // Hot path: called per request — change with care.
   return function onRequest(req, res) {
     const state = ctx.state.current;
@@ -27,12 +28,11 @@ export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, r
     }
     const target = normalizeTarget(req.target);
     if ('error' in target) {
-      sendLocalReply(res, replies.badRequest, true);
+      sendLocalReply(res, replies.badRequest, true, server);
       return;
     }
     if ('redirect' in target) {
-      res.writeHead(307, 'Temporary Redirect', ['location', target.redirect, 'content-length', '0'], { contentLength: 0 });
-      res.end();
+      sendRedirect(res, target.redirect, server);
       return;
     }
     const src = state.identify(req.remoteAddress);
@@ -42,7 +42,7 @@ export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, r
     const original = ctx.original;
     const authority = target.authority ?? req.host ?? original?.authority(req.localPort);
     if (authority === undefined || !isValidAuthority(authority)) {
-      sendLocalReply(res, replies.badRequest, true);
+      sendLocalReply(res, replies.badRequest, true, server);
       return;
     }
     const dest = original === undefined
@@ -50,13 +50,13 @@ export function createRequestHandler(ctx: HandlerContext): (req: FrontRequest, r
       : original.destination(state, req.localPort);
     if (dest === undefined) {
       emitDrop(ctx, state, req, src, undefined, 'UNKNOWN_L3_TARGET_ADDRESS');
-      sendLocalReply(res, replies.misdirected, false);
+      sendLocalReply(res, replies.misdirected, false, server);
       return;
     }
     const backend = pickBackend(ctx.balancer, dest, ctx.outlier, undefined);
     if (backend === undefined) {
       emitDrop(ctx, state, req, src, undefined, 'NO_SERVICE');
-      sendLocalReply(res, replies.noHealthyUpstream, false);
+      sendLocalReply(res, replies.noHealthyUpstream, false, server);
       return;
     }
     new Exchange(ctx, state, req, res, src, dest, target.path, target.authority, authority, backend).dispatch();

@@ -7,16 +7,18 @@
  *   client's (the L7 check judged it, and a retry builds its head from it again), every later pass
  *   edits the copy in place. Also, a field the client's Connection names (an X-Forwarded-For, say)
  *   is then gone before the forwarding fields are computed.
+ * - Content-Length next: the framing the backend reads is the one the front end read, in one field.
  * - Host and the X-Forwarded-* fields come next, replacing whatever the client wrote in their place.
  * - The policy's header edits come last, so a rule has the final word on any field, ours included.
  */
 import type { HeaderEdit, HeaderList } from '../../policy/model.js';
 import type { FrontRequest } from '../http1/types.js';
 import { stripRequestHopByHop } from '../http1/hop-by-hop.js';
+import { equalsLower } from '../http1/chars.js';
 
 /** What the passes read of one exchange (exchange.ts implements it; tests pass plain objects). */
 export interface ForwardedRequest {
-  readonly req: Pick<FrontRequest, 'headers' | 'host' | 'remoteAddress'>;
+  readonly req: Pick<FrontRequest, 'headers' | 'host' | 'remoteAddress' | 'contentLength'>;
   /** The authority the request was routed and judged by. */
   readonly authority: string;
   /** Received on a TLS listener. */
@@ -33,6 +35,36 @@ export type RequestHeaderPass = (headers: string[], x: ForwardedRequest) => void
 /** RFC 9110 §7.6.1: fields about the client's connection, and those its Connection names, stop at the proxy. */
 export function removeHopByHop(received: HeaderList): string[] {
   return stripRequestHopByHop(received);
+}
+
+/**
+ * RFC 9110 §8.6: a Content-Length sent as a list (`5, 5`) or repeated with the same value is
+ * accepted by the front end, and a recipient that accepts it MAY replace it with a single field of
+ * that decimal value — which is what the backend gets. Forwarded as received it is refused by the
+ * upstream client (undici: "duplicate content-length header") and a 502 would answer a request the
+ * front end accepted. A single field already in canonical form is left as it is (no allocation).
+ */
+export function singleContentLength(headers: string[], x: ForwardedRequest): void {
+  const n = x.req.contentLength;
+  // Chunked (hop-by-hop removal took Transfer-Encoding; the parser refused it with Content-Length) or no body field.
+  if (n === undefined) return;
+  const value = String(n);
+  let first = -1;
+  let fields = 0;
+  let canonical = true;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length !== 14 || !equalsLower(name, 'content-length')) continue;
+    if (first < 0) first = i;
+    fields++;
+    if (headers[i + 1] !== value) canonical = false;
+  }
+  if (fields === 1 && canonical) return;
+  for (let i = headers.length - 2; i > first; i -= 2) {
+    const name = headers[i]!;
+    if (name.length === 14 && equalsLower(name, 'content-length')) headers.splice(i, 2);
+  }
+  headers[first + 1] = value;
 }
 
 /** RFC 9112 §3.2.2: the backend gets the authority that was routed and judged, not a Host that disagrees with it. */
@@ -91,6 +123,7 @@ export function applyEdits(headers: string[], edits: readonly HeaderEdit[]): voi
 /** In order; the tuple type keeps the copying pass first. */
 export const REQUEST_HEADER_PASSES: readonly [CopyingPass, ...RequestHeaderPass[]] = Object.freeze([
   removeHopByHop,
+  singleContentLength,
   setRoutedHost,
   appendForwardedFor,
   setForwardedProto,

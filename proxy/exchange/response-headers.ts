@@ -5,9 +5,15 @@
  */
 import { stripResponseHopByHop } from '../http1/hop-by-hop.js';
 
-/** Multi-valued fields (undici gives arrays) become one entry per value, in order. */
-export function downstreamHeaders(h: Record<string, string | string[]>): string[] {
-  return stripResponseHopByHop(flattenHeaders(h));
+/**
+ * Multi-valued fields (undici gives arrays) become one entry per value, in order. `server`
+ * (`serve --server-name`): the pod's `server` fields give way to one of ours, last, as Envoy's
+ * default `server_header_transformation: OVERWRITE` does.
+ */
+export function downstreamHeaders(h: Record<string, string | string[]>, server?: string): string[] {
+  const out = stripResponseHopByHop(flattenHeaders(h, server !== undefined));
+  if (server !== undefined) out.push('server', server);
+  return out;
 }
 
 /** The backend's reason phrase, or the status's usual one when it sent none (RFC 9112 §4 allows that). */
@@ -15,9 +21,11 @@ export function reasonPhrase(status: number, reason: string): string {
   return reason || (STATUS_TEXT[status] ?? 'Unknown');
 }
 
-function flattenHeaders(h: Record<string, string | string[]>): string[] {
+function flattenHeaders(h: Record<string, string | string[]>, withoutServer: boolean): string[] {
   const out: string[] = [];
   for (const name in h) {
+    // undici's names are lower-case.
+    if (withoutServer && name === 'server') continue;
     const v = h[name]!;
     if (typeof v === 'string') out.push(name, v);
     else for (const one of v) out.push(name, one);

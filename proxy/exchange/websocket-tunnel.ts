@@ -15,7 +15,8 @@ import net from 'node:net';
 import type { Backend } from '../../policy/model.js';
 import type { FrontRequest, FrontResponse } from '../http1/types.js';
 import { equalsLower } from '../http1/chars.js';
-import { replies, type LocalReply } from './local-replies.js';
+import { replies, sendLocalReply, type LocalReply } from './local-replies.js';
+import { imfDate } from '../http1/response-writer.js';
 
 export interface TunnelOptions {
   /** TCP connect to the backend. 5 s = Envoy's cluster `connect_timeout` (as for plain requests). */
@@ -46,7 +47,11 @@ export function isWebSocketUpgrade(req: FrontRequest): boolean {
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
-/** Opens the tunnel; `headers` are the judged request's upstream headers (hop-by-hop already removed). */
+/**
+ * Opens the tunnel; `headers` are the judged request's upstream headers (hop-by-hop already
+ * removed). `server`: `serve --server-name`, on the replies the tunnel writes itself (the pod's
+ * 101 and what follows are relayed as they come).
+ */
 export function tunnelWebSocket(
   req: FrontRequest,
   res: FrontResponse,
@@ -55,11 +60,12 @@ export function tunnelWebSocket(
   headers: readonly string[],
   opts: TunnelOptions = DEFAULT_TUNNEL_OPTIONS,
   onError?: (err: Error) => void,
+  server?: string,
 ): void {
   const taken = res.takeOver();
   if (taken === undefined) {
     // Cannot hand the connection over (e.g. a response already started): refuse cleanly.
-    if (!res.sent) localReply(res, replies.badRequest);
+    if (!res.sent) sendLocalReply(res, replies.badRequest, true, server);
     return;
   }
   const client = taken.socket;
@@ -84,7 +90,7 @@ export function tunnelWebSocket(
     if (!responded && !client.destroyed) {
       responded = true;
       const r = status === 504 ? replies.gatewayTimeout : status === 503 ? replies.upstreamConnect : replies.badGateway;
-      client.end(serialize(r), () => teardown());
+      client.end(serialize(r, server), () => teardown());
       upstream.destroy();
       return;
     }
@@ -182,13 +188,8 @@ export function tunnelWebSocket(
   }
 }
 
-function serialize(r: LocalReply): Buffer {
-  const head = `HTTP/1.1 ${r.status} ${r.reason}\r\ncontent-length: ${r.body.length}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n`;
+function serialize(r: LocalReply, server: string | undefined): Buffer {
+  const named = server === undefined ? '' : `date: ${imfDate()}\r\nserver: ${server}\r\n`;
+  const head = `HTTP/1.1 ${r.status} ${r.reason}\r\ncontent-length: ${r.body.length}\r\ncontent-type: text/plain\r\n${named}connection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), r.body]);
-}
-
-function localReply(res: FrontResponse, r: LocalReply): void {
-  res.closeAfterResponse();
-  res.writeHead(r.status, r.reason, ['content-length', String(r.body.length), 'content-type', 'text/plain'], { contentLength: r.body.length });
-  res.end(r.body);
 }

@@ -75,6 +75,9 @@ const SP = 0x20;
 const HTAB = 0x09;
 const COLON = 0x3a;
 const SEMI = 0x3b;
+const EQUALS = 0x3d;
+const DQUOTE = 0x22;
+const BACKSLASH = 0x5c;
 
 const enum State {
   RequestLine,
@@ -133,6 +136,14 @@ export class RequestParser {
   /** True between messages: the next byte would start a new request. */
   get atMessageBoundary(): boolean {
     return this.#state === State.RequestLine && this.#headBytes === 0;
+  }
+
+  /**
+   * The method of the message being read, once its request-line has been read ('' before that):
+   * after an error too, so the answer to a HEAD that failed can leave out its body.
+   */
+  get method(): string {
+    return this.#method;
   }
 
   /**
@@ -470,8 +481,9 @@ export class RequestParser {
   }
 
   /**
-   * RFC 9112 §7.1: chunk-size = 1*HEXDIG, then optional chunk-ext (ignored, but its total is
-   * bounded), then CRLF. No BWS before ';' is accepted: parsers disagree on it (smuggling vector).
+   * RFC 9112 §7.1: chunk-size = 1*HEXDIG, then optional chunk-ext (ignored, but its syntax is
+   * checked and its total bounded), then CRLF. No BWS before ';' is accepted: parsers disagree on
+   * it (smuggling vector).
    */
   #parseChunkSize(start: number, end: number): void {
     const buf = this.#buf;
@@ -486,10 +498,7 @@ export class RequestParser {
     if (digits === 0 || digits > MAX_CHUNK_SIZE_DIGITS) throw new HttpParseError('L7G_ERR_BAD_CHUNK_SIZE');
     if (i < end) {
       if (buf[i] !== SEMI) throw new HttpParseError(buf[i] === CR ? 'L7G_ERR_BARE_CR' : 'L7G_ERR_BAD_CHUNK_SIZE');
-      for (let j = i + 1; j < end; j++) {
-        const c = buf[j]!;
-        if (FIELD_VALUE[c] !== 1) throw new HttpParseError(c === CR ? 'L7G_ERR_BARE_CR' : 'L7G_ERR_BAD_CHUNK_SIZE');
-      }
+      checkChunkExtensions(buf, i, end);
       this.#chunkExtBytes += end - i;
       if (this.#chunkExtBytes > this.#limits.maxChunkExtBytes) throw new HttpParseError('L7G_ERR_CHUNK_EXT_TOO_LARGE');
     }
@@ -530,6 +539,47 @@ export class RequestParser {
     this.#trailers = undefined;
     this.#trailerBytes = 0;
   }
+}
+
+/**
+ * RFC 9112 §7.1.1: chunk-ext = *( ";" chunk-ext-name [ "=" chunk-ext-val ] ), name a token, value
+ * a token or a quoted-string (RFC 9110 §5.6.4), read from the first ';' to the CR at `end`. The
+ * grammar's BWS is refused, as before the first ';': a name without a token (`5;`), stray bytes
+ * after a value, or an unterminated quote are what llhttp refuses too, and a parser further on that
+ * read them differently would disagree about where the chunk data starts.
+ */
+function checkChunkExtensions(buf: Buffer, start: number, end: number): void {
+  let i = start;
+  while (i < end) {
+    if (buf[i] !== SEMI) throw new HttpParseError(buf[i] === CR ? 'L7G_ERR_BARE_CR' : 'L7G_ERR_BAD_CHUNK_EXT');
+    const name = ++i;
+    while (i < end && TOKEN[buf[i]!] === 1) i++;
+    if (i === name) throw new HttpParseError('L7G_ERR_BAD_CHUNK_EXT');
+    if (i === end || buf[i] !== EQUALS) continue;
+    i++;
+    if (buf[i] === DQUOTE) {
+      i = quotedStringEnd(buf, i + 1, end);
+      continue;
+    }
+    const value = i;
+    while (i < end && TOKEN[buf[i]!] === 1) i++;
+    if (i === value) throw new HttpParseError('L7G_ERR_BAD_CHUNK_EXT');
+  }
+}
+
+/** RFC 9110 §5.6.4: qdtext and quoted-pair up to the closing DQUOTE; the index after it. */
+function quotedStringEnd(buf: Buffer, from: number, end: number): number {
+  for (let i = from; i < end; i++) {
+    const c = buf[i]!;
+    if (c === DQUOTE) return i + 1;
+    if (c === BACKSLASH) {
+      i++;
+      if (i === end || FIELD_VALUE[buf[i]!] !== 1) break;
+      continue;
+    }
+    if (FIELD_VALUE[c] !== 1) break;
+  }
+  throw new HttpParseError('L7G_ERR_BAD_CHUNK_EXT');
 }
 
 function isComplete(l: Partial<ParserLimits>): l is ParserLimits {

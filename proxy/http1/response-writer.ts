@@ -6,15 +6,13 @@ import type { HeaderList } from '../../policy/model.js';
 import { FrontEndError } from '../errors.js';
 import { FIELD_VALUE, TOKEN } from './chars.js';
 
-/** Our `server` header value on local replies (cilium-envoy says `envoy`). */
+/** Our `server` header value on local replies (cilium-envoy says `envoy`; `serve --server-name` changes it). */
 export const SERVER_NAME = 'l7guard';
 
 const DENIED_BODY = 'Access denied\r\n';
 
 let dateSecond = -1;
 let dateValue = '';
-let deniedSecond = -1;
-let deniedBytes: Buffer = Buffer.alloc(0);
 
 /**
  * RFC 9110 §5.6.7 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") for the `date` header.
@@ -31,27 +29,38 @@ export function imfDate(): string {
   return dateValue;
 }
 
+interface DeniedCache {
+  second: number;
+  bytes: Buffer;
+}
+
+/** One per server name in use: a process serves one name, so this holds one or two entries. */
+const deniedByServer = new Map<string, DeniedCache>();
+
 /**
  * The L7 policy denial, byte-for-byte cilium-envoy's local reply (docs/semantics.md#what-the-proxy-answers):
  * lower-case names in Envoy's order, 15-byte body, no `connection` header (the connection stays
- * open). Rebuilt only when the date second changes. Hot path: do not mutate the returned Buffer.
+ * open); `server: envoy` there, `server` here. Rebuilt only when the date second changes. Hot path:
+ * do not mutate the returned Buffer.
  */
-export function deniedResponse(): Buffer {
+export function deniedResponse(server: string = SERVER_NAME): Buffer {
   const date = imfDate();
-  if (dateSecond !== deniedSecond) {
-    deniedSecond = dateSecond;
-    deniedBytes = Buffer.from(
+  let cache = deniedByServer.get(server);
+  if (cache === undefined) deniedByServer.set(server, (cache = { second: -1, bytes: Buffer.alloc(0) }));
+  if (dateSecond !== cache.second) {
+    cache.second = dateSecond;
+    cache.bytes = Buffer.from(
       'HTTP/1.1 403 Forbidden\r\n' +
         `content-length: ${DENIED_BODY.length}\r\n` +
         'content-type: text/plain\r\n' +
         `date: ${date}\r\n` +
-        `server: ${SERVER_NAME}\r\n` +
+        `server: ${server}\r\n` +
         '\r\n' +
         DENIED_BODY,
       'latin1',
     );
   }
-  return deniedBytes;
+  return cache.bytes;
 }
 
 /** RFC 9110 §15 reason phrases for the statuses the codec itself produces. */
@@ -73,25 +82,36 @@ const errorResponses = new Map<number, Buffer>();
 /**
  * The minimal reply to a request we cannot parse (or that timed out): reason phrase as a
  * text/plain body and `connection: close`, because after a framing error we cannot know where the
- * next request would start (RFC 9112 §9.6 lets the server close; we announce it).
+ * next request would start (RFC 9112 §9.6 lets the server close; we announce it). With a `server`
+ * name (`serve --server-name`) it is shaped as Envoy's local replies are — `date` and `server`
+ * after the content fields — and built per call: these are rare.
  */
-export function errorResponse(status: number): Buffer {
+export function errorResponse(status: number, server?: string): Buffer {
+  const reason = REASON_PHRASES[status] ?? 'Error';
+  if (server !== undefined) return closingReply(status, reason, `date: ${imfDate()}\r\nserver: ${server}\r\n`);
   let bytes = errorResponses.get(status);
-  if (bytes === undefined) {
-    const reason = REASON_PHRASES[status] ?? 'Error';
-    bytes = Buffer.from(
-      `HTTP/1.1 ${status} ${reason}\r\n` +
-        `content-length: ${reason.length}\r\n` +
-        'content-type: text/plain\r\n' +
-        'connection: close\r\n' +
-        '\r\n' +
-        reason,
-      'latin1',
-    );
-    errorResponses.set(status, bytes);
-  }
+  if (bytes === undefined) errorResponses.set(status, (bytes = closingReply(status, reason, '')));
   return bytes;
 }
+
+function closingReply(status: number, reason: string, fields: string): Buffer {
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-length: ${reason.length}\r\ncontent-type: text/plain\r\n${fields}connection: close\r\n\r\n${reason}`,
+    'latin1',
+  );
+}
+
+/**
+ * RFC 9110 §9.3.2: the answer to a HEAD is the head the GET would get — `content-length` included —
+ * and no content. For a pre-serialised response: its bytes up to and including the empty line.
+ * A view, no copy; only HEAD requests pay the scan.
+ */
+export function headOnly(raw: Buffer): Buffer {
+  const end = raw.indexOf(HEAD_END);
+  return end < 0 ? raw : raw.subarray(0, end + 4);
+}
+
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 
 /** RFC 9110 §10.1.1 / §15.2.1: the interim response that tells the client to send its body. */
 export const CONTINUE_RESPONSE: Buffer = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');

@@ -21,13 +21,15 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { FrontEndError, HttpParseError } from '../errors.js';
 import { RequestParser, type RequestHead } from './request-parser.js';
-import { errorResponse } from './response-writer.js';
+import { errorResponse, headOnly } from './response-writer.js';
 import { ServerResponse, type ResponseHost } from './server-response.js';
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
 import type { FrontEndLimits, FrontErrorInfo, FrontRequest, FrontResponse } from './types.js';
 
 export interface ConnectionContext {
   readonly limits: FrontEndLimits;
+  /** The `server` field of the codec's own replies; undefined: none (front-end.ts FrontEndOptions). */
+  readonly serverName?: string | undefined;
   onRequest(req: FrontRequest, res: FrontResponse): void;
   onError?(err: Error, info: FrontErrorInfo): void;
   released(conn: ServerConnection): void;
@@ -183,6 +185,10 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
 
   mustCloseAfter(): boolean {
     return this.#shutdown;
+  }
+
+  get serverName(): string | undefined {
+    return this.#ctx.serverName;
   }
 
   requestComplete(): boolean {
@@ -473,7 +479,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     this.#report(err, 'parse');
     const ex = this.#exchange;
     if (ex === undefined) {
-      this.socket.write(errorResponse(err.status));
+      this.#writeError(err.status);
       this.#endGracefully();
       return;
     }
@@ -484,6 +490,15 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     this.#exchange = undefined;
     if (streaming) this.socket.destroy(); // half a response is on the wire: only a reset is honest
     else this.#endGracefully();
+  }
+
+  /**
+   * The codec's own answer to a request whose head never completed. Once its request-line was read
+   * the method is known, and a HEAD gets the head alone (RFC 9110 §9.3.2).
+   */
+  #writeError(status: number): void {
+    const bytes = errorResponse(status, this.#ctx.serverName);
+    this.socket.write(this.#parser.method === 'HEAD' ? headOnly(bytes) : bytes);
   }
 
   // --- closing ---------------------------------------------------------------------------------
@@ -559,7 +574,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       return;
     }
     this.#report(new FrontEndError('L7G_ERR_HEADERS_TIMEOUT'), 'timeout');
-    this.socket.write(errorResponse(408));
+    this.#writeError(408);
     this.#endGracefully();
   }
 

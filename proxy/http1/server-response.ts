@@ -7,13 +7,15 @@ import type { Socket } from 'node:net';
 import type { HeaderList } from '../../policy/model.js';
 import { FrontEndError } from '../errors.js';
 import { equalsLower } from './chars.js';
-import { CONTINUE_RESPONSE, LAST_CHUNK, chunkHeader, errorResponse, imfDate, serializeResponseHead } from './response-writer.js';
+import { CONTINUE_RESPONSE, LAST_CHUNK, chunkHeader, errorResponse, headOnly, imfDate, serializeResponseHead } from './response-writer.js';
 import { parseConnectionTokens } from './request-parser.js';
 import type { FrontResponse, WriteHeadOptions } from './types.js';
 
 /** What a response needs from its connection. */
 export interface ResponseHost {
   readonly socket: Socket;
+  /** The `server` field of the codec's own replies (`failWithStatus`); undefined: none. */
+  readonly serverName: string | undefined;
   /** The connection will close after this response whatever the response says (shutdown, client FIN, ...). */
   mustCloseAfter(): boolean;
   /** The whole request body has been received. */
@@ -231,7 +233,10 @@ export class ServerResponse implements FrontResponse {
     this.#sent = true;
     // Draining: the connection closes after this response, so its bytes say so (Envoy adds
     // `connection: close` while draining); otherwise the raw bytes (the exact 403) go as they are.
-    this.#host.socket.write(this.#host.mustCloseAfter() ? withConnectionClose(buf) : buf);
+    // A HEAD gets the same head and no body: a kept-alive client would read the body as the start
+    // of its next response.
+    const bytes = this.#req.method === 'HEAD' ? headOnly(buf) : buf;
+    this.#host.socket.write(this.#host.mustCloseAfter() ? withConnectionClose(bytes) : bytes);
     this.#finish();
   }
 
@@ -265,7 +270,8 @@ export class ServerResponse implements FrontResponse {
     if (!this.#sent) {
       this.#sent = true;
       this.#localStatus = status;
-      this.#host.socket.write(errorResponse(status));
+      const bytes = errorResponse(status, this.#host.serverName);
+      this.#host.socket.write(this.#req.method === 'HEAD' ? headOnly(bytes) : bytes);
     }
     this.#notifyAborted();
   }

@@ -44,6 +44,8 @@ export interface FrontEndOptions {
   readonly wrap?: ((socket: net.Socket, accept: (stream: net.Socket) => void) => void) | undefined;
   /** Client errors (parse errors, timeouts, resets, handler throws). Never thrown. */
   onError?(err: Error, info: FrontErrorInfo): void;
+  /** `serve --server-name`: the codec's own replies (400, 408, 431...) say `server: NAME`. Absent: no `server` field. */
+  readonly serverName?: string | undefined;
 }
 
 export interface FrontEnd {
@@ -71,6 +73,7 @@ export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
   let onReleased: (() => void) | undefined;
   const context = {
     limits,
+    serverName: opts.serverName,
     onRequest: opts.onRequest,
     onError: opts.onError,
     released(conn: ServerConnection) {
@@ -114,7 +117,7 @@ export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
       },
       (err: Error) => {
         opts.onError?.(err, { phase: 'parse', remoteAddress: remote, remotePort: socket.remotePort });
-        if (!socket.destroyed) socket.end(errorResponse(400));
+        if (!socket.destroyed) socket.end(errorResponse(400, opts.serverName));
         socket.setTimeout(limits.lingerMs, () => socket.destroy());
       },
     );

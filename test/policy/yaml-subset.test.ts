@@ -2,7 +2,8 @@
  * The YAML subset parser against js-yaml CORE_SCHEMA, its reference: for every text it either bails
  * (NOT_IN_SUBSET) or returns a deep-equal value with the same key order. Corpora: the manifest
  * fixtures, the demo's manifests and the examples, the reload benchmark's policy, seeded random documents dumped
- * in several styles (and then mutated, for syntax errors), random block scalars and character soup;
+ * in several styles (and then mutated, for syntax errors), fast-check manifest-shaped documents in
+ * mixed styles (seeded; L7GUARD_FUZZ_RUNS for more), random block scalars and character soup;
  * each also parsed as a range of a larger text. Then tables of must-bail and must-parse edge cases.
  * Last, parseFast (which now splits by offsets and tries the subset first) against the line-array
  * splitting and js-yaml it replaced.
@@ -11,6 +12,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
 import jsyaml from 'js-yaml';
 import t from 'tap';
 import { bigPolicy } from '../../fixtures/big-policy.js';
@@ -18,6 +20,7 @@ import { deathstarPolicy, POLICIES, RECORDED_ADDRESSES, starWarsPolicy, starWars
 import { parseFast, type SourcedObject } from '../../policy/load.js';
 import { NOT_IN_SUBSET, parseYamlSubset, parseYamlSubsetStrict } from '../../policy/yaml-subset.js';
 import { FIXTURES } from './helpers.js';
+import { fuzzParameters } from '../helpers/fuzz.js';
 
 /** Cilium's Star Wars manifests as the demo ships them, and the README's quickstart files. */
 const SHIPPED_YAML = ['../../../demo/manifests/', '../../../examples/'].map((p) => fileURLToPath(new URL(p, import.meta.url)));
@@ -299,6 +302,112 @@ t.test('random character soup never throws and never disagrees', async (t) => {
     differential(text, `soup#${i}`, soup);
   }
   t.same(soup.failures, [], `no differences (${soup.parsed} parsed, ${soup.bailed} bailed)`);
+});
+
+// --- fast-check: manifest-shaped documents ------------------------------------------------------
+
+/** A YAML tree and how each node is written: the styles manifests mix, which js-yaml's dump never writes (comments, blank lines, flow inside block, odd indents). */
+type Doc =
+  | { readonly k: 'scalar'; readonly text: string; readonly style: 'plain' | 'single' | 'double' | 'literal' | 'folded'; readonly comment: boolean }
+  | { readonly k: 'map'; readonly entries: readonly (readonly [string, Doc])[]; readonly flow: boolean }
+  | { readonly k: 'seq'; readonly items: readonly Doc[]; readonly flow: boolean };
+
+const scalarText = fc.oneof(
+  fc.constantFrom(...TRICKY),
+  fc.stringOf(fc.constantFrom(...'abcxyz-_./: #\'"0123456789é\\\t'), { maxLength: 12 }),
+  fc.integer().map(String),
+  fc.double({ noNaN: false }).map(String),
+);
+
+const { doc: docArb } = fc.letrec<{ doc: Doc; scalar: Doc; map: Doc; seq: Doc }>((tie) => ({
+  doc: fc.oneof({ depthSize: 'small', withCrossShrink: true }, tie('scalar'), tie('map'), tie('seq')),
+  scalar: fc.record({
+    k: fc.constant('scalar' as const),
+    text: scalarText,
+    style: fc.constantFrom('plain', 'plain', 'plain', 'single', 'double', 'literal', 'folded'),
+    comment: fc.boolean(),
+  }),
+  // Unique keys: a duplicate only makes the subset bail (a table below checks that).
+  map: fc.record({ k: fc.constant('map' as const), entries: fc.uniqueArray(fc.tuple(fc.oneof(fc.constantFrom(...KEYS), scalarText), tie('doc')), { maxLength: 4, selector: (e) => e[0] }), flow: fc.boolean() }),
+  seq: fc.record({ k: fc.constant('seq' as const), items: fc.array(tie('doc'), { maxLength: 4 }), flow: fc.boolean() }),
+}));
+
+interface Layout {
+  /** Spaces per level. */
+  readonly step: number;
+  /** Sequences under a key at the key's indentation (kubectl's style) or one step in. */
+  readonly seqIndented: boolean;
+  readonly blankLines: boolean;
+}
+
+function inline(d: Doc): string {
+  switch (d.k) {
+    case 'scalar':
+      return d.style === 'single' ? `'${d.text.replace(/'/g, "''")}'` : d.style === 'double' ? JSON.stringify(d.text) : d.text;
+    case 'map':
+      return `{${d.entries.map(([k, v]) => `${k}: ${inline(v)}`).join(', ')}}`;
+    case 'seq':
+      return `[${d.items.map(inline).join(', ')}]`;
+  }
+}
+
+/** The text after `key:` or `-` for a value at `indent`. */
+function after(d: Doc, indent: number, l: Layout, inSeq: boolean): string {
+  if (d.k === 'scalar') {
+    if (d.style === 'literal' || d.style === 'folded') {
+      const pad = ' '.repeat(indent);
+      return ` ${d.style === 'literal' ? '|' : '>'}\n${d.text.split('\n').map((line) => pad + line).join('\n')}`;
+    }
+    return ` ${inline(d)}${d.comment ? ' # c' : ''}`;
+  }
+  if (d.flow || (d.k === 'map' ? d.entries.length === 0 : d.items.length === 0)) return ` ${inline(d)}`;
+  const at = d.k === 'seq' && !inSeq && !l.seqIndented ? indent - l.step : indent;
+  return `\n${block(d, at, l)}`;
+}
+
+function block(d: Doc, indent: number, l: Layout): string {
+  const pad = ' '.repeat(Math.max(indent, 0));
+  const sep = l.blankLines ? '\n\n' : '\n';
+  if (d.k === 'map') return d.entries.map(([k, v]) => `${pad}${k}:${after(v, indent + l.step, l, false)}`).join(sep);
+  if (d.k === 'seq') return d.items.map((v) => `${pad}-${after(v, indent + l.step, l, true)}`).join(sep);
+  return pad + inline(d);
+}
+
+const layoutArb: fc.Arbitrary<Layout> = fc.record({ step: fc.integer({ min: 1, max: 4 }), seqIndented: fc.boolean(), blankLines: fc.boolean() });
+
+const manifestArb = fc
+  .tuple(
+    fc.uniqueArray(fc.tuple(fc.constantFrom(...KEYS), docArb), { minLength: 1, maxLength: 5, selector: (e) => e[0] }),
+    layoutArb,
+    fc.oneof(fc.constant([]), fc.array(fc.tuple(fc.nat(), fc.constantFrom(...MUTATIONS)), { minLength: 1, maxLength: 2 })),
+  )
+  .map(([entries, layout, edits]) => {
+    let text = block({ k: 'map', entries, flow: false }, 0, layout) + '\n';
+    for (const [at, ins] of edits) {
+      const p = at % (text.length + 1);
+      text = text.slice(0, p) + ins + text.slice(p);
+    }
+    return text;
+  });
+
+t.test('fast-check: manifest-shaped documents in mixed styles, and edits of them, parse like js-yaml or bail (seeded)', async (t) => {
+  const params = fuzzParameters(3000);
+  const all = tally();
+  let last = '';
+  const run = fc.check(
+    fc.property(manifestArb, (text) => {
+      const before = all.failures.length;
+      differential(text, 'generated', all);
+      if (all.failures.length === before) return true;
+      last = all.failures.at(-1)!;
+      all.failures.length = before; // shrinking replays it: keep only the final, smallest case
+      return false;
+    }),
+    params,
+  );
+  t.notOk(run.failed, run.failed ? `${last}\n${fc.defaultReportMessage(run) ?? ''}` : `${run.numRuns} documents (seed ${params.seed}): ${all.parsed} parsed, ${all.bailed} bailed`);
+  // Not a contract, a guard against the generator drifting outside the subset entirely.
+  t.ok(all.parsed > all.bailed / 4, `a good part in the subset (${all.parsed} parsed, ${all.bailed} bailed)`);
 });
 
 // --- tables ---------------------------------------------------------------------------------------

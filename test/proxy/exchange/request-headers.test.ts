@@ -9,6 +9,7 @@ import {
   removeHopByHop,
   setForwardedProto,
   setRoutedHost,
+  singleContentLength,
   upstreamHeaders,
   type ForwardedRequest,
   type RequestHeaderPass,
@@ -23,11 +24,12 @@ function forwarded(over: {
   authority?: string;
   tls?: boolean;
   edits?: readonly HeaderEdit[];
+  contentLength?: number;
 }): ForwardedRequest {
   const headers = over.headers ?? ['Host', 'deathstar'];
   const host = 'host' in over ? over.host : 'deathstar';
   return {
-    req: { headers, host, remoteAddress: CLIENT },
+    req: { headers, host, remoteAddress: CLIENT, contentLength: over.contentLength },
     authority: over.authority ?? host ?? 'deathstar',
     tls: over.tls ?? false,
     edits: over.edits,
@@ -71,6 +73,19 @@ t.test('removeHopByHop: RFC 9110 §7.6.1, Connection-listed names included, on a
     t.not(out, received, `${row.name}: a new array`);
     t.same(received, row.in, `${row.name}: the received list is untouched`);
   }
+});
+
+t.test('singleContentLength: RFC 9110 §8.6, one field with the decimal value the front end read', async (t) => {
+  const x = (contentLength: number | undefined): ForwardedRequest => forwarded({ contentLength });
+  table(t, singleContentLength, [
+    { name: 'one canonical field: untouched', x: x(5), in: ['Host', 'h', 'Content-Length', '5', 'A', '1'], out: ['Host', 'h', 'Content-Length', '5', 'A', '1'] },
+    { name: 'two identical fields: one, where the first was', x: x(5), in: ['Content-Length', '5', 'A', '1', 'content-length', '5'], out: ['Content-Length', '5', 'A', '1'] },
+    { name: 'a list of one value: its value', x: x(5), in: ['A', '1', 'Content-Length', '5, 5', 'B', '2'], out: ['A', '1', 'Content-Length', '5', 'B', '2'] },
+    { name: 'a list with an empty member', x: x(5), in: ['Content-Length', '5,'], out: ['Content-Length', '5'] },
+    { name: 'leading zeros: the decimal value', x: x(5), in: ['Content-Length', '005'], out: ['Content-Length', '5'] },
+    { name: 'three fields, one a list', x: x(0), in: ['CONTENT-LENGTH', '0', 'Content-Length', '0, 0', 'content-length', '00'], out: ['CONTENT-LENGTH', '0'] },
+    { name: 'no body field (chunked or none): untouched', x: x(undefined), in: ['Host', 'h'], out: ['Host', 'h'] },
+  ]);
 });
 
 t.test('setRoutedHost: RFC 9112 §3.2.2, the routed authority replaces a disagreeing Host', async (t) => {
@@ -158,7 +173,7 @@ t.test('applyPolicyEdits: headerMatches mismatch actions ADD / DELETE / REPLACE'
 t.test('REQUEST_HEADER_PASSES: the order', async (t) => {
   t.same(
     REQUEST_HEADER_PASSES.map((p) => p.name),
-    ['removeHopByHop', 'setRoutedHost', 'appendForwardedFor', 'setForwardedProto', 'applyPolicyEdits'],
+    ['removeHopByHop', 'singleContentLength', 'setRoutedHost', 'appendForwardedFor', 'setForwardedProto', 'applyPolicyEdits'],
     'hop-by-hop first (it copies), forwarding fields next, the policy edits last',
   );
   t.ok(Object.isFrozen(REQUEST_HEADER_PASSES), 'nobody can add a pass at run time');

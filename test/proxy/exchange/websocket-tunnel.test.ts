@@ -147,3 +147,13 @@ t.test('WebSocket upgrade with every pod down: 503, no crash', async (t) => {
   t.equal(r.closed, true);
   t.equal(g.s.proc.exitCode, null);
 });
+
+t.test('WebSocket upgrade with every pod down and --server-name envoy: the tunnel\'s own 503 says so', async (t) => {
+  const g = await guarded(t, { port: PORT + 2, noBackends: true, args: ['--server-name', 'envoy'] });
+  const r = await g.send(request('GET', '/ws', WS), { idleMs: 1500 });
+  t.equal(
+    r.text.replace(/\r\ndate: [^\r]+\r\n/, '\r\ndate: D\r\n'),
+    'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 24\r\ncontent-type: text/plain\r\ndate: D\r\nserver: envoy\r\nconnection: close\r\n\r\nupstream connect error\r\n',
+  );
+  t.equal(r.closed, true);
+});

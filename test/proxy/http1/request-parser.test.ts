@@ -90,7 +90,7 @@ t.test('valid requests parse identically whatever the feed size', async (t) => {
       name: 'chunked body with extensions and trailers',
       input:
         'POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n' +
-        '5;ext=1\r\nhello\r\nA\r\n 0123456\r\n\r\n0\r\nX-Trailer: yes\r\n\r\n',
+        '5;ext=1\r\nhello\r\nA;a;b="q \\" s";c=d\r\n 0123456\r\n\r\n0\r\nX-Trailer: yes\r\n\r\n',
       check: (m) => {
         t.equal(m[0]!.head.chunked, true);
         t.equal(m[0]!.body, 'hello 0123456\r\n');
@@ -188,7 +188,11 @@ t.test('rejections carry a stable code and status', async (t) => {
     ['chunk data longer than size', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n`, 'L7G_ERR_BAD_CHUNK_END', 400],
     ['chunk data with bare LF end', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n2\r\nab\n0\r\n\r\n`, 'L7G_ERR_BAD_CHUNK_END', 400],
     ['chunk ext too large', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n1;${'x'.repeat(100)}\r\na\r\n0\r\n\r\n`, 'L7G_ERR_CHUNK_EXT_TOO_LARGE', 413, { maxChunkExtBytes: 64 }],
-    ['chunk ext with NUL', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n1;a\x00\r\na\r\n0\r\n\r\n`, 'L7G_ERR_BAD_CHUNK_SIZE', 400],
+    ['chunk ext with NUL', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n1;a\x00\r\na\r\n0\r\n\r\n`, 'L7G_ERR_BAD_CHUNK_EXT', 400],
+    // RFC 9112 §7.1.1 chunk-ext = *( ";" token [ "=" ( token / quoted-string ) ] ); llhttp refuses each of these too.
+    ...['1;', '1;=v', '1;a=', '1;a=b;', '1;a b', '1;a="x', '1;a="x\\', '1;a=b"c"', '1;a=@'].map(
+      (ext): [string, string, HttpParseErrorCode, number] => [`chunk ext ${JSON.stringify(ext.slice(1))}`, `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n${ext}\r\na\r\n0\r\n\r\n`, 'L7G_ERR_BAD_CHUNK_EXT', 400],
+    ),
     ['trailers too large', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\nX: ${'y'.repeat(200)}\r\n\r\n`, 'L7G_ERR_TRAILERS_TOO_LARGE', 431, { maxHeaderBytes: 100 }],
     ['obs-fold', `GET / HTTP/1.1\r\n${H}X-A: 1\r\n  continued\r\n\r\n`, 'L7G_ERR_OBS_FOLD', 400],
     ['obs-fold with tab', `GET / HTTP/1.1\r\n${H}X-A: 1\r\n\tcontinued\r\n\r\n`, 'L7G_ERR_OBS_FOLD', 400],

@@ -4,6 +4,7 @@ import {
   chunkHeader,
   deniedResponse,
   errorResponse,
+  headOnly,
   imfDate,
   serializeResponseHead,
 } from '../../../proxy/http1/response-writer.js';
@@ -24,6 +25,22 @@ t.test('denial bytes are exactly cilium-envoy shaped', async (t) => {
   t.match(m?.[1] ?? '', IMF);
   t.equal(deniedResponse(), buf, 'same Buffer within the second (not rebuilt)');
   t.notMatch(text, /connection/i);
+});
+
+t.test('with a server name (serve --server-name): the same bytes, its name', async (t) => {
+  const text = deniedResponse('envoy').toString('latin1');
+  t.match(text, /^HTTP\/1\.1 403 Forbidden\r\ncontent-length: 15\r\ncontent-type: text\/plain\r\ndate: [^\r]+\r\nserver: envoy\r\n\r\nAccess denied\r\n$/);
+  t.equal(deniedResponse('envoy'), deniedResponse('envoy'), 'cached per name');
+  t.match(deniedResponse().toString('latin1'), /\r\nserver: l7guard\r\n/, 'the default unchanged beside it');
+  t.match(
+    errorResponse(400, 'envoy').toString('latin1'),
+    /^HTTP\/1\.1 400 Bad Request\r\ncontent-length: 11\r\ncontent-type: text\/plain\r\ndate: [^\r]+\r\nserver: envoy\r\nconnection: close\r\n\r\nBad Request$/,
+  );
+});
+
+t.test('headOnly: a pre-serialised reply up to its empty line', async (t) => {
+  t.equal(headOnly(deniedResponse()).toString('latin1'), deniedResponse().toString('latin1').slice(0, -15));
+  t.equal(headOnly(errorResponse(431)).toString('latin1').endsWith('connection: close\r\n\r\n'), true);
 });
 
 t.test('error responses close the connection', async (t) => {
