@@ -10,6 +10,7 @@ export function nearNames(name: string, known: Iterable<string>): string[] {
   let found: string[] = [];
   for (const k of known) {
     const d = distance(name, k);
+    if (d > max) continue;
     if (d < best) {
       best = d;
       found = [k];
