@@ -1,13 +1,25 @@
 /**
  * What the operator commands share: `--server HOST:PORT|unix:PATH` (default the admin default, like
- * `cilium` finding its agent's socket), one GET for JSON, and the error line when it fails.
+ * `cilium` finding its agent's socket), one GET for JSON, and the error when it fails.
  */
 import { adminRequest, DEFAULT_ADMIN } from '../proxy/admin/client.js';
+import { CliError } from './cli-error.js';
+import { systemReason } from './report-error.js';
 
 export { DEFAULT_ADMIN };
 
-/** A failure to print as `Error: …` with exit code 1 (the server answered, or could not be reached). */
-export class AdminGetError extends Error {}
+/** The admin API could not be reached, or answered with an error: exit 1, `l7guard <command>: …`. */
+export class AdminGetError extends CliError {
+  override readonly code = 'L7G_ERR_ADMIN_GET';
+}
+
+/** `cannot reach ADDR: why`, for every command that talks to a running proxy. */
+export function unreachable(where: string, err: unknown): AdminGetError {
+  const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' || (err as NodeJS.ErrnoException).code === 'ENOENT';
+  return new AdminGetError(`cannot reach the admin API at ${where}: ${systemReason(err)}`, {
+    hint: refused ? `Is l7guard serve running? --server names its --admin address (default ${DEFAULT_ADMIN}).` : undefined,
+  });
+}
 
 export function adminGet<T>(server: string | undefined, path: string): Promise<T> {
   return adminCall<T>(server, 'GET', path);
@@ -20,19 +32,8 @@ export async function adminCall<T>(server: string | undefined, method: string, p
   try {
     a = await adminRequest(where, method, path, body);
   } catch (err) {
-    throw new AdminGetError(`cannot reach ${where}: ${(err as Error).message}`);
+    throw unreachable(where, err);
   }
   if (a.status !== 200) throw new AdminGetError(`${where}${path.replace(/\?.*/, '')}: HTTP ${a.status}: ${String(a.body['message'] ?? '')}`);
   return a.body as T;
-}
-
-/** Runs a command body; AdminGetError becomes `Error: …` on stderr and exit code 1. */
-export async function reportingAdminErrors(run: () => Promise<number>, err: NodeJS.WritableStream = process.stderr): Promise<number> {
-  try {
-    return await run();
-  } catch (e) {
-    if (!(e instanceof AdminGetError)) throw e;
-    err.write(`Error: ${e.message}\n`);
-    return 1;
-  }
 }

@@ -3,14 +3,19 @@
  * proxy's admin API. Exit 0 when every object went through, 1 when the server refused one (its reason
  * on stderr), 2 on a bad command line.
  */
-import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
 import { applyText, DEFAULT_ADMIN, deleteObject, type ApplyLine } from '../proxy/admin/client.js';
+import { unreachable } from './admin-get.js';
+import { CliError } from './cli-error.js';
+import { parseFlags } from './flags.js';
+import { systemErrorText } from './report-error.js';
 import { UsageError } from './usage-error.js';
 
 export const APPLY_USAGE = `Usage: l7guard apply -f FILE [-f FILE ...] [-n NS] [--server HOST:PORT|unix:PATH]
 
   Applies every object of each YAML/JSON file through the admin API (PUT /v1/{kind}/{ns}/{name}).
+  FILE may be a folder (its .yaml, .yml and .json files, not recursive) or - (standard input).
   -n, --namespace NS   namespace of objects without one (default "default")
       --server ADDR    the proxy's admin address (default ${DEFAULT_ADMIN})
 `;
@@ -27,17 +32,13 @@ const common = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function parse(argv: string[], usage: string, withFile: boolean) {
-  try {
-    return parseArgs({
-      args: argv,
-      options: withFile ? { ...common, file: { type: 'string', short: 'f', multiple: true } } : common,
-      strict: true,
-      allowPositionals: !withFile,
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${usage}`);
-  }
+function parse(argv: string[], command: 'apply' | 'delete') {
+  const withFile = command === 'apply';
+  return parseFlags(command, {
+    args: argv,
+    options: withFile ? { ...common, file: { type: 'string', short: 'f', multiple: true } } : common,
+    allowPositionals: !withFile,
+  });
 }
 
 function print(lines: readonly ApplyLine[]): number {
@@ -46,36 +47,55 @@ function print(lines: readonly ApplyLine[]): number {
 }
 
 export async function runApply(argv: string[]): Promise<number> {
-  const { values } = parse(argv, APPLY_USAGE, true);
+  const { values } = parse(argv, 'apply');
   if (values.help) {
     process.stdout.write(APPLY_USAGE);
     return 0;
   }
   const files = (values as { file?: string[] }).file ?? [];
-  if (files.length === 0) throw new UsageError(`apply needs -f FILE\n\n${APPLY_USAGE}`);
+  if (files.length === 0) throw new UsageError('apply needs -f FILE');
   const server = values.server ?? DEFAULT_ADMIN;
+  // Every file is read before the first object is sent: a typo in the second -f changes nothing.
+  const inputs: { file: string; text: string }[] = [];
+  for (const f of files) inputs.push(...(f === '-' ? [{ file: f, text: await readStdin() }] : await readInputs(f)));
   let code = 0;
-  for (const f of files) {
-    const text = f === '-' ? await readStdin() : await readFile(f, 'utf8');
-    code = Math.max(code, print(await applyText(server, text, f, values.namespace ?? 'default').catch(unreachable(server))));
+  for (const { file, text } of inputs) {
+    const lines = await applyText(server, text, file, values.namespace ?? 'default').catch((err: unknown) => {
+      throw unreachable(server, err);
+    });
+    code = Math.max(code, print(lines));
   }
   return code;
 }
 
 export async function runDelete(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, DELETE_USAGE, false);
+  const { values, positionals } = parse(argv, 'delete');
   if (values.help) {
     process.stdout.write(DELETE_USAGE);
     return 0;
   }
-  if (positionals.length !== 2) throw new UsageError(`delete needs KIND NAME\n\n${DELETE_USAGE}`);
+  if (positionals.length !== 2) throw new UsageError(`delete needs KIND NAME, not ${positionals.length} argument${positionals.length === 1 ? '' : 's'}`);
   const [kind, name] = positionals as [string, string];
   const server = values.server ?? DEFAULT_ADMIN;
-  return print(await deleteObject(server, kind, name, values.namespace ?? 'default').then((l) => [l], unreachable(server)));
+  const line = await deleteObject(server, kind, name, values.namespace ?? 'default').catch((err: unknown) => {
+    throw unreachable(server, err);
+  });
+  return print([line]);
 }
 
-function unreachable(server: string) {
-  return (err: Error): ApplyLine[] => [{ ok: false, text: `error: cannot reach the admin API at ${server}: ${err.message}`, revision: undefined }];
+const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+/** A file, or a folder's manifests in name order (kubectl apply -f DIR, not recursive). */
+async function readInputs(path: string): Promise<{ file: string; text: string }[]> {
+  try {
+    if (!(await stat(path)).isDirectory()) return [{ file: path, text: await readFile(path, 'utf8') }];
+    const names = (await readdir(path)).filter((n) => MANIFEST_EXTENSIONS.has(extname(n).toLowerCase())).sort();
+    if (names.length === 0) throw new CliError(`-f ${path}: the folder has no .yaml, .yml or .json file`);
+    return await Promise.all(names.map(async (n) => ({ file: join(path, n), text: await readFile(join(path, n), 'utf8') })));
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`-f ${systemErrorText(err) ?? `${path}: ${(err as Error).message}`}`);
+  }
 }
 
 async function readStdin(): Promise<string> {

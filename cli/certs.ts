@@ -1,6 +1,7 @@
-import { parseArgs } from 'node:util';
 import { createCA, CertsError, DEFAULT_CERTS_DIR, issueCert, readCA, tlsSecretYaml, writePair } from '../certs/index.js';
 import { UsageError } from './usage-error.js';
+import { CliError } from './cli-error.js';
+import { parseFlags, unknownSubcommand } from './flags.js';
 
 export const CERTS_USAGE = `Usage:
   l7guard certs init  [--dir DIR] [--cn NAME] [--days N] [--force]
@@ -42,13 +43,7 @@ function days(v: string | undefined): number | undefined {
 
 export async function runCerts(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  let parsed;
-  try {
-    parsed = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${CERTS_USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseFlags(sub === 'init' || sub === 'issue' ? `certs ${sub}` : 'certs', { args: rest, options: OPTIONS, allowPositionals: true });
   if (values.help || sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
     process.stdout.write(CERTS_USAGE);
     return 0;
@@ -56,14 +51,14 @@ export async function runCerts(argv: string[]): Promise<number> {
   const dir = values.dir ?? DEFAULT_CERTS_DIR;
   try {
     if (sub === 'init') {
-      if (positionals.length > 0) throw new UsageError(`certs init takes no arguments\n\n${CERTS_USAGE}`);
+      if (positionals.length > 0) throw new UsageError(`certs init takes no arguments, not ${JSON.stringify(positionals[0])}`);
       const ca = await createCA({ commonName: values.cn, days: days(values.days) });
       const files = await writePair(dir, 'ca', ca, values.force === true);
       process.stdout.write(`${files.cert}\n${files.key}\n`);
       return 0;
     }
     if (sub === 'issue') {
-      if (positionals.length !== 1) throw new UsageError(`certs issue needs exactly one NAME\n\n${CERTS_USAGE}`);
+      if (positionals.length !== 1) throw new UsageError(`certs issue needs exactly one NAME, not ${positionals.length}`);
       const name = positionals[0] as string;
       const output = values.output ?? 'files';
       if (output !== 'files' && output !== 'secret') throw new UsageError(`-o must be "files" or "secret", not "${output}"`);
@@ -84,8 +79,7 @@ export async function runCerts(argv: string[]): Promise<number> {
     const msg = e.code === 'EEXIST' ? `${e.path ?? 'file'} exists (use --force to overwrite)`
       : e.code === 'ENOENT' ? `${e.path ?? 'file'} not found (run "l7guard certs init --dir ${dir}" first)`
       : err instanceof CertsError ? err.message : e.message;
-    process.stderr.write(`l7guard certs: ${msg}\n`);
-    return 1;
+    throw new CliError(msg);
   }
-  throw new UsageError(`unknown certs command "${sub}"\n\n${CERTS_USAGE}`);
+  throw unknownSubcommand(sub, ['init', 'issue']);
 }

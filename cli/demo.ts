@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { runDemo } from '../demo/run.js';
 import { runNetnsDemo } from '../demo/run-netns.js';
-import { UsageError } from './usage-error.js';
+import { parseFlags } from './flags.js';
 
 const USAGE = `Usage: l7guard demo [--keep] [--netns]
 
@@ -15,17 +14,11 @@ from Cilium's. Needs root or an unprivileged user namespace (it re-executes itse
 `;
 
 export async function runDemoCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { keep: { type: 'boolean' }, netns: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${USAGE}`);
-  }
+  const { values } = parseFlags('demo', {
+    args: argv,
+    options: { keep: { type: 'boolean' }, netns: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: false,
+  });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;

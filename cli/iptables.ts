@@ -4,9 +4,10 @@
  * every jump to the chain from the built-in nat chains, then the chain — in one iptables-restore
  * transaction, touching nothing else; `show` prints what is installed.
  */
-import { parseArgs } from 'node:util';
 import { DEFAULT_CHAIN, IptablesError, IptablesManager, type Backend } from '../proxy/interception/iptables.js';
 import { UsageError } from './usage-error.js';
+import { CliError } from './cli-error.js';
+import { parseFlags, unknownSubcommand } from './flags.js';
 
 export const IPTABLES_USAGE = `Usage: l7guard iptables cleanup [--chain NAME] [--backend nft|legacy]
        l7guard iptables show [--chain NAME] [--backend nft|legacy]
@@ -27,21 +28,15 @@ Needs root (CAP_NET_ADMIN). cleanup exits 0 when it removed something and when n
 function parse(argv: string[]): { sub: 'cleanup' | 'show' | 'help'; manager?: IptablesManager } {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') return { sub: 'help' };
-  if (sub !== 'cleanup' && sub !== 'show') throw new UsageError(`unknown subcommand "${sub}"\n\n${IPTABLES_USAGE}`);
-  let values: { chain?: string; backend?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      options: { chain: { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${IPTABLES_USAGE}`);
-  }
+  if (sub !== 'cleanup' && sub !== 'show') throw unknownSubcommand(sub, ['cleanup', 'show']);
+  const { values } = parseFlags(`iptables ${sub}`, {
+    args: rest,
+    options: { chain: { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: false,
+  });
   if (values.help === true) return { sub: 'help' };
   if (values.backend !== undefined && values.backend !== 'nft' && values.backend !== 'legacy') {
-    throw new UsageError(`--backend must be nft or legacy\n\n${IPTABLES_USAGE}`);
+    throw new UsageError(`--backend must be nft or legacy, not ${JSON.stringify(values.backend)}`);
   }
   try {
     // outputExcludeUid is irrelevant to cleanup and show; null keeps the manager from reading it.
@@ -54,7 +49,7 @@ function parse(argv: string[]): { sub: 'cleanup' | 'show' | 'help'; manager?: Ip
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-export async function runIptables(argv: string[], out: NodeJS.WritableStream = process.stdout, errOut: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function runIptables(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const { sub, manager } = parse(argv);
   if (sub === 'help' || manager === undefined) {
     out.write(IPTABLES_USAGE);
@@ -87,7 +82,6 @@ export async function runIptables(argv: string[], out: NodeJS.WritableStream = p
     return 0;
   } catch (err) {
     if (!(err instanceof IptablesError)) throw err;
-    errOut.write(`Error: ${err.message}\n`);
-    return 1;
+    throw new CliError(err.message);
   }
 }

@@ -2,6 +2,8 @@ import { runServe } from './serve.js';
 import { runPolicy } from './policy.js';
 import { UsageError } from './usage-error.js';
 import { version } from './version.js';
+import { didYouMean } from './flags.js';
+import { reportError } from './report-error.js';
 
 const USAGE = `Usage: l7guard <command> [options]
 
@@ -25,8 +27,15 @@ Commands:
 Run "l7guard <command> --help" for a command's options.
 `;
 
+const COMMANDS = ['serve', 'demo', 'policy', 'observe', 'apply', 'delete', 'endpoint', 'identity', 'certs', 'iptables', 'version', 'help'];
+
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
+  // A reader that went away (`l7guard observe | head`) ends the command quietly; the demo stops its
+  // processes first, so it handles this itself (demo/demo-runner.ts).
+  if (cmd !== 'demo') process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
   try {
     switch (cmd) {
       case 'serve':
@@ -78,14 +87,12 @@ export async function main(argv: string[]): Promise<void> {
         process.stdout.write(USAGE);
         return;
       default:
-        throw new UsageError(`unknown command "${cmd}"\n\n${USAGE}`);
+        throw new UsageError(`unknown command "${cmd}"${didYouMean(cmd, COMMANDS)}`);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`l7guard: ${err.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    throw err;
+    const known = cmd !== undefined && COMMANDS.includes(cmd) ? cmd : undefined;
+    const { text, exitCode } = reportError(known, err);
+    process.stderr.write(text);
+    process.exitCode = exitCode;
   }
 }

@@ -6,11 +6,15 @@
  */
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { renderCompact, stampMilli } from '../observe/compact.js';
 import { compileFilters, FilterError, parseTimeBound, type FilterOptions } from '../observe/filters.js';
 import type { HubbleFlowResponse } from '../observe/flow.js';
 import { parseFlowLine, streamFlows } from '../observe/read-flows.js';
+import { parseHostPort } from '../proxy/admin/server.js';
+import { unreachable } from './admin-get.js';
+import { CliError } from './cli-error.js';
+import { parseFlags } from './flags.js';
+import { systemErrorText } from './report-error.js';
 import { UsageError } from './usage-error.js';
 
 export const OBSERVE_USAGE = `Usage: l7guard observe [flags]
@@ -43,18 +47,13 @@ const camel = (s: string) => s.replace(/-([a-z])/g, (_m, c: string) => c.toUpper
 const FORMATS = new Set(['compact', 'json', 'jsonpb', 'table', 'dict']);
 
 export async function runObserve(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
-      server: { type: 'string' }, 'input-file': { type: 'string' }, follow: { type: 'boolean', short: 'f' },
-      last: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, output: { type: 'string', short: 'o' },
-      'print-node-name': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    };
-    for (const f of LIST_FLAGS) options[f] = { type: 'string', multiple: true };
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: typeof values });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${OBSERVE_USAGE}`);
-  }
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
+    server: { type: 'string' }, 'input-file': { type: 'string' }, follow: { type: 'boolean', short: 'f' },
+    last: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, output: { type: 'string', short: 'o' },
+    'print-node-name': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  };
+  for (const f of LIST_FLAGS) options[f] = { type: 'string', multiple: true };
+  const { values } = parseFlags('observe', { args: argv, options, allowPositionals: false }) as { values: Record<string, string | boolean | string[] | undefined> };
   if (values['help'] === true) {
     out.write(OBSERVE_USAGE);
     return 0;
@@ -86,7 +85,11 @@ export async function runObserve(argv: string[], out: NodeJS.WritableStream = pr
   const inputFile = values['input-file'] as string | undefined;
   if (inputFile !== undefined) {
     const matched: HubbleFlowResponse[] = [];
-    for await (const r of streamFlows(inputFile)) if (predicate(r)) matched.push(r);
+    try {
+      for await (const r of streamFlows(inputFile)) if (predicate(r)) matched.push(r);
+    } catch (err) {
+      throw new CliError(`--input-file ${systemErrorText(err) ?? (err as Error).message}`);
+    }
     for (const r of last === undefined ? matched : matched.slice(Math.max(0, matched.length - last))) printer.print(r);
     printer.end();
     return 0;
@@ -95,46 +98,86 @@ export async function runObserve(argv: string[], out: NodeJS.WritableStream = pr
   // From the proxy: the follow stream is opened first (buffering), then the ring is read and its
   // matching tail printed, then the buffered and new flows (deduplicated by uuid) as they come.
   const server = (values['server'] as string | undefined) ?? '127.0.0.1:9901';
-  const seen = new Set<string>();
-  const pending: HubbleFlowResponse[] = [];
-  let live = false;
-  const onFollowed = (line: string) => {
-    const r = parseFlowLine(line);
-    if (!predicate(r)) return;
-    if (live) printer.print(r);
-    else pending.push(r);
-  };
-  const following = follow ? getNdjson(server, '/flows?follow=1', onFollowed, true) : undefined;
-  if (following !== undefined) await following.opened;
-  const ring: HubbleFlowResponse[] = [];
-  await getNdjson(server, '/flows', (line) => {
-    const r = parseFlowLine(line);
-    if (predicate(r)) ring.push(r);
-  }, false).done;
-  const shown = last === undefined ? (follow ? [] : ring) : ring.slice(Math.max(0, ring.length - last));
-  for (const r of shown) printer.print(r);
-  if (following === undefined) {
-    printer.end();
-    return 0;
+  const target = adminTarget(server);
+  // Ctrl-C or SIGTERM ends a follow (exit 0), at any point: the requests are aborted, not left to fail.
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  if (follow) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
   }
-  for (const r of ring) if (r.flow.uuid !== undefined) seen.add(r.flow.uuid);
-  for (const r of pending) if (r.flow.uuid === undefined || !seen.has(r.flow.uuid)) printer.print(r);
-  pending.length = 0;
-  live = true;
-  await following.done;
-  printer.end();
-  return 0;
+  try {
+    const seen = new Set<string>();
+    const pending: HubbleFlowResponse[] = [];
+    let live = false;
+    const onFollowed = (line: string) => {
+      const r = parseFlowLine(line);
+      if (!predicate(r)) return;
+      if (live) printer.print(r);
+      else pending.push(r);
+    };
+    const following = follow ? getNdjson(server, target, '/flows?follow=1', onFollowed, stop.signal) : undefined;
+    if (following !== undefined) await following.opened;
+    const ring: HubbleFlowResponse[] = [];
+    const ringEnd = await getNdjson(server, target, '/flows', (line) => {
+      const r = parseFlowLine(line);
+      if (predicate(r)) ring.push(r);
+    }, stop.signal).done;
+    if (ringEnd === 'cut') throw new CliError(`the admin API at ${server} closed the connection before the end of /flows`);
+    const shown = last === undefined ? (follow ? [] : ring) : ring.slice(Math.max(0, ring.length - last));
+    for (const r of shown) printer.print(r);
+    if (following === undefined || ringEnd === 'aborted') {
+      printer.end();
+      return 0;
+    }
+    for (const r of ring) if (r.flow.uuid !== undefined) seen.add(r.flow.uuid);
+    for (const r of pending) if (r.flow.uuid === undefined || !seen.has(r.flow.uuid)) printer.print(r);
+    pending.length = 0;
+    live = true;
+    const end = await following.done;
+    printer.end();
+    if (end !== 'aborted') throw new CliError(`the proxy at ${server} ended the flow stream (it stopped or restarted)`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
-/** GET an NDJSON admin path line by line; `opened` resolves once the response headers arrived. */
-function getNdjson(server: string, path: string, onLine: (l: string) => void, stopOnSignal: boolean): { opened: Promise<void>; done: Promise<void> } {
+/** How an NDJSON answer ended: all of it, cut off by the server going away, or aborted by a signal. */
+type StreamEnd = 'complete' | 'cut' | 'aborted';
+
+type Target = { socketPath: string } | { host: string; port: number };
+
+function adminTarget(server: string): Target {
+  if (server.startsWith('unix:')) return { socketPath: server.slice(5) };
+  try {
+    return parseHostPort(server);
+  } catch {
+    throw new UsageError(`--server must be HOST:PORT or unix:PATH, not ${JSON.stringify(server)}`);
+  }
+}
+
+/**
+ * GET an NDJSON admin path line by line; `opened` resolves once the response headers arrived. Both
+ * promises reject only with a CliError (unreachable, not HTTP 200), and a rejection nobody awaits
+ * (the follow stream failing while the ring is read) is not an unhandled one.
+ */
+function getNdjson(server: string, target: Target, path: string, onLine: (l: string) => void, signal: AbortSignal): { opened: Promise<void>; done: Promise<StreamEnd> } {
   let opened!: () => void;
-  const openedP = new Promise<void>((r) => (opened = r));
-  const done = new Promise<void>((resolve, reject) => {
-    const target = server.startsWith('unix:') ? { socketPath: server.slice(5) } : hostPort(server);
-    const req = request({ ...target, path, method: 'GET' }, (res) => {
+  let failed!: (e: Error) => void;
+  const openedP = new Promise<void>((resolve, reject) => {
+    opened = resolve;
+    failed = reject;
+  });
+  const done = new Promise<StreamEnd>((resolve, reject) => {
+    const fail = (e: Error) => {
+      failed(e);
+      reject(e);
+    };
+    const req = request({ ...target, path, method: 'GET', agent: false, signal }, (res) => {
       if (res.statusCode !== 200) {
-        reject(new UsageError(`${server}${path}: HTTP ${res.statusCode}`));
+        fail(new CliError(`${server}${path}: HTTP ${res.statusCode}`));
         res.resume();
         return;
       }
@@ -148,29 +191,23 @@ function getNdjson(server: string, path: string, onLine: (l: string) => void, st
           /* a malformed line is skipped, as hubble --input-file does */
         }
       });
-      rl.on('close', () => resolve());
+      // An answer cut short (the proxy went away) errors the response and readline re-emits it;
+      // 'close' comes after the last line either way.
+      rl.on('error', () => undefined);
+      res.on('error', () => undefined);
+      res.on('close', () => resolve(signal.aborted ? 'aborted' : res.complete ? 'complete' : 'cut'));
     });
     req.on('error', (e) => {
-      opened();
-      reject(new UsageError(`cannot reach ${server}: ${e.message}`));
+      if (signal.aborted) {
+        opened();
+        resolve('aborted');
+      } else fail(unreachable(server, e));
     });
     req.end();
-    if (stopOnSignal) {
-      const stop = () => {
-        req.destroy();
-        resolve();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    }
   });
+  openedP.catch(() => undefined);
+  done.catch(() => undefined);
   return { opened: openedP, done };
-}
-
-function hostPort(s: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(s);
-  if (m === null) throw new UsageError(`--server must be HOST:PORT or unix:PATH, not ${JSON.stringify(s)}`);
-  return { host: (m[1] ?? m[2])!, port: Number(m[3]) };
 }
 
 interface Printer {

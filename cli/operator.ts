@@ -4,9 +4,9 @@
  * cilium/cilium cilium-dbg/cmd/endpoint_list.go (minwidth 5, padding 3, every cell tab-terminated,
  * one label per line) and the agent's identity list (minwidth 2, padding 3, labels as trailing text).
  */
-import { parseArgs } from 'node:util';
 import type { EndpointView, IdentityView } from '../observe/operator-views.js';
-import { adminGet, DEFAULT_ADMIN, reportingAdminErrors } from './admin-get.js';
+import { adminGet, DEFAULT_ADMIN } from './admin-get.js';
+import { parseFlags, unknownSubcommand } from './flags.js';
 import { tabwrite } from './tabwriter.js';
 import { UsageError } from './usage-error.js';
 import { runEndpointConfig } from './endpoint-config.js';
@@ -26,23 +26,18 @@ Lists every security identity (reserved, pod, CIDR) with its labels, like cilium
 --server defaults to ${DEFAULT_ADMIN}.
 `;
 
-function parse(argv: string[], usage: string, extra: Record<string, { type: 'boolean' }> = {}) {
+function parse(argv: string[], command: string, extra: Record<string, { type: 'boolean' }> = {}) {
   const [sub, ...rest] = argv;
   if (sub === '--help' || sub === '-h') return { help: true, values: {} as Record<string, string | boolean | undefined> };
-  if (sub !== 'list' && sub !== 'ls') throw new UsageError(`unknown subcommand "${sub ?? ''}"\n\n${usage}`);
-  try {
-    const { values } = parseArgs({
-      args: rest,
-      options: { server: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' }, ...extra },
-      strict: true,
-      allowPositionals: false,
-    });
-    if (values.output !== undefined && values.output !== 'json') throw new UsageError('-o must be json');
-    return { help: values.help === true, values: values as Record<string, string | boolean | undefined> };
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`${(err as Error).message}\n\n${usage}`);
-  }
+  if (sub === undefined) throw new UsageError('needs a subcommand: list');
+  if (sub !== 'list' && sub !== 'ls') throw unknownSubcommand(sub, ['list']);
+  const { values } = parseFlags(`${command} list`, {
+    args: rest,
+    options: { server: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' }, ...extra },
+    allowPositionals: false,
+  });
+  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`-o must be json, not ${JSON.stringify(values.output)}`);
+  return { help: values.help === true, values: values as Record<string, string | boolean | undefined> };
 }
 
 /** cilium-dbg's endpoint list: an enforcing endpoint in audit mode shows "Disabled (Audit)". */
@@ -78,27 +73,23 @@ export function renderIdentityList(ids: readonly IdentityView[]): string {
 
 export async function runEndpoint(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
   if (argv[0] === 'config') return runEndpointConfig(argv.slice(1), out);
-  const { help, values } = parse(argv, ENDPOINT_USAGE, { 'no-headers': { type: 'boolean' } });
+  const { help, values } = parse(argv, 'endpoint', { 'no-headers': { type: 'boolean' } });
   if (help) {
     out.write(ENDPOINT_USAGE);
     return 0;
   }
-  return reportingAdminErrors(async () => {
-    const eps = await adminGet<EndpointView[]>(values['server'] as string | undefined, '/v1/endpoints');
-    out.write(values['output'] === 'json' ? JSON.stringify(eps, null, 2) + '\n' : renderEndpointList(eps, values['no-headers'] !== true));
-    return 0;
-  });
+  const eps = await adminGet<EndpointView[]>(values['server'] as string | undefined, '/v1/endpoints');
+  out.write(values['output'] === 'json' ? JSON.stringify(eps, null, 2) + '\n' : renderEndpointList(eps, values['no-headers'] !== true));
+  return 0;
 }
 
 export async function runIdentity(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  const { help, values } = parse(argv, IDENTITY_USAGE);
+  const { help, values } = parse(argv, 'identity');
   if (help) {
     out.write(IDENTITY_USAGE);
     return 0;
   }
-  return reportingAdminErrors(async () => {
-    const ids = await adminGet<IdentityView[]>(values['server'] as string | undefined, '/v1/identities');
-    out.write(values['output'] === 'json' ? JSON.stringify(ids, null, 2) + '\n' : renderIdentityList(ids));
-    return 0;
-  });
+  const ids = await adminGet<IdentityView[]>(values['server'] as string | undefined, '/v1/identities');
+  out.write(values['output'] === 'json' ? JSON.stringify(ids, null, 2) + '\n' : renderIdentityList(ids));
+  return 0;
 }

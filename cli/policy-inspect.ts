@@ -4,13 +4,14 @@
  * optionally an HTTP request, and the rule that decided it). Both ask a running proxy (`--server`);
  * `policy trace -f PATH` builds the state in-process instead.
  */
-import { parseArgs } from 'node:util';
 import { formatProblem, loadPolicyState, locateInFiles, PolicyLoadError, type PolicyRuleSource, type RuleRef } from '../policy/index.js';
 import {
   trace, TraceError, traceQuery, traceService, type DirectionTrace, type ServiceTraceResult, type TraceEnd, type TraceOptions, type TraceResult,
 } from '../policy/trace.js';
 import type { PolicyView } from '../observe/operator-views.js';
-import { adminGet, DEFAULT_ADMIN, reportingAdminErrors } from './admin-get.js';
+import { adminGet, DEFAULT_ADMIN } from './admin-get.js';
+import { CliError } from './cli-error.js';
+import { parseFlags } from './flags.js';
 import { UsageError } from './usage-error.js';
 
 export const GET_USAGE = `Usage: l7guard policy get [--server HOST:PORT|unix:PATH] [-o json]
@@ -83,24 +84,17 @@ export function renderPolicyGet(view: PolicyView): string {
 }
 
 export async function runPolicyGet(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { server: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${GET_USAGE}`);
-  }
+  const { values } = parseFlags('policy get', { args: argv, options: { server: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false });
   if (values.help === true) {
     out.write(GET_USAGE);
     return 0;
   }
   if (values.output !== undefined && values.output !== 'json') throw new UsageError('-o must be json');
-  return reportingAdminErrors(async () => {
-    const view = await adminGet<PolicyView>(values.server, '/v1/policy');
-    // -o json: Cilium's models.Policy, {policy: <the JSON text>, revision}.
-    const json = { policy: goJson(view.rules.map(ciliumRule)), revision: view.revision, ...(view.rejected === undefined ? {} : { rejected: view.rejected }) };
-    out.write(values.output === 'json' ? JSON.stringify(json, null, 2) + '\n' : renderPolicyGet(view));
-    return 0;
-  });
+  const view = await adminGet<PolicyView>(values.server, '/v1/policy');
+  // -o json: Cilium's models.Policy, {policy: <the JSON text>, revision}.
+  const json = { policy: goJson(view.rules.map(ciliumRule)), revision: view.revision, ...(view.rejected === undefined ? {} : { rejected: view.rejected }) };
+  out.write(values.output === 'json' ? JSON.stringify(json, null, 2) + '\n' : renderPolicyGet(view));
+  return 0;
 }
 
 // ---- policy trace -----------------------------------------------------------------------------
@@ -163,10 +157,8 @@ export function renderServiceTrace(r: ServiceTraceResult): string {
   return parts.join('\n');
 }
 
-export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const { values } = parseFlags('policy trace', {
       args: argv,
       options: {
         'src-labels': { type: 'string', short: 's', multiple: true }, 'dst-labels': { type: 'string', short: 'd', multiple: true },
@@ -175,12 +167,8 @@ export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream 
         server: { type: 'string' }, file: { type: 'string', short: 'f', multiple: true }, 'cluster-name': { type: 'string' }, 'allow-localhost': { type: 'string' },
         output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' },
       },
-      strict: true,
       allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${TRACE_USAGE}`);
-  }
+  });
   if (values.help === true) {
     out.write(TRACE_USAGE);
     return 0;
@@ -205,8 +193,7 @@ export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream 
     } catch (e) {
       if (e instanceof TraceError) throw new UsageError(e.message);
       if (!(e instanceof PolicyLoadError)) throw e;
-      err.write(`Error: the policy does not load:\n${(await locateInFiles(e.problems)).map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
-      return 1;
+      throw new CliError(`the policy does not load:\n${(await locateInFiles(e.problems)).map((p) => `  ${formatProblem(p)}`).join('\n')}`);
     }
   }
   const q = new URLSearchParams();
@@ -215,5 +202,5 @@ export async function runPolicyTrace(argv: string[], out: NodeJS.WritableStream 
   };
   add('src-labels', opts.srcLabels); add('src-pod', opts.srcPod); add('dst-labels', opts.dstLabels); add('dst-pod', opts.dstPod);
   add('dst-service', service); add('dport', opts.dport); add('http-method', opts.httpMethod); add('http-path', opts.httpPath); add('http-host', opts.httpHost); add('http-header', opts.httpHeaders);
-  return reportingAdminErrors(async () => print(await adminGet<TraceResult | ServiceTraceResult>(values.server, `/v1/policy/trace?${q.toString()}`)), err);
+  return print(await adminGet<TraceResult | ServiceTraceResult>(values.server, `/v1/policy/trace?${q.toString()}`));
 }

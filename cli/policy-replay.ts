@@ -5,13 +5,14 @@
  * a candidate that does not load). A CI job can gate a policy change on it.
  */
 import { access, constants } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { formatProblem, loadPolicyState, PolicyLoadError, type PolicyState, type RuleRef } from '../policy/index.js';
+import { formatProblem, loadPolicyState, locateInFiles, PolicyLoadError, type PolicyState, type RuleRef } from '../policy/index.js';
 import { Replayer, type Replayed } from '../policy/replay.js';
 import { FlowReplay, type ReplayGroup, type ReplayReport } from '../observe/replay.js';
 import { streamFlows, type FlowLineError } from '../observe/read-flows.js';
 import { ruleText } from './policy-inspect.js';
 import { tabwrite } from './tabwriter.js';
+import { CliError } from './cli-error.js';
+import { parseFlags } from './flags.js';
 import { UsageError } from './usage-error.js';
 
 export const REPLAY_USAGE = `Usage: l7guard policy replay --flows FILE -f PATH [-f PATH ...] [-o json] [--strict]
@@ -34,28 +35,28 @@ Exit status: 0 no verdict changes, 1 some changed, 2 error.
 /** Lines of a malformed flow log shown before "and N more". */
 const SHOWN_ERRORS = 5;
 
+/** Every failure of replay exits 2, so a CI gate tells "cannot judge" from "verdicts changed" (1). */
+class ReplayError extends CliError {
+  override readonly code = 'L7G_ERR_REPLAY';
+  override readonly exitCode = 2;
+}
+
 export async function runPolicyReplay(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        flows: { type: 'string' }, file: { type: 'string', short: 'f', multiple: true },
-        'cluster-name': { type: 'string' }, 'allow-localhost': { type: 'string' }, 'node-ip': { type: 'string', multiple: true }, 'node-name': { type: 'string' },
-        output: { type: 'string', short: 'o' }, strict: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${REPLAY_USAGE}`);
-  }
+  const { values } = parseFlags('policy replay', {
+    args: argv,
+    options: {
+      flows: { type: 'string' }, file: { type: 'string', short: 'f', multiple: true },
+      'cluster-name': { type: 'string' }, 'allow-localhost': { type: 'string' }, 'node-ip': { type: 'string', multiple: true }, 'node-name': { type: 'string' },
+      output: { type: 'string', short: 'o' }, strict: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  });
   if (values.help === true) {
     out.write(REPLAY_USAGE);
     return 0;
   }
-  if (values.flows === undefined) throw new UsageError(`policy replay needs --flows FILE\n\n${REPLAY_USAGE}`);
-  if (values.file === undefined || values.file.length === 0) throw new UsageError(`policy replay needs at least one -f PATH (the candidate)\n\n${REPLAY_USAGE}`);
+  if (values.flows === undefined) throw new UsageError(`policy replay needs --flows FILE`);
+  if (values.file === undefined || values.file.length === 0) throw new UsageError(`policy replay needs at least one -f PATH (the candidate)`);
   if (values.output !== undefined && values.output !== 'json') throw new UsageError('-o must be json');
   const allowLocalhost = values['allow-localhost'] ?? 'always';
   if (allowLocalhost !== 'always' && allowLocalhost !== 'policy') throw new UsageError('--allow-localhost must be always or policy');
@@ -64,8 +65,7 @@ export async function runPolicyReplay(argv: string[], out: NodeJS.WritableStream
   try {
     await access(flowsFile, constants.R_OK);
   } catch (e) {
-    err.write(`Error: cannot read the flow log ${flowsFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
-    return 2;
+    throw new ReplayError(`cannot read the flow log ${flowsFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let state: PolicyState;
   try {
@@ -74,8 +74,7 @@ export async function runPolicyReplay(argv: string[], out: NodeJS.WritableStream
     });
   } catch (e) {
     if (!(e instanceof PolicyLoadError)) throw e;
-    err.write(`Error: the candidate does not load:\n${e.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
-    return 2;
+    throw new ReplayError(`the candidate does not load:\n${(await locateInFiles(e.problems)).map((p) => `  ${formatProblem(p)}`).join('\n')}`);
   }
 
   const replay = new FlowReplay(new Replayer(state));
@@ -83,14 +82,12 @@ export async function runPolicyReplay(argv: string[], out: NodeJS.WritableStream
   try {
     for await (const res of streamFlows(flowsFile, (e) => bad.push(e))) replay.add(res);
   } catch (e) {
-    err.write(`Error: cannot read the flow log ${flowsFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
-    return 2;
+    throw new ReplayError(`cannot read the flow log ${flowsFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   if (bad.length > 0) {
     const shown = bad.slice(0, SHOWN_ERRORS).map((b) => `  line ${b.line}: ${b.message}`);
     if (bad.length > SHOWN_ERRORS) shown.push(`  and ${bad.length - SHOWN_ERRORS} more`);
-    err.write(`Error: ${flowsFile} is not a flow log (one GetFlowsResponse JSON object per line):\n${shown.join('\n')}\n`);
-    return 2;
+    throw new ReplayError(`${flowsFile} is not a flow log (one GetFlowsResponse JSON object per line):\n${shown.join('\n')}`);
   }
   const report = replay.finish();
   // An empty or wrong log would otherwise pass a CI gate without a word.

@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
 import { formatProblem, validatePaths } from '../policy/index.js';
 import { UsageError } from './usage-error.js';
+import { parseFlags, unknownSubcommand } from './flags.js';
 
 const USAGE = `Usage: l7guard policy validate -f PATH [-f PATH ...]
        l7guard policy get [--server HOST:PORT|unix:PATH] [-o json]
@@ -22,24 +22,23 @@ export async function runPolicy(argv: string[]): Promise<number> {
     const { runPolicyReplay } = await import('./policy-replay.js');
     return runPolicyReplay(rest);
   }
-  if (sub !== 'validate') throw new UsageError(`unknown policy subcommand "${sub ?? ''}"\n\n${USAGE}`);
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      options: { file: { type: 'string', short: 'f', multiple: true }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${USAGE}`);
+  if (sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
   }
+  if (sub === undefined) throw new UsageError('needs a subcommand: validate, get, trace or replay');
+  if (sub !== 'validate') throw unknownSubcommand(sub, ['validate', 'get', 'trace', 'replay']);
+  const { values } = parseFlags('policy validate', {
+    args: rest,
+    options: { file: { type: 'string', short: 'f', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: false,
+  });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
   const paths = values.file ?? [];
-  if (paths.length === 0) throw new UsageError(`policy validate needs at least one -f PATH\n\n${USAGE}`);
+  if (paths.length === 0) throw new UsageError('policy validate needs at least one -f PATH');
   const report = await validatePaths(paths);
   return printReport(report);
 }

@@ -1,10 +1,13 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { startProxy, type ProxyOptions, type RunningProxy } from '../proxy/proxy.js';
 import { startCluster } from '../proxy/cluster/primary.js';
 import { createLogger } from '../observe/log.js';
 import { UsageError } from './usage-error.js';
+import { CliError } from './cli-error.js';
+import { parseFlags } from './flags.js';
+import { checkAddresses, checkFlowsFile, checkLogLevel, explainStartFailure } from './serve-checks.js';
 import { parseInterception, type InterceptionOptions } from '../proxy/listen/original-destination.js';
 import { version } from './version.js';
 import { parseDuration } from './duration.js';
@@ -131,23 +134,13 @@ export const SERVE_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 export async function runServe(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: SERVE_OPTIONS,
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${SERVE_USAGE}`);
-  }
+  const { values } = parseFlags('serve', { args: argv, options: SERVE_OPTIONS, allowPositionals: false });
   if (values.help) {
     process.stdout.write(SERVE_USAGE);
     return 0;
   }
   const paths = values.file ?? [];
-  if (paths.length === 0 && values.kubernetes !== true) throw new UsageError(`serve needs at least one -f PATH, or --kubernetes\n\n${SERVE_USAGE}`);
+  if (paths.length === 0 && values.kubernetes !== true) throw new UsageError('serve needs at least one -f PATH, or --kubernetes');
   if (values.kubernetes !== true && (values.kubeconfig !== undefined || values['kube-api-timeout'] !== undefined)) {
     throw new UsageError('--kubeconfig and --kube-api-timeout need --kubernetes');
   }
@@ -187,6 +180,12 @@ export async function runServe(argv: string[]): Promise<number> {
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new UsageError(`--workers must be an integer from 1 to 256, not "${values.workers}"`);
   const tls = await parseTlsFlags(values);
   const managed = parseManagedInterception(values, workers);
+  // With --manage-iptables every listener is a redirect listener that l7guard opens itself.
+  const listen = values.listen ?? (interception.redirects.length > 0 || tls.listeners.length > 0 || managed !== undefined ? [] : ['0.0.0.0:80']);
+  const admin = values.admin ?? '127.0.0.1:9901';
+  checkLogLevel(values['log-level']);
+  checkAddresses(values, listen, interception);
+  checkFlowsFile(values.flows);
   const log = createLogger(values['log-level']);
   let proxy: RunningProxy;
   try {
@@ -195,13 +194,12 @@ export async function runServe(argv: string[]): Promise<number> {
       : startProxy;
     proxy = await start({
       paths,
-      // With --manage-iptables every listener is a redirect listener that l7guard opens itself.
-      listen: values.listen ?? (interception.redirects.length > 0 || tls.listeners.length > 0 || managed !== undefined ? [] : ['0.0.0.0:80']),
+      listen,
       tls,
       interception,
       hardening,
       proxyProtocolFrom: values['proxy-protocol-from'] ?? [],
-      admin: values.admin ?? '127.0.0.1:9901',
+      admin,
       adminReadOnly: values['admin-readonly'],
       nodeIPs: values['node-ip'] ?? [],
       clusterName: values['cluster-name'] ?? 'default',
@@ -218,8 +216,7 @@ export async function runServe(argv: string[]): Promise<number> {
       log,
     });
   } catch (err) {
-    process.stderr.write(`l7guard serve: ${(err as Error).message}\n`);
-    return 1;
+    throw new CliError(explainStartFailure((err as Error).message, values, admin));
   }
 
   return new Promise<number>((resolve) => {

@@ -14,6 +14,7 @@ import { APP_MANIFEST } from '../fixtures/star-wars.js';
 import { deleteObject } from '../proxy/admin/client.js';
 import { EXPLODE_AFTER_MS } from './deathstar.js';
 import { compactLine, readFlowFile } from './flows.js';
+import { endExitCode, onDemoEnd, type DemoEnd } from './on-end.js';
 import { curlCommandLine, expectedHits, STEPS, type DemoStep, type ShipCommand } from './steps.js';
 
 /** dist/demo (both runners live here). */
@@ -51,7 +52,9 @@ export abstract class DemoRunner {
   readonly #crashes: string[] = [];
   #expectingCrash = false;
   #flowsSeen = 0;
-  #tornDown = false;
+  #teardown: Promise<void> | undefined;
+  /** Nobody reads the transcript any more (EPIPE): say() writes nothing. */
+  #outClosed = false;
   protected workDir: string | undefined;
 
   constructor(opts: RunnerOptions, workPrefix: string) {
@@ -88,6 +91,7 @@ export abstract class DemoRunner {
   // --- output and bookkeeping ----------------------------------------------------------------
 
   protected say(text = ''): void {
+    if (this.#outClosed) return;
     this.#out.write(text.endsWith('\n') ? text : `${text}\n`);
   }
 
@@ -103,7 +107,7 @@ export abstract class DemoRunner {
   }
 
   protected get tornDown(): boolean {
-    return this.#tornDown;
+    return this.#teardown !== undefined;
   }
 
   /** A replica died: counted, reported, and a difference unless a crash was due. */
@@ -116,15 +120,18 @@ export abstract class DemoRunner {
   // --- the run ------------------------------------------------------------------------------
 
   async run(): Promise<number> {
-    const onSignal = (sig: NodeJS.Signals) => {
-      this.say(`\n# ${sig}: cleaning up`);
-      void this.teardown().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    // Ended from outside: stop everything, remove the folder, then exit with the shell's code for it.
+    const release = onDemoEnd(this.#out, (end: DemoEnd) => {
+      if (end.kind === 'signal') this.say(`\n# ${end.signal}: cleaning up`);
+      else if (end.kind === 'output-closed') this.#outClosed = true;
+      else process.stderr.write(`l7guard demo: internal error (a bug; cleaning up): ${(end.error as Error)?.stack ?? String(end.error)}\n`);
+      void this.teardown().finally(() => process.exit(endExitCode(end)));
+    });
     const started = Date.now();
     try {
-      this.workDir = await mkdtemp(join(tmpdir(), this.#workPrefix));
+      const dir = await mkdtemp(join(tmpdir(), this.#workPrefix));
+      if (this.tornDown) await rm(dir, { recursive: true, force: true }); // ended while it was being made
+      this.workDir = dir;
       await this.deploy();
       for (const step of STEPS) await this.#step(step);
       await this.cleanupStep();
@@ -133,18 +140,20 @@ export abstract class DemoRunner {
       this.say(`\nFAILED: ${(err as Error).message}`);
     } finally {
       await this.teardown();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
     }
-    this.afterTeardown();
-    const secs = ((Date.now() - started) / 1000).toFixed(1);
-    if (this.#mismatches.length === 0) {
-      this.say(`\nOK: every outcome matches Cilium's (${secs} s)${this.okSuffix()}.`);
-      return 0;
+    try {
+      this.afterTeardown();
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      if (this.#mismatches.length === 0) {
+        this.say(`\nOK: every outcome matches Cilium's (${secs} s)${this.okSuffix()}.`);
+        return 0;
+      }
+      this.say(`\n${this.#mismatches.length} difference(s) from Cilium's outcomes (${secs} s):`);
+      for (const m of this.#mismatches) this.say(`  ${m}`);
+      return 1;
+    } finally {
+      release();
     }
-    this.say(`\n${this.#mismatches.length} difference(s) from Cilium's outcomes (${secs} s):`);
-    for (const m of this.#mismatches) this.say(`  ${m}`);
-    return 1;
   }
 
   /** The deploy step's opening lines. */
@@ -253,13 +262,17 @@ export abstract class DemoRunner {
     if (d.text !== 'ciliumnetworkpolicy.cilium.io "rule1" deleted') this.mismatch('kubectl\'s "ciliumnetworkpolicy.cilium.io "rule1" deleted"', d.text);
   }
 
-  /** Stops everything once (at the end, on failure, on a signal) and removes or keeps the work folder. */
-  protected async teardown(): Promise<void> {
-    if (this.#tornDown) return;
-    this.#tornDown = true;
-    await this.stopAll();
-    if (this.workDir === undefined) return;
-    if (this.#keep) this.say(`# kept the work folder: ${this.workDir}`);
-    else await rm(this.workDir, { recursive: true, force: true });
+  /**
+   * Stops everything once (at the end, on failure, on a signal) and removes or keeps the work folder;
+   * every caller waits for the same clean-up.
+   */
+  protected teardown(): Promise<void> {
+    this.#teardown ??= (async () => {
+      await this.stopAll();
+      if (this.workDir === undefined) return;
+      if (this.#keep) this.say(`# kept the work folder: ${this.workDir}`);
+      else await rm(this.workDir, { recursive: true, force: true });
+    })();
+    return this.#teardown;
   }
 }

@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { which } from './netns-topology.js';
+import { endExitCode, onDemoEnd, type DemoEnd } from './on-end.js';
 
 /** Set in the re-executed demo, so it does not try again. */
 export const IN_NETNS_ENV = 'L7GUARD_DEMO_IN_NETNS';
@@ -72,22 +73,31 @@ export function runInNetns(
     '/bin/sh', '-c', '"$0" link set lo up && exec "$@"', plan.ip, process.execPath, script,
   ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env, [IN_NETNS_ENV]: '1' } });
   child.stdout.pipe(out, { end: false });
-  // unshare (no --fork) and sh both exec, so child.pid ends up being the demo's node process. It gets
-  // the terminal's SIGINT itself and cleans up; a SIGTERM sent to us is passed on. Either way, wait.
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (sig === 'SIGTERM') child.kill('SIGTERM');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // unshare (no --fork) and sh both exec, so child.pid ends up being the demo's node process, which
+  // cleans up however it is ended (demo-runner.ts). However this process is ended, it passes that
+  // on and waits: a signal as that signal (a second Ctrl-C from the terminal is absorbed there), a
+  // closed reader or an exception as SIGTERM, after which the child's output is read and dropped so
+  // its clean-up never blocks on a full pipe.
+  let ended: DemoEnd | undefined;
+  const release = onDemoEnd(out, (end) => {
+    ended = end;
+    if (end.kind !== 'signal') {
+      child.stdout.unpipe(out);
+      child.stdout.resume();
+    }
+    if (end.kind === 'exception') process.stderr.write(`l7guard demo: internal error (a bug; cleaning up): ${(end.error as Error)?.stack ?? String(end.error)}\n`);
+    child.kill(end.kind === 'signal' ? end.signal : 'SIGTERM');
+  });
   return new Promise((resolve) => {
     child.once('error', (err) => {
+      release();
       out.write(`l7guard demo: cannot run ${plan.unshare}: ${err.message}\n`);
       resolve(2);
     });
     child.once('close', (code, signal) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(code ?? 128 + (signal === null ? 0 : (osConstants.signals[signal] ?? 0)));
+      release();
+      if (ended !== undefined && ended.kind !== 'signal') resolve(endExitCode(ended));
+      else resolve(code ?? 128 + (signal === null ? 0 : (osConstants.signals[signal] ?? 0)));
     });
   });
 }

@@ -213,6 +213,8 @@ export async function startProxy(opts: {
   /** Distinguishes the log and flows files of successive proxy runs. */
   run: number;
   readyTimeoutMs?: number;
+  /** The child, as soon as it exists: a demo ended while the proxy starts must still stop it. */
+  onSpawn?: (child: ChildProcess) => void;
 }): Promise<ProxyRun> {
   const adminAddr = `127.0.0.1:${await freePort()}`;
   const flowsFile = join(opts.workDir, `flows-${opts.run}.jsonl`);
@@ -222,6 +224,7 @@ export async function startProxy(opts: {
     '--flows', flowsFile, '--cluster-name', 'default'];
   const log: WriteStream = createWriteStream(join(opts.workDir, `proxy-${opts.run}.log`));
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  opts.onSpawn?.(child);
   const tail = new Tail();
   child.stdout!.pipe(log, { end: false });
   child.stderr!.on('data', (b: Buffer) => {

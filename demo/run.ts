@@ -6,6 +6,7 @@
  * replicas' request logs), and the decisions in Hubble's compact form. Any difference prints
  * `MISMATCH: ...` and makes the exit code 1.
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -84,6 +85,8 @@ class Demo extends DemoRunner {
   readonly #hits: ReplicaHit[] = [];
   #replicas: Replica[] = [];
   #proxy: ProxyRun | undefined;
+  /** Every proxy process started and not yet exited, ready or not. */
+  readonly #proxyChildren = new Set<ChildProcess>();
   /** Policy files already applied to the running proxy, in order. */
   readonly #applied: string[] = [];
   #proxyRuns = 0;
@@ -132,6 +135,11 @@ class Demo extends DemoRunner {
     const workDir = this.workDir!;
     this.#proxy = await startProxy({
       command, files: [this.#clusterFile], listen: `${this.#clusterIP}:${PORT}`, workDir, run: ++this.#proxyRuns,
+      onSpawn: (child) => {
+        this.#proxyChildren.add(child);
+        child.once('exit', () => this.#proxyChildren.delete(child));
+        if (this.tornDown) void stopChild(child);
+      },
     });
     this.resetFlows();
     const shown = ['l7guard', ...this.#proxy.argv.slice(command.length)]
@@ -213,7 +221,7 @@ class Demo extends DemoRunner {
   }
 
   protected async stopAll(): Promise<void> {
-    await stopChild(this.#proxy?.child).catch(() => undefined);
+    await Promise.all([...this.#proxyChildren].map((c) => stopChild(c).catch(() => undefined)));
     await Promise.all(this.#replicas.map((r) => r.stop().catch(() => undefined)));
   }
 }

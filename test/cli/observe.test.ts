@@ -1,6 +1,6 @@
 // `l7guard observe` as a real child process: against a flow log (--input-file) with golden compact
 // text for the Star Wars demo's commands, and against a running proxy's admin port.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,7 +43,8 @@ t.test('--input-file: the Star Wars demo commands, golden compact text', async (
   t.match(bad.stderr, /invalid --verdict/);
 });
 
-t.test('--server: the ring of a running proxy, and --follow', { timeout: 90_000 }, async (t) => {
+/** A proxy for the Star Wars cluster with two deathstar backends, and tiefighter's landing request through it. */
+async function starWarsProxy(t: Test) {
   const ip = loopbackBlock();
   const ips = { tiefighter: ip(11), xwing: ip(12), deathstar: [ip(21), ip(22)] as const, clusterIP: ip(10) };
   const backends = [await recordingBackend('a', ips.deathstar[0], 18080), await recordingBackend('b', ips.deathstar[1], 18080)];
@@ -51,6 +52,11 @@ t.test('--server: the ring of a running proxy, and --follow', { timeout: 90_000 
   const s = await serve(['-f', clusterDir(starWarsCluster(ips, 18080)), '--listen', `${ip(1)}:0`, '--admin', `${ip(1)}:0`]);
   t.teardown(() => s.stop());
   const land = () => rawExchange({ from: ips.tiefighter, to: s.host, port: s.port, data: `POST /v1/request-landing HTTP/1.1\r\nHost: deathstar\r\n\r\n`, until: hasCompleteResponse });
+  return { s, land };
+}
+
+t.test('--server: the ring of a running proxy, and --follow', { timeout: 90_000 }, async (t) => {
+  const { s, land } = await starWarsProxy(t);
   await land();
   const r = await runCli(['observe', '--server', s.admin, '--from-pod', 'tiefighter']);
   t.equal(r.code, 0, r.stderr);
@@ -71,4 +77,38 @@ t.test('--server: the ring of a running proxy, and --follow', { timeout: 90_000 
   }
   p.kill('SIGTERM');
   t.match(out, /http-request FORWARDED .*\n.*http-response FORWARDED \(HTTP\/1\.1 200 \d+ms \(POST /);
+});
+
+t.test('--follow ends cleanly: exit 0 on Ctrl-C or SIGTERM, one line and exit 1 when the proxy goes away', { timeout: 240_000 }, async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { cliPath } = await import('../helpers/serve.js');
+  const { s, land } = await starWarsProxy(t);
+
+  /** `observe -f` once it is live: a landing made now shows up in its output. */
+  const follow = async () => {
+    const p = spawn(process.execPath, [cliPath, 'observe', '--server', s.admin, '-f'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => void p.kill('SIGKILL'));
+    const io = { out: '', err: '' };
+    p.stdout.setEncoding('utf8').on('data', (c: string) => (io.out += c));
+    p.stderr.setEncoding('utf8').on('data', (c: string) => (io.err += c));
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    for (let i = 0; i < 120 && !io.out.includes('http-response FORWARDED'); i++) {
+      await land();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    t.match(io.out, /http-response FORWARDED/, 'following');
+    return { p, io, exited };
+  };
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const f = await follow();
+    f.p.kill(signal);
+    t.equal(await f.exited, 0, `${signal}: exit 0`);
+    t.equal(f.io.err, '', `${signal}: nothing on stderr`);
+  }
+
+  const f = await follow();
+  await s.stop();
+  t.equal(await f.exited, 1, 'the proxy went away: exit 1');
+  t.equal(f.io.err, `l7guard observe: the proxy at ${s.admin} ended the flow stream (it stopped or restarted)\n`);
 });

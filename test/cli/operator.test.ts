@@ -91,10 +91,10 @@ t.test('endpoint list, identity list, policy get/trace through a policy lifecycl
   const xwingL7 = await ok(t, ['policy', 'trace', ...srv, '--src-pod', 'default/xwing', '--dst-pod', DS, '--dport', '80', '--http-method', 'POST', '--http-path', '/v1/request-landing']);
   t.match(xwingL7, /\nFinal verdict: DENIED at L3\/L4 \(Policy denied, INGRESS\): no rule selected this peer\n$/, 'xwing never reaches L7');
 
-  // Errors: an unknown pod is the server's 400, printed as Error: and exit 1.
+  // Errors: an unknown pod is the server's 400, printed as "l7guard policy: …" and exit 1.
   const unknown = await runCli(['policy', 'trace', ...srv, '--src-pod', 'default/nope', '--dst-pod', DS, '--dport', '80']);
   t.equal(unknown.code, 1);
-  t.match(unknown.stderr, /^Error: .*HTTP 400: pod default\/nope is not a known endpoint/);
+  t.match(unknown.stderr, /^l7guard policy: .*HTTP 400: pod default\/nope is not a known endpoint/);
   const usage = await runCli(['policy', 'trace', ...srv, '--src-pod', 'default/xwing', '--dport', '80']);
   t.equal(usage.code, 1);
   t.match(usage.stderr, /give exactly one of --dst-labels and --dst-pod/);
@@ -111,7 +111,7 @@ t.test('--server unix:PATH, and -o json', { timeout: 60_000 }, async (t) => {
   t.same(json.filter((e) => e.ingressEnforcement).map((e) => [e.name, e.ipv4]).sort(), [['deathstar-8c4c77fb7-b9qmw', ['10.233.64.96']], ['deathstar-8c4c77fb7-vhj8x', ['10.233.65.155']]]);
   const down = await runCli(['identity', 'list', '--server', `unix:${join(dir, 'nothing.sock')}`]);
   t.equal(down.code, 1);
-  t.match(down.stderr, /^Error: cannot reach unix:/);
+  t.match(down.stderr, /^l7guard identity: cannot reach the admin API at unix:/);
 });
 
 t.test('policy trace -f: in-process, same text as the running proxy', { timeout: 60_000 }, async (t) => {
@@ -121,5 +121,5 @@ t.test('policy trace -f: in-process, same text as the running proxy', { timeout:
   t.equal(local, readFileSync(GOLDEN_DIR + 'trace-rule1-xwing.txt', 'utf8').replace('(policy revision 2)', '(policy revision 1)'));
   const bad = await runCli(['policy', 'trace', '-f', join(dir, 'missing.yaml'), '--src-pod', 'default/xwing', '--dst-pod', DS, '--dport', '80']);
   t.equal(bad.code, 1);
-  t.match(bad.stderr, /^Error: the policy does not load:/);
+  t.match(bad.stderr, /^l7guard policy: the policy does not load:/);
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { runPolicyReplay } from '../../cli/policy-replay.js';
+import { reportError } from '../../cli/report-error.js';
 import { runCli, serve } from '../helpers/serve.js';
 import { hasCompleteResponse, loopbackBlock, rawExchange } from '../helpers/net.js';
 import { recordingBackend } from '../helpers/backend.js';
@@ -37,7 +38,15 @@ async function replayHere(args: string[]): Promise<{ code: number; stdout: strin
   };
   const out = sink();
   const err = sink();
-  const code = await runPolicyReplay(args, out, err);
+  let code: number;
+  try {
+    code = await runPolicyReplay(args, out, err);
+  } catch (e) {
+    // What main.ts prints for a command's error.
+    const r = reportError('policy', e);
+    err.text += r.text;
+    code = r.exitCode;
+  }
   return { code, stdout: out.text, stderr: err.text };
 }
 const replayed = (...args: string[]) => replayHere(['--flows', flowsFile, ...args]);
@@ -157,11 +166,11 @@ t.test('a header rule: undecidable, never guessed', async (t) => {
 t.test('errors: exit 2 with a clear message', { timeout: 120_000 }, async (t) => {
   const missing = await runCli(['policy', 'replay', '--flows', join(work, 'nope.ndjson'), '-f', candidate(deathstarPolicy(POD_PORT))]);
   t.equal(missing.code, 2);
-  t.match(missing.stderr, /^Error: cannot read the flow log .*nope\.ndjson: ENOENT\n$/);
+  t.match(missing.stderr, /^l7guard policy: cannot read the flow log .*nope\.ndjson: ENOENT\n$/);
 
   const invalid = await replayed('-f', candidate(deathstarPolicy(POD_PORT).replace('fromEndpoints', 'fromEndpointz')));
   t.equal(invalid.code, 2);
-  t.match(invalid.stderr, /^Error: the candidate does not load:\n.*fromEndpointz/);
+  t.match(invalid.stderr, /^l7guard policy: the candidate does not load:\n.*fromEndpointz/);
   t.notMatch(invalid.stderr, /\n\s+at /, 'no stack trace');
 
   const garbled = join(work, 'garbled.ndjson');

@@ -15,6 +15,7 @@ import { recordingBackend, type RecordingBackend } from '../../helpers/backend.j
 import { clusterDir, deathstarPolicy, starWarsCluster } from '../../helpers/cluster.js';
 import { adminRequest } from '../../../proxy/admin/client.js';
 import { runEndpointConfig } from '../../../cli/endpoint-config.js';
+import { reportError } from '../../../cli/report-error.js';
 import { Writable } from 'node:stream';
 
 const HOST = 'deathstar.default.svc.cluster.local';
@@ -112,12 +113,20 @@ t.test('--policy-audit-mode: L3/L4 and L7 denials are forwarded and flowed as AU
   t.match(lines.find((l) => l.includes('exhaust-port')) ?? '', /http-request AUDIT \(HTTP\/1\.1 PUT http:\/\/deathstar\.default\.svc\.cluster\.local\/v1\/exhaust-port\)/);
 });
 
-/** `l7guard endpoint config …` in this process (a CLI child costs seconds under tap's coverage hooks). */
+/** `l7guard endpoint config …` in this process, errors reported as main.ts reports them (a CLI child costs seconds under tap's coverage hooks). */
 async function endpointConfig(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   const sink = (add: (s: string) => void) => new Writable({ write(c: Buffer, _e, cb) { add(c.toString()); cb(); } });
-  const code = await runEndpointConfig(args, sink((s) => (stdout += s)), sink((s) => (stderr += s)));
+  let code: number;
+  try {
+    code = await runEndpointConfig(args, sink((s) => (stdout += s)));
+  } catch (err) {
+    // What main.ts prints for a command's error.
+    const r = reportError('endpoint', err);
+    stderr += r.text;
+    code = r.exitCode;
+  }
   return { code, stdout, stderr };
 }
 
