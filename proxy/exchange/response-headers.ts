@@ -1,28 +1,17 @@
 /**
- * The backend's response head as the front end writes it to the client: undici hands it over as
- * an object, the front end takes a flat list, and the hop-by-hop fields of the backend's
- * connection stop here (RFC 9110 §7.6.1).
+ * The backend's response head as the front end writes it to the client: the hop-by-hop fields of
+ * the backend's connection stop here (RFC 9110 §7.6.1).
  */
 import { stripResponseHopByHop } from '../http1/hop-by-hop.js';
 
-/** Multi-valued fields (undici gives arrays) become one entry per value, in order. */
-export function downstreamHeaders(h: Record<string, string | string[]>): string[] {
-  return stripResponseHopByHop(flattenHeaders(h));
+/** The pod's fields minus its connection's hop-by-hop ones, in order, as received. */
+export function downstreamHeaders(h: readonly string[]): string[] {
+  return stripResponseHopByHop(h);
 }
 
 /** The backend's reason phrase, or the status's usual one when it sent none (RFC 9112 §4 allows that). */
 export function reasonPhrase(status: number, reason: string): string {
   return reason || (STATUS_TEXT[status] ?? 'Unknown');
-}
-
-function flattenHeaders(h: Record<string, string | string[]>): string[] {
-  const out: string[] = [];
-  for (const name in h) {
-    const v = h[name]!;
-    if (typeof v === 'string') out.push(name, v);
-    else for (const one of v) out.push(name, one);
-  }
-  return out;
 }
 
 const STATUS_TEXT: Record<number, string> = {
