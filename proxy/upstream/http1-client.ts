@@ -132,6 +132,8 @@ class Pool {
   readonly #queue: Attempt[] = [];
   /** Connections open or opening. */
   size = 0;
+  /** Connections between the end of a response and their release (`Connection.released`). */
+  releasing = 0;
   #draining = false;
   #drained: (() => void) | undefined;
 
@@ -151,6 +153,9 @@ class Pool {
       return;
     }
     this.#queue.push(a);
+    // A connection whose response just ended comes back in this turn's check phase: wait for it
+    // rather than open one more (which would then idle out and be closed: connection churn).
+    if (this.#queue.length <= this.releasing) return;
     if (this.size < this.opts.connections) {
       this.size++;
       new Connection(this);
@@ -187,6 +192,14 @@ class Pool {
       new Connection(this);
     }
     if (this.size === 0 && this.#drained !== undefined) this.#drained();
+  }
+
+  /** A connection a queued request was waiting for closed instead of coming back: open another. */
+  replenish(): void {
+    if (!this.#draining && this.#queue.length > this.releasing && this.size < this.opts.connections) {
+      this.size++;
+      new Connection(this);
+    }
   }
 
   /** Stop pooling: idle connections close now, busy ones once their exchange ended (in-flight requests finish). */
@@ -339,8 +352,12 @@ class Connection implements ResponseListener {
     a.conn = undefined;
     this.#attempt = undefined;
     // A response that ended before its request body did leaves the connection mid-request.
-    if (reusable && a.sent && this.#idleMs !== 0) setImmediate(releaseAfterCheck, this);
-    else this.destroy();
+    if (reusable && a.sent && this.#idleMs !== 0) {
+      this.pool.releasing++;
+      setImmediate(releaseAfterCheck, this);
+    } else {
+      this.destroy();
+    }
     a.sink.onEnd();
   }
 
@@ -364,7 +381,9 @@ class Connection implements ResponseListener {
    * a socket until the next poll, so a FIN sent right behind the response is only read there.
    */
   released(): void {
+    this.pool.releasing--;
     if (!this.#gone) this.pool.release(this);
+    else this.pool.replenish();
   }
 
   validated(): void {
