@@ -9,14 +9,18 @@
  * undici stays where it is the right tool (TLS origination, health checks, the CLI's clients) and
  * behind `--upstream-client undici` (upstream.ts).
  *
- * Timers: one per connection, the socket's own idle timeout (re-armed by Node on every read and
- * write), set per phase: connect, waiting for the head (the response timeout), between body bytes
- * (the body timeout), idle in the pool (the keep-alive timeout or the pod's `Keep-Alive` hint).
+ * Timeouts without a timer per connection or per request: one deadline queue per duration, shared
+ * by every connection of the client (proxy/http1/deadline-queue.ts), a connection in at most one:
+ * connect; the response head from the write of the request (the response timeout); between
+ * response body reads (the body timeout); idle in the pool (the keep-alive timeout, or the pod's
+ * `Keep-Alive` hint). `socket.setTimeout` per phase allocated a Timeout and a bound function each
+ * time, three times per request.
  */
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Backend } from '../../policy/model.js';
 import { HttpParseError, UpstreamError } from '../errors.js';
+import { DeadlineQueue, type DeadlineEntry } from '../http1/deadline-queue.js';
 import { DEFAULT_RESPONSE_LIMITS, ResponseParser, type ResponseHead, type ResponseListener } from '../http1/response-parser.js';
 import { defaultUpstreamOptions, type UpstreamClient, type UpstreamOptions, type UpstreamRequest, type UpstreamSink } from './upstream.js';
 
@@ -41,10 +45,12 @@ type CountedSocket = net.Socket & { readonly _bytesDispatched?: number };
 export class Http1Upstream implements UpstreamClient {
   readonly #pools = new Map<string, Pool>();
   readonly #opts: UpstreamOptions;
+  readonly #timers: Timers;
   #closed = false;
 
   constructor(opts: Partial<UpstreamOptions> = {}) {
     this.#opts = { ...defaultUpstreamOptions, ...opts };
+    this.#timers = new Timers(this.#opts);
   }
 
   send(backend: Backend, req: UpstreamRequest, sink: UpstreamSink): void {
@@ -54,7 +60,7 @@ export class Http1Upstream implements UpstreamClient {
     }
     const key = backend.ip.includes(':') ? `[${backend.ip}]:${backend.port}` : `${backend.ip}:${backend.port}`;
     let pool = this.#pools.get(key);
-    if (pool === undefined) this.#pools.set(key, (pool = new Pool(backend.ip, backend.port, this.#opts)));
+    if (pool === undefined) this.#pools.set(key, (pool = new Pool(backend.ip, backend.port, this.#opts, this.#timers)));
     pool.dispatch(new Attempt(req, sink));
   }
 
@@ -79,6 +85,35 @@ export class Http1Upstream implements UpstreamClient {
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.drain()));
   }
+}
+
+/** The deadline queues of one client; a queue of 0 ms is "no timeout". */
+class Timers {
+  readonly connect: DeadlineQueue | undefined;
+  readonly head: DeadlineQueue | undefined;
+  readonly body: DeadlineQueue | undefined;
+  readonly #idle: DeadlineQueue | undefined;
+  /** Idle queues for the pods' Keep-Alive hints, by whole seconds (so at most KEEP_ALIVE_MAX_MS / 1000). */
+  readonly #hinted = new Map<number, DeadlineQueue>();
+
+  constructor(o: UpstreamOptions) {
+    this.connect = queue(o.connectTimeout);
+    this.head = queue(o.headersTimeout);
+    this.body = queue(o.bodyTimeout);
+    this.#idle = queue(o.keepAliveTimeout);
+  }
+
+  idle(hintMs: number | undefined): DeadlineQueue | undefined {
+    if (hintMs === undefined) return this.#idle;
+    const ms = Math.max(1000, Math.floor(hintMs / 1000) * 1000);
+    let q = this.#hinted.get(ms);
+    if (q === undefined) this.#hinted.set(ms, (q = new DeadlineQueue(ms)));
+    return q;
+  }
+}
+
+function queue(ms: number): DeadlineQueue | undefined {
+  return ms > 0 && Number.isFinite(ms) ? new DeadlineQueue(ms) : undefined;
 }
 
 /** One request on its way: what was asked, who hears the answer, and how far the write got. */
@@ -128,6 +163,7 @@ class Pool {
   readonly host: string;
   readonly port: number;
   readonly opts: UpstreamOptions;
+  readonly timers: Timers;
   readonly #idle: Connection[] = [];
   readonly #queue: Attempt[] = [];
   /** Connections open or opening. */
@@ -137,10 +173,11 @@ class Pool {
   #draining = false;
   #drained: (() => void) | undefined;
 
-  constructor(host: string, port: number, opts: UpstreamOptions) {
+  constructor(host: string, port: number, opts: UpstreamOptions, timers: Timers) {
     this.host = host;
     this.port = port;
     this.opts = opts;
+    this.timers = timers;
   }
 
   dispatch(a: Attempt): void {
@@ -211,7 +248,11 @@ class Pool {
   }
 }
 
-class Connection implements ResponseListener {
+class Connection implements ResponseListener, DeadlineEntry {
+  deadlinePrev: DeadlineEntry | undefined = undefined;
+  deadlineNext: DeadlineEntry | undefined = undefined;
+  deadlineAt = 0;
+  deadlineQueue: DeadlineQueue | undefined = undefined;
   readonly pool: Pool;
   readonly socket: CountedSocket;
   readonly #parser: ResponseParser;
@@ -228,14 +269,13 @@ class Connection implements ResponseListener {
     this.#parser = new ResponseParser(this, DEFAULT_RESPONSE_LIMITS);
     const socket = net.connect({ host: pool.host, port: pool.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
     this.socket = socket;
-    socket.setTimeout(pool.opts.connectTimeout);
+    this.#arm(pool.timers.connect);
     socket.on('connect', () => {
       this.#phase = Phase.Idle;
       pool.release(this, true);
     });
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
-    socket.on('timeout', () => this.#onTimeout());
     socket.on('error', (err) => this.fail(err, false));
     socket.on('close', () => this.#onClose());
   }
@@ -245,7 +285,7 @@ class Connection implements ResponseListener {
     this.#attempt = undefined;
     // Paused by the last response's backpressure: an idle connection must still see the pod's FIN or RST.
     this.socket.resume();
-    this.socket.setTimeout(this.#idleMs ?? this.pool.opts.keepAliveTimeout);
+    this.#arm(this.pool.timers.idle(this.#idleMs));
   }
 
   /** Sends one request on this connection. */
@@ -276,7 +316,7 @@ class Connection implements ResponseListener {
     }
     this.#parser.expect(req.method === 'HEAD');
     a.written = true;
-    socket.setTimeout(this.pool.opts.headersTimeout);
+    this.#arm(this.pool.timers.head);
     socket.resume();
     if (body === null) a.sent = true;
     if (this.#writeHead(head) && body !== null) this.#writeBody(a, body);
@@ -333,7 +373,7 @@ class Connection implements ResponseListener {
   onResponseHead(head: ResponseHead): void {
     const a = this.#attempt!;
     this.#phase = Phase.Body;
-    this.socket.setTimeout(this.pool.opts.bodyTimeout);
+    this.#arm(this.pool.timers.body);
     if (head.keepAliveTimeoutMs !== undefined) {
       const ms = Math.min(head.keepAliveTimeoutMs - KEEP_ALIVE_THRESHOLD_MS, KEEP_ALIVE_MAX_MS);
       this.#idleMs = ms > 0 ? ms : 0;
@@ -343,6 +383,8 @@ class Connection implements ResponseListener {
 
   onResponseData(chunk: Buffer): void {
     const a = this.#attempt!;
+    const body = this.pool.timers.body;
+    if (body !== undefined) body.add(this);
     if (!a.done) a.sink.onData(chunk);
   }
 
@@ -409,6 +451,15 @@ class Connection implements ResponseListener {
     this.fail(new UpstreamError('L7G_ERR_UPSTREAM_CLOSED'), false);
   }
 
+  #arm(q: DeadlineQueue | undefined): void {
+    if (q !== undefined) q.add(this);
+    else this.deadlineQueue?.remove(this);
+  }
+
+  deadlineExpired(): void {
+    this.#onTimeout();
+  }
+
   #onTimeout(): void {
     switch (this.#phase) {
       case Phase.Connecting:
@@ -446,6 +497,7 @@ class Connection implements ResponseListener {
   }
 
   destroy(): void {
+    this.deadlineQueue?.remove(this);
     this.#parser.reset();
     this.socket.destroy();
     this.#leave(undefined);
