@@ -7,6 +7,7 @@
  *                  [--idle-connections N] [--out FILE] [--no-pin] [--smoke] [--cpu-prof DIR]
  *                  [--compare DIR]   (also runs DIR's l7guard as `l7guard-base`: before/after a change)
  *                  [--root DIR]      (the checkout whose l7guard is measured; default: this repository)
+ *                  [--autocannon]    (allowed and denied loaded by autocannon from 127.0.0.1 = tiefighter)
  *
  * CPU pinning (docs/benchmarks.md): this process and its load-generator thread on CPU 0,
  * every target and both backends on CPU 1. Absolute numbers on a shared machine are noisy; the
@@ -27,6 +28,7 @@ import { addRatios, percentile, svg, table } from './lib/report.mjs';
 import { DEFAULT_SCENARIOS, kinds as allKinds, plan, SCENARIOS } from './lib/scenarios.mjs';
 import { Backends, killAll, startTarget, TARGETS } from './lib/targets.mjs';
 import { validate } from './lib/validate.mjs';
+import { AUTOCANNON_SCENARIOS, autocannonArgs, runAutocannon } from './lib/autocannon.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: o } = parseArgs({
@@ -43,6 +45,7 @@ const { values: o } = parseArgs({
     'cpu-prof': { type: 'string' },
     compare: { type: 'string' },
     root: { type: 'string' },
+    autocannon: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -58,6 +61,7 @@ const log = (s) => process.stderr.write(`bench: ${s}\n`);
 
 for (const t of targetNames) if (!(t in TARGETS)) throw new Error(`unknown target ${t} (known: ${Object.keys(TARGETS).join(', ')})`);
 for (const s of scenarioNames) if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s} (known: ${Object.keys(SCENARIOS).join(', ')})`);
+if (o.autocannon) for (const s of scenarioNames) if (!(s in AUTOCANNON_SCENARIOS)) throw new Error(`--autocannon drives ${Object.keys(AUTOCANNON_SCENARIOS).join(', ')} only (one source address), not ${s}`);
 
 // The proxy and the demo backend come from the repository's build.
 if (!existsSync(join(repoRoot, 'dist', 'cli', 'main.js'))) {
@@ -147,6 +151,37 @@ async function loadRun(target, p, { during } = {}) {
   };
 }
 
+/** The same measurement as loadRun, with autocannon as the load generator (a warm-up run first). */
+async function autocannonRun(target, sname, tname) {
+  const { host, port } = target.endpoints[0];
+  const opts = { host, port, authority: addr.authority, connections };
+  const cpu = pinning ? LOADGEN_CPU : undefined;
+  if (warmupMs > 0) await runAutocannon(autocannonArgs(sname, { ...opts, durationS: warmupMs / 1000 }), { cpu });
+  const args = autocannonArgs(sname, { ...opts, durationS: durationMs / 1000 });
+  log(`${sname}/${tname}: autocannon ${args.join(' ')}`);
+  const cpu0 = sum(target.pids, cpuMicros);
+  const r = await runAutocannon(args, { cpu });
+  const cpu1 = sum(target.pids, cpuMicros);
+  const n = r.requests.total;
+  const expected = sname === 'denied' ? r['4xx'] : r['2xx'];
+  return {
+    autocannon: args,
+    rps: n / r.duration,
+    requests: n,
+    p50: r.latency.p50,
+    p975: r.latency.p97_5,
+    p99: r.latency.p99,
+    errors: r.errors + r.timeouts,
+    ok2xx: r['2xx'],
+    non2xxExpected: sname === 'denied' ? r['4xx'] : 0,
+    non2xxUnexpected: n - expected,
+    wrongBody: 0,
+    rssMB: sum(target.pids, rssBytes) / 2 ** 20,
+    cpuPerReqUs: n > 0 ? (cpu1 - cpu0) / n : undefined,
+    cpuUtil: (cpu1 - cpu0) / (r.duration * 1e6),
+  };
+}
+
 async function idleRun(target) {
   const rss0 = sum(target.pids, rssBytes);
   const w = worker({ mode: 'idle', endpoints: target.endpoints, kinds: [kinds.landing].map((k) => ({ buf: k.buf, expect: k.expect })), count: idleCount, localAddress: addr.tiefighter, batch: 250 });
@@ -228,7 +263,11 @@ async function main() {
         const run = { scenario: sname, target: tname, valid: check.ok, problems: check.problems, checks: check.checks };
         if (!check.ok) log(`${sname}/${tname}: answers FAILED: ${check.problems.join('; ')}`);
         const before = await backends.hits();
-        Object.assign(run, sc.idle ? await idleRun(target) : await loadRun(target, p, { during: sname === 'reload' ? reloader(target) : undefined }));
+        Object.assign(run, sc.idle ? await idleRun(target) : o.autocannon ? await autocannonRun(target, sname, tname) : await loadRun(target, p, { during: sname === 'reload' ? reloader(target) : undefined }));
+        if (o.autocannon && run.non2xxUnexpected > 0) {
+          run.valid = false;
+          run.problems.push(`${run.non2xxUnexpected} answer(s) other than the scenario's`);
+        }
         const after = await backends.hits();
         // Nothing a deny scenario sends may reach a backend during the timed run either.
         const leaked = after.reduce((n, h, i) => n + (h['PUT /v1/exhaust-port'] ?? 0) - (before[i]['PUT /v1/exhaust-port'] ?? 0), 0);

@@ -81,6 +81,10 @@ export const SERVE_USAGE = `Usage: l7guard serve -f PATH [-f PATH ...] [options]
       --health-check-interval D (default 0 = off)  --health-check-timeout D
       --health-check-path PATH (default: TCP connect only)
       --health-check-unhealthy-threshold N         --health-check-healthy-threshold N
+      --upstream-client native|undici
+                           the client that speaks plain HTTP to the pods: native (default; our own
+                           HTTP/1.1 client on node:net) or undici (selectable for one release); TLS
+                           origination always uses undici (docs/architecture.md#upstream-clients)
       --listen-tls HOST:PORT[=SERVICE_PORT]
                            TLS listener (repeatable): the SNI names the destination Service (its port
                            SERVICE_PORT, default 443); TLS is terminated with the policy's terminatingTLS

@@ -22,7 +22,7 @@ import { frontEndLimits, healthCheckOptions, outlierOptions, parseHardening, ups
 import { Balancer } from './upstream/balancer.js';
 import { HealthChecker } from './upstream/health-check.js';
 import { OutlierDetector } from './upstream/outlier.js';
-import { Upstream } from './upstream/upstream.js';
+import { createUpstreamClient, followPods } from './upstream/pools.js';
 import type { StateRef } from './state-ref.js';
 import type { AuditModes } from './exchange/audit-modes.js';
 import { TlsResources, tlsListener } from './tls/listener.js';
@@ -95,8 +95,9 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
   // In `--workers` mode each worker probes for itself (N workers = N probes per pod and interval):
   // health is decided where the balancer runs, with no primary round trip and nothing to go stale.
   const health = new HealthChecker(opts.state, outlier, healthCheckOptions(hardening), log);
-  const upstream = new Upstream(upstreamOptions(hardening));
+  const upstream = createUpstreamClient(upstreamOptions(hardening));
   const tlsResources = new TlsResources(upstream, upstreamOptions(hardening));
+  followPods(opts.state, () => [upstream, tlsResources]);
   const ctx: HandlerContext = {
     state: opts.state,
     balancer: new Balancer(),

@@ -37,6 +37,11 @@ export const HTTP_PARSE_ERRORS = {
   L7G_ERR_BAD_CHUNK_END: [400, 'chunk data not followed by CRLF'],
   L7G_ERR_CHUNK_EXT_TOO_LARGE: [413, 'chunk extensions exceed the configured limit'],
   L7G_ERR_TRAILERS_TOO_LARGE: [431, 'trailer section exceeds the configured limit'],
+  // Response side (response-parser.ts): the pod's answer, which the client gets as a 502.
+  L7G_ERR_BAD_STATUS_LINE: [502, 'malformed status-line'],
+  L7G_ERR_UNEXPECTED_RESPONSE: [502, 'response bytes with no request waiting for them'],
+  L7G_ERR_UNEXPECTED_UPGRADE: [502, '101 Switching Protocols to a request that asked for no upgrade'],
+  L7G_ERR_INCOMPLETE_RESPONSE: [502, 'connection closed before the response was complete'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type HttpParseErrorCode = keyof typeof HTTP_PARSE_ERRORS;
@@ -83,6 +88,28 @@ export class FrontEndError extends ProxyError {
   declare readonly code: FrontEndErrorCode;
   constructor(code: FrontEndErrorCode, options?: { cause?: unknown; detail?: string }) {
     const message = FRONT_END_ERRORS[code];
+    super(code, options?.detail === undefined ? message : `${message}: ${options.detail}`);
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/** Failures of our own upstream client (proxy/upstream/http1-client.ts): code -> default message. */
+export const UPSTREAM_ERRORS = {
+  L7G_ERR_UPSTREAM_CONNECT_TIMEOUT: 'no connection to the pod within connectTimeout',
+  L7G_ERR_UPSTREAM_HEADERS_TIMEOUT: 'no response head from the pod within the response timeout',
+  L7G_ERR_UPSTREAM_BODY_TIMEOUT: 'no response body byte from the pod within the body timeout',
+  L7G_ERR_UPSTREAM_CLOSED: 'the pod closed the connection before the response was complete',
+  L7G_ERR_UPSTREAM_BAD_RESPONSE: 'the response violates RFC 9112',
+  L7G_ERR_UPSTREAM_BAD_REQUEST_HEAD: 'a request header field would break the request head',
+  L7G_ERR_UPSTREAM_CLIENT_CLOSED: 'the upstream client is closed',
+} as const;
+
+export type UpstreamErrorCode = keyof typeof UPSTREAM_ERRORS;
+
+export class UpstreamError extends ProxyError {
+  declare readonly code: UpstreamErrorCode;
+  constructor(code: UpstreamErrorCode, options?: { cause?: unknown; detail?: string }) {
+    const message = UPSTREAM_ERRORS[code];
     super(code, options?.detail === undefined ? message : `${message}: ${options.detail}`);
     if (options?.cause !== undefined) this.cause = options.cause;
   }

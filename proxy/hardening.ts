@@ -50,6 +50,8 @@ export type SettingName = keyof typeof SETTINGS;
 export type Hardening = Record<SettingName, number> & {
   /** `--health-check-path`: an HTTP GET probe (2xx/3xx = healthy); absent: TCP connect only. */
   readonly healthCheckPath?: string | undefined;
+  /** `--upstream-client`: absent = native (proxy/upstream/pools.ts). */
+  readonly upstreamClient?: 'native' | 'undici' | undefined;
 };
 
 /** parseArgs option entries for every flag above. */
@@ -59,6 +61,7 @@ export const HARDENING_PARSE_OPTIONS = {
     { type: 'string' }
   >),
   'health-check-path': { type: 'string' as const },
+  'upstream-client': { type: 'string' as const },
 };
 
 /** Flag values (strings) → numbers; throws an Error naming the flag on a bad value. */
@@ -73,6 +76,11 @@ export function parseHardening(values: Readonly<Record<string, unknown>>): Harde
     const n = parseValue(String(raw), s.kind);
     if (n === undefined) throw new Error(`--${s.flag} must be ${s.kind === 'duration' ? 'a duration (30, 30s, 500ms)' : 'a non-negative integer'}, not "${String(raw)}"`);
     out[name] = n;
+  }
+  const client = values['upstream-client'];
+  if (client !== undefined) {
+    if (client !== 'native' && client !== 'undici') throw new Error(`--upstream-client must be native or undici, not "${String(client)}"`);
+    (out as { upstreamClient?: string }).upstreamClient = client;
   }
   const path = values['health-check-path'];
   if (path !== undefined) {
@@ -109,7 +117,10 @@ export function frontEndLimits(h: Hardening): Partial<FrontEndLimits> {
 }
 
 export function upstreamOptions(h: Hardening): Partial<UpstreamOptions> {
-  return { connectTimeout: h.connectTimeoutMs, headersTimeout: h.responseTimeoutMs, bodyTimeout: h.bodyTimeoutMs, connections: h.upstreamConnections };
+  return {
+    connectTimeout: h.connectTimeoutMs, headersTimeout: h.responseTimeoutMs, bodyTimeout: h.bodyTimeoutMs, connections: h.upstreamConnections,
+    ...(h.upstreamClient !== undefined && { client: h.upstreamClient }),
+  };
 }
 
 export function outlierOptions(h: Hardening): Partial<OutlierOptions> {

@@ -194,12 +194,10 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
     this.#pause = pause;
   }
 
-  onHeaders(status: number, reason: string, h: Record<string, string | string[]>): void {
+  onHeaders(status: number, reason: string, h: string[], contentLength: number | undefined): void {
     this.#started = true;
     this.ctx.outlier?.success(this.#backend);
     const flat = downstreamHeaders(h, this.ctx.serverName);
-    const cl = h['content-length'];
-    const contentLength = typeof cl === 'string' ? Number(cl) : undefined;
     this.res.writeHead(status, reasonPhrase(status, reason), flat, contentLength === undefined ? {} : { contentLength });
     emitHttp(this, 'http-response', 'FORWARDED', status);
   }

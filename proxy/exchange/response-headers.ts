@@ -1,36 +1,27 @@
 /**
- * The backend's response head as the front end writes it to the client: undici hands it over as
- * an object, the front end takes a flat list, and the hop-by-hop fields of the backend's
- * connection stop here (RFC 9110 §7.6.1).
+ * The backend's response head as the front end writes it to the client: the hop-by-hop fields of
+ * the backend's connection stop here (RFC 9110 §7.6.1).
  */
+import { equalsLower } from '../http1/chars.js';
 import { stripResponseHopByHop } from '../http1/hop-by-hop.js';
 
 /**
- * Multi-valued fields (undici gives arrays) become one entry per value, in order. `server`
+ * The pod's fields minus its connection's hop-by-hop ones, in order, as received. `server`
  * (`serve --server-name`): the pod's `server` fields give way to one of ours, last, as Envoy's
  * default `server_header_transformation: OVERWRITE` does.
  */
-export function downstreamHeaders(h: Record<string, string | string[]>, server?: string): string[] {
-  const out = stripResponseHopByHop(flattenHeaders(h, server !== undefined));
-  if (server !== undefined) out.push('server', server);
-  return out;
+export function downstreamHeaders(h: readonly string[], server?: string): string[] {
+  const out = stripResponseHopByHop(h);
+  if (server === undefined) return out;
+  const kept: string[] = [];
+  for (let i = 0; i + 1 < out.length; i += 2) if (!(out[i]!.length === 6 && equalsLower(out[i]!, 'server'))) kept.push(out[i]!, out[i + 1]!);
+  kept.push('server', server);
+  return kept;
 }
 
 /** The backend's reason phrase, or the status's usual one when it sent none (RFC 9112 §4 allows that). */
 export function reasonPhrase(status: number, reason: string): string {
   return reason || (STATUS_TEXT[status] ?? 'Unknown');
-}
-
-function flattenHeaders(h: Record<string, string | string[]>, withoutServer: boolean): string[] {
-  const out: string[] = [];
-  for (const name in h) {
-    // undici's names are lower-case.
-    if (withoutServer && name === 'server') continue;
-    const v = h[name]!;
-    if (typeof v === 'string') out.push(name, v);
-    else for (const one of v) out.push(name, one);
-  }
-  return out;
 }
 
 const STATUS_TEXT: Record<number, string> = {

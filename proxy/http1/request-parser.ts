@@ -14,7 +14,8 @@
  */
 import type { HeaderList } from '../../policy/model.js';
 import { HttpParseError } from '../errors.js';
-import { FIELD_VALUE, HEX_VALUE, HOST, TARGET, TOKEN, equalsLower } from './chars.js';
+import { HOST, TARGET, TOKEN, equalsLower } from './chars.js';
+import { MAX_CHUNK_SIZE_DIGITS, parseChunkSize, parseFieldLine } from './field-line.js';
 
 export interface ParserLimits {
   /** Request-line + header section bytes, CRLFs included. 60 KiB = Envoy `max_request_headers_kb` default. */
@@ -73,11 +74,7 @@ const CR = 0x0d;
 const LF = 0x0a;
 const SP = 0x20;
 const HTAB = 0x09;
-const COLON = 0x3a;
 const SEMI = 0x3b;
-const EQUALS = 0x3d;
-const DQUOTE = 0x22;
-const BACKSLASH = 0x5c;
 
 const enum State {
   RequestLine,
@@ -93,9 +90,6 @@ const enum State {
 
 const EMPTY_BUFFER = Buffer.alloc(0);
 const NO_FIELDS: HeaderList = Object.freeze([]) as HeaderList;
-
-/** Max hex digits in a chunk-size: 13 already exceeds 2^52; 16 tolerates a few leading zeros. */
-const MAX_CHUNK_SIZE_DIGITS = 16;
 
 export class RequestParser {
   readonly #limits: ParserLimits;
@@ -120,6 +114,7 @@ export class RequestParser {
   #remaining = 0;
   #bodyBytes = 0;
   #chunkExtBytes = 0;
+  readonly #chunkExt = { bytes: 0 };
   #trailers: string[] | undefined;
   #trailerBytes = 0;
 
@@ -376,42 +371,10 @@ export class RequestParser {
     throw new HttpParseError('L7G_ERR_VERSION_NOT_SUPPORTED');
   }
 
-  /**
-   * RFC 9112 §5: field-line = field-name ":" OWS field-value OWS. Rejects obs-fold (§5.2 allows
-   * reject-with-400), whitespace before the colon (§5.1 MUST reject), non-token names, and CTLs
-   * other than HTAB in values (RFC 9110 §5.5).
-   */
+  /** RFC 9112 §5 (field-line.ts), then the framing fields are noted. */
   #parseFieldLine(start: number, end: number, into: string[], trailer: boolean): void {
-    const buf = this.#buf;
-    const first = buf[start]!;
-    if (first === SP || first === HTAB) throw new HttpParseError('L7G_ERR_OBS_FOLD');
-    let i = start;
-    while (i < end && TOKEN[buf[i]!] === 1) i++;
-    const nameEnd = i;
-    if (i === end) throw new HttpParseError('L7G_ERR_BAD_HEADER_NAME');
-    if (buf[i] !== COLON) {
-      const c = buf[i];
-      throw new HttpParseError(
-        c === SP || c === HTAB ? 'L7G_ERR_SPACE_BEFORE_COLON' : c === CR ? 'L7G_ERR_BARE_CR' : 'L7G_ERR_BAD_HEADER_NAME',
-      );
-    }
-    if (nameEnd === start) throw new HttpParseError('L7G_ERR_BAD_HEADER_NAME');
-    i++;
-    while (i < end && (buf[i] === SP || buf[i] === HTAB)) i++;
-    const valueStart = i;
-    let valueEnd = end;
-    while (valueEnd > valueStart && (buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HTAB)) valueEnd--;
-    for (let j = valueStart; j < valueEnd; j++) {
-      const c = buf[j]!;
-      if (FIELD_VALUE[c] !== 1) throw new HttpParseError(c === CR ? 'L7G_ERR_BARE_CR' : 'L7G_ERR_BAD_HEADER_VALUE');
-    }
-    if (into.length >= this.#limits.maxHeaderCount * 2) {
-      throw new HttpParseError(trailer ? 'L7G_ERR_TRAILERS_TOO_LARGE' : 'L7G_ERR_TOO_MANY_HEADERS');
-    }
-    const name = buf.toString('latin1', start, nameEnd);
-    const value = buf.toString('latin1', valueStart, valueEnd);
-    into.push(name, value);
-    if (!trailer) this.#noteFramingHeader(name, value);
+    parseFieldLine(this.#buf, start, end, into, this.#limits.maxHeaderCount, trailer);
+    if (!trailer) this.#noteFramingHeader(into[into.length - 2]!, into[into.length - 1]!);
   }
 
   /** Remember the fields that drive framing and connection management (switch on length first: no allocation). */
@@ -480,26 +443,11 @@ export class RequestParser {
     return head;
   }
 
-  /**
-   * RFC 9112 §7.1: chunk-size = 1*HEXDIG, then optional chunk-ext (ignored, but its syntax is
-   * checked and its total bounded), then CRLF. No BWS before ';' is accepted: parsers disagree on
-   * it (smuggling vector).
-   */
+  /** RFC 9112 §7.1 (field-line.ts); the extensions' total is bounded per message. */
   #parseChunkSize(start: number, end: number): void {
-    const buf = this.#buf;
-    let i = start;
-    let size = 0;
-    for (; i < end; i++) {
-      const d = HEX_VALUE[buf[i]!]!;
-      if (d === 255) break;
-      size = size * 16 + d;
-    }
-    const digits = i - start;
-    if (digits === 0 || digits > MAX_CHUNK_SIZE_DIGITS) throw new HttpParseError('L7G_ERR_BAD_CHUNK_SIZE');
-    if (i < end) {
-      if (buf[i] !== SEMI) throw new HttpParseError(buf[i] === CR ? 'L7G_ERR_BARE_CR' : 'L7G_ERR_BAD_CHUNK_SIZE');
-      checkChunkExtensions(buf, i, end);
-      this.#chunkExtBytes += end - i;
+    const size = parseChunkSize(this.#buf, start, end, this.#chunkExt);
+    if (this.#chunkExt.bytes > 0) {
+      this.#chunkExtBytes += this.#chunkExt.bytes;
       if (this.#chunkExtBytes > this.#limits.maxChunkExtBytes) throw new HttpParseError('L7G_ERR_CHUNK_EXT_TOO_LARGE');
     }
     if (size === 0) {
@@ -539,47 +487,6 @@ export class RequestParser {
     this.#trailers = undefined;
     this.#trailerBytes = 0;
   }
-}
-
-/**
- * RFC 9112 §7.1.1: chunk-ext = *( ";" chunk-ext-name [ "=" chunk-ext-val ] ), name a token, value
- * a token or a quoted-string (RFC 9110 §5.6.4), read from the first ';' to the CR at `end`. The
- * grammar's BWS is refused, as before the first ';': a name without a token (`5;`), stray bytes
- * after a value, or an unterminated quote are what llhttp refuses too, and a parser further on that
- * read them differently would disagree about where the chunk data starts.
- */
-function checkChunkExtensions(buf: Buffer, start: number, end: number): void {
-  let i = start;
-  while (i < end) {
-    if (buf[i] !== SEMI) throw new HttpParseError(buf[i] === CR ? 'L7G_ERR_BARE_CR' : 'L7G_ERR_BAD_CHUNK_EXT');
-    const name = ++i;
-    while (i < end && TOKEN[buf[i]!] === 1) i++;
-    if (i === name) throw new HttpParseError('L7G_ERR_BAD_CHUNK_EXT');
-    if (i === end || buf[i] !== EQUALS) continue;
-    i++;
-    if (buf[i] === DQUOTE) {
-      i = quotedStringEnd(buf, i + 1, end);
-      continue;
-    }
-    const value = i;
-    while (i < end && TOKEN[buf[i]!] === 1) i++;
-    if (i === value) throw new HttpParseError('L7G_ERR_BAD_CHUNK_EXT');
-  }
-}
-
-/** RFC 9110 §5.6.4: qdtext and quoted-pair up to the closing DQUOTE; the index after it. */
-function quotedStringEnd(buf: Buffer, from: number, end: number): number {
-  for (let i = from; i < end; i++) {
-    const c = buf[i]!;
-    if (c === DQUOTE) return i + 1;
-    if (c === BACKSLASH) {
-      i++;
-      if (i === end || FIELD_VALUE[buf[i]!] !== 1) break;
-      continue;
-    }
-    if (FIELD_VALUE[c] !== 1) break;
-  }
-  throw new HttpParseError('L7G_ERR_BAD_CHUNK_EXT');
 }
 
 function isComplete(l: Partial<ParserLimits>): l is ParserLimits {
@@ -662,7 +569,7 @@ function isKeepAlive(versionMinor: 0 | 1, tokens: readonly string[]): boolean {
 }
 
 /** RFC 9110 §5.6.1: split #rule lists across all field lines, trimming OWS and dropping empty elements. */
-function splitList(values: readonly string[]): string[] {
+export function splitList(values: readonly string[]): string[] {
   const out: string[] = [];
   for (const v of values) {
     let start = 0;

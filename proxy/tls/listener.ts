@@ -15,7 +15,7 @@ import type { FrontRequest, FrontResponse } from '../http1/types.js';
 import type { OriginalDestination } from '../listen/original-destination.js';
 import { createRequestHandler, type HandlerContext } from '../exchange/request-handler.js';
 import { StateRef } from '../state-ref.js';
-import { Upstream, type UpstreamOptions, type UpstreamRequest, type UpstreamSink } from '../upstream/upstream.js';
+import { Upstream, type UpstreamClient, type UpstreamOptions, type UpstreamRequest, type UpstreamSink } from '../upstream/upstream.js';
 import { readClientHello } from './client-hello.js';
 import { mtlsSource, type MtlsIdentity } from './mtls.js';
 
@@ -39,7 +39,7 @@ export class TlsResources {
   #next = 1;
 
   constructor(
-    readonly base: Upstream,
+    readonly base: UpstreamClient,
     readonly upstreamOptions: Partial<UpstreamOptions>,
   ) {}
 
@@ -66,6 +66,11 @@ export class TlsResources {
     return u;
   }
 
+  /** Pools follow the pods (upstream/pools.ts); the shared plain client is pruned by its owner. */
+  retainOnly(live: ReadonlySet<string>): void {
+    for (const u of this.#upstreams.values()) u.retainOnly(live);
+  }
+
   async close(): Promise<void> {
     const all = [...this.#upstreams.values()];
     this.#upstreams.clear();
@@ -74,21 +79,23 @@ export class TlsResources {
 }
 
 /** Sends plain or TLS per backend, as the policy of (source, backend, port) says. */
-class OriginatingUpstream extends Upstream {
+class OriginatingUpstream implements UpstreamClient {
   constructor(
     readonly res: TlsResources,
     readonly pick: (backend: Backend) => TlsMaterial | undefined,
     readonly servername: string,
-  ) {
-    super();
-  }
+  ) {}
 
-  override send(backend: Backend, req: UpstreamRequest, sink: UpstreamSink): void {
+  send(backend: Backend, req: UpstreamRequest, sink: UpstreamSink): void {
     const m = this.pick(backend);
     (m === undefined ? this.res.base : this.res.originating(m, this.servername)).send(backend, req, sink);
   }
 
-  override async close(): Promise<void> {
+  retainOnly(): void {
+    // The shared pools belong to TlsResources and the data plane, which prune them.
+  }
+
+  async close(): Promise<void> {
     // The shared pools belong to TlsResources.
   }
 }

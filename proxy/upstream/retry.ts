@@ -27,6 +27,7 @@ export function failedBeforeSend(err: Error, body: Readable | null): boolean {
     case 'ENETUNREACH':
     case 'EADDRNOTAVAIL':
     case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'L7G_ERR_UPSTREAM_CONNECT_TIMEOUT':
       return true;
     default:
       return false;

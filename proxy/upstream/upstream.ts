@@ -9,10 +9,16 @@ import type { Backend, HeaderList } from '../../policy/model.js';
  * The upstream client: `UpstreamClient` is all the request path knows of it, so another client
  * (one on node:net for plain HTTP, say) can stand in without the exchange changing. `Upstream` is
  * the undici one: one Pool per backend address, kept across policy revisions so that a reload never
- * drops warm keep-alive connections; nothing outside this file touches undici.
+ * drops warm keep-alive connections, closed when its pod is gone (`retainOnly`); nothing outside this
+ * file touches undici's dispatcher. http1-client.ts is the other, the default for plain HTTP.
  */
 
 export interface UpstreamOptions {
+  /**
+   * Which client speaks plain HTTP to the pods: `native` (http1-client.ts, the default) or `undici`
+   * (this file; kept selectable for one release). TLS origination always uses undici.
+   */
+  readonly client: 'native' | 'undici';
   /** Connections per backend. */
   readonly connections: number;
   /** undici keepAliveTimeout (ms): must stay below the backend's idle timeout (Node's default is 5 s). */
@@ -28,6 +34,7 @@ export interface UpstreamOptions {
 }
 
 export const defaultUpstreamOptions: UpstreamOptions = {
+  client: 'native',
   connections: 256,
   // undici's own default (4 s) sits under Node's 5 s server keepAliveTimeout: the race in
   // nodejs/undici#3141 is avoided by never reusing a socket the backend is about to close.
@@ -50,7 +57,8 @@ export interface UpstreamRequest {
 export interface UpstreamSink {
   /** Called right before the first byte of the request is written (undici's onRequestStart). */
   onStart(abort: (err: Error) => void, pause: () => void, resume: () => void): void;
-  onHeaders(status: number, reason: string, headers: Record<string, string | string[]>): void;
+  /** `headers` as received ([name0, value0, ...], hop-by-hop fields included); `contentLength` when valid. */
+  onHeaders(status: number, reason: string, headers: string[], contentLength: number | undefined): void;
   onData(chunk: Buffer): void;
   onEnd(): void;
   /**
@@ -97,6 +105,11 @@ function writeOrNote(this: CountedSocket, chunk: unknown, encoding?: unknown, cb
 /** Sends one request to one pod and streams the answer into `sink`. */
 export interface UpstreamClient {
   send(backend: Backend, req: UpstreamRequest, sink: UpstreamSink): void;
+  /**
+   * Pools follow the pods: the pools of addresses not in `live` drain (their in-flight requests
+   * finish) and close. Called with every new policy revision (pools.ts `podAddresses`).
+   */
+  retainOnly(live: ReadonlySet<string>): void;
   /** Closes every pooled connection (the drain's last step). */
   close(): Promise<void>;
 }
@@ -158,7 +171,9 @@ export class Upstream implements UpstreamClient {
       onResponseStart(_controller, statusCode, headers, statusMessage) {
         // 1xx are handled by the front end (100-continue is answered there); undici surfaces others here.
         if (statusCode < 200) return;
-        sink.onHeaders(statusCode, statusMessage ?? '', headers as Record<string, string | string[]>);
+        const flat = flattenHeaders(headers as Record<string, string | string[]>);
+        const cl = headers['content-length'];
+        sink.onHeaders(statusCode, statusMessage ?? '', flat, typeof cl === 'string' ? Number(cl) : undefined);
       },
       onResponseData(_controller, chunk) {
         sink.onData(chunk);
@@ -185,6 +200,16 @@ export class Upstream implements UpstreamClient {
       );
     } catch (err) {
       sink.onError(err as Error, false);
+    }
+  }
+
+  retainOnly(live: ReadonlySet<string>): void {
+    for (const [key, pool] of this.#pools) {
+      const host = key.startsWith('[') ? key.slice(1, key.lastIndexOf(']')) : key.slice(0, key.lastIndexOf(':'));
+      if (live.has(host)) continue;
+      this.#pools.delete(key);
+      // undici's close: no new requests, the queued and running ones complete, then the sockets close.
+      void pool.close();
     }
   }
 
@@ -217,12 +242,26 @@ export function upstreamErrorStatus(err: Error): 502 | 503 | 504 {
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'L7G_ERR_UPSTREAM_CONNECT_TIMEOUT':
       // Envoy answers 503 "upstream connect error" when no connection could be made.
       return 503;
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
+    case 'L7G_ERR_UPSTREAM_HEADERS_TIMEOUT':
+    case 'L7G_ERR_UPSTREAM_BODY_TIMEOUT':
       return 504;
     default:
       return 502;
   }
+}
+
+/** undici hands multi-valued fields over as arrays: one entry per value, in order. */
+function flattenHeaders(h: Record<string, string | string[]>): string[] {
+  const out: string[] = [];
+  for (const name in h) {
+    const v = h[name]!;
+    if (typeof v === 'string') out.push(name, v);
+    else for (const one of v) out.push(name, one);
+  }
+  return out;
 }

@@ -15,10 +15,17 @@ export interface Served {
   stop(): Promise<number | null>;
 }
 
+/**
+ * `L7GUARD_TEST_UPSTREAM_CLIENT=undici` runs every served proxy with `--upstream-client undici`: the
+ * upstream suites (test/faults) run against both clients with the same assertions.
+ */
+export const upstreamClient = process.env['L7GUARD_TEST_UPSTREAM_CLIENT'] === 'undici' ? 'undici' : 'native';
+
 /** Runs `l7guard serve` as a real child process and waits for its "ready" log line. */
 export function serve(args: string[], timeoutMs = 20_000): Promise<Served> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [cliPath, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const client = upstreamClient === 'undici' && !args.includes('--upstream-client') ? ['--upstream-client', 'undici'] : [];
+    const proc = spawn(process.execPath, [cliPath, 'serve', ...args, ...client], { stdio: ['ignore', 'pipe', 'pipe'] });
     const logs: Record<string, unknown>[] = [];
     let stderr = '';
     let listen: string | undefined;
