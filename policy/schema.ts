@@ -213,6 +213,15 @@ const DEFAULT_DENY_FIELDS = keys('ingress', 'egress');
 const CNP_PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP', 'ANY'];
 const NP_PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
 const MISMATCHES: readonly string[] = ['', 'LOG', 'ADD', 'DELETE', 'REPLACE'];
+/**
+ * Fields a headerMatches edit (ADD, DELETE, REPLACE) may not touch: the body's framing (RFC 9112
+ * §6) and the fields of one connection (RFC 9110 §7.6.1). An edit there would either be refused by
+ * the upstream client (a 502 for every matching request) or reach the pod with a framing the front
+ * end never checked — a request smuggled past the policy.
+ */
+const UNEDITABLE_HEADERS: ReadonlySet<string> = new Set([
+  'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect',
+]);
 const EMPTY_SELECTOR: LabelSelectorSpec = Object.freeze({});
 
 /**
@@ -359,6 +368,10 @@ function headerMatch(c: Ctx, h: unknown, f: string, policyNs: string | undefined
   const mismatch = (c.str(ho.mismatch, f, 'mismatch') ?? '') as Mismatch;
   if (!MISMATCHES.includes(mismatch))
     c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'mismatch', `invalid mismatch action ${JSON.stringify(mismatch)}: must be one of LOG, ADD, DELETE, REPLACE`);
+  else if (name && mismatch !== '' && mismatch !== 'LOG' && UNEDITABLE_HEADERS.has(name.toLowerCase()))
+    c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'name', `mismatch ${mismatch} cannot edit ${JSON.stringify(name)}: it frames the message or belongs to one connection (docs/policy.md#header-edits)`);
+  if (value !== undefined && /[\r\n\0]/.test(value))
+    c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'value', 'a header value cannot hold CR, LF or NUL (RFC 9110 §5.5)');
   let secret: CrdHeaderMatch['secret'];
   if (ho.secret !== undefined && ho.secret !== null) {
     const sf = `${f}.secret`;

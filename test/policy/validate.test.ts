@@ -18,3 +18,42 @@ t.test('validate the shared manifests', async (t) => {
   const missing = await validatePaths([MANIFESTS + 'nope.yaml']);
   t.same([missing.valid, missing.fileErrors[0]?.code], [false, 'L7G_ERR_POLICY_READ']);
 });
+
+t.test('a headerMatches edit may not touch framing or connection fields, nor carry CR/LF', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'l7g-edit-'));
+  const policy = (name: string, match: string) => `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: ${name}, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+  - toPorts:
+    - ports: [{port: "80", protocol: TCP}]
+      rules:
+        http:
+        - method: GET
+          headerMatches:
+          - ${match}
+`;
+  const cases: [string, string, RegExp | undefined][] = [
+    ['cl-add', '{name: Content-Length, value: "5", mismatch: ADD}', /mismatch ADD cannot edit "Content-Length": it frames the message/],
+    ['te-replace', '{name: transfer-encoding, value: chunked, mismatch: REPLACE}', /mismatch REPLACE cannot edit "transfer-encoding"/],
+    ['conn-delete', '{name: Connection, mismatch: DELETE}', /mismatch DELETE cannot edit "Connection"/],
+    ['crlf', '{name: x-token, value: "a\\r\\nx-evil: 1", mismatch: ADD}', /cannot hold CR, LF or NUL/],
+    ['cl-log', '{name: Content-Length, value: "5", mismatch: LOG}', undefined],
+    ['token-add', '{name: x-token, value: abc, mismatch: ADD}', undefined],
+  ];
+  for (const [name, match, problem] of cases) {
+    const file = join(dir, `${name}.yaml`);
+    writeFileSync(file, policy(name, match));
+    const r = await validatePaths([file]);
+    if (problem === undefined) t.equal(r.valid, true, `${name}: valid`);
+    else {
+      t.equal(r.valid, false, `${name}: refused`);
+      t.match(r.policies[0]?.reasons.join('\n'), problem, name);
+    }
+  }
+});
