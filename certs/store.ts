@@ -18,7 +18,9 @@ export async function writePair(dir: string, base: string, pair: PemPair, force:
   return { cert, key };
 }
 
+/** The certificate first, then its key: a folder with neither names `ca.crt`, every time. */
 export async function readCA(dir: string): Promise<PemPair> {
-  const [cert, key] = await Promise.all([readFile(join(dir, 'ca.crt'), 'utf8'), readFile(join(dir, 'ca.key'), 'utf8')]);
+  const cert = await readFile(join(dir, 'ca.crt'), 'utf8');
+  const key = await readFile(join(dir, 'ca.key'), 'utf8');
   return { cert, key };
 }

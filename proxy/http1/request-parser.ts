@@ -280,7 +280,9 @@ export class RequestParser {
           // A request-line that alone overflows the head budget is an over-long target (414),
           // unless it has no SP at all, in which case it is not a request-line (400).
           const sp = this.#buf.indexOf(SP, this.#pos);
-          throw new HttpParseError(sp < 0 || sp - this.#pos >= n ? 'L7G_ERR_BAD_REQUEST_LINE' : 'L7G_ERR_URI_TOO_LONG');
+          if (sp < 0 || sp - this.#pos >= n) throw new HttpParseError('L7G_ERR_BAD_REQUEST_LINE');
+          this.#noteHead(sp);
+          throw new HttpParseError('L7G_ERR_URI_TOO_LONG');
         }
         if (partial) this.#checkPartialTarget(n);
         else this.#headBytes += n;
@@ -312,7 +314,17 @@ export class RequestParser {
     if (sp1 < 0 || sp1 - this.#pos >= n) return;
     const sp2 = buf.indexOf(SP, sp1 + 1);
     const targetSoFar = (sp2 < 0 ? this.#pos + n : sp2) - (sp1 + 1);
-    if (targetSoFar > this.#limits.maxTargetLength) throw new HttpParseError('L7G_ERR_URI_TOO_LONG');
+    if (targetSoFar > this.#limits.maxTargetLength) {
+      this.#noteHead(sp1);
+      throw new HttpParseError('L7G_ERR_URI_TOO_LONG');
+    }
+  }
+
+  /** A 414 is answered before the request-line ends: a HEAD's must still leave out its body (RFC 9110 §9.3.2). */
+  #noteHead(sp: number): void {
+    const b = this.#buf;
+    const p = this.#pos;
+    if (sp - p === 4 && b[p] === 0x48 && b[p + 1] === 0x45 && b[p + 2] === 0x41 && b[p + 3] === 0x44) this.#method = 'HEAD';
   }
 
   #takeBody(): Buffer | null {
@@ -342,9 +354,10 @@ export class RequestParser {
     if (buf[i] !== SP) {
       throw new HttpParseError(buf[i] === CR ? 'L7G_ERR_BARE_CR' : 'L7G_ERR_BAD_TARGET');
     }
+    // The method first: a HEAD's 414 must leave out its body.
+    this.#method = buf.toString('latin1', start, methodEnd);
     if (i - targetStart > this.#limits.maxTargetLength) throw new HttpParseError('L7G_ERR_URI_TOO_LONG');
     const targetEnd = i;
-    this.#method = buf.toString('latin1', start, methodEnd);
     this.#target = buf.toString('latin1', targetStart, targetEnd);
     this.#versionMinor = this.#parseVersion(targetEnd + 1, end);
     if (this.#method === 'CONNECT') throw new HttpParseError('L7G_ERR_CONNECT_UNSUPPORTED');

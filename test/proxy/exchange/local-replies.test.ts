@@ -104,6 +104,7 @@ t.test("replies that close: the HEAD's head and nothing after it", async (t) => 
   const cases: [name: string, head: string, want: string, alone?: boolean][] = [
     ['400 target the front end refuses', request('HEAD', '/a%zz'), heads.badTarget],
     ['400 malformed header (codec)', request('HEAD', '/public', 'Bad Header\r\n'), codecHead('400', 'Bad Request')],
+    ['414 target past the limit (codec)', request('HEAD', '/public/' + 'a'.repeat(9000)), codecHead('414', 'URI Too Long')],
     ['413 Content-Length past 2^53 (codec)', request('HEAD', '/public', 'Content-Length: 99999999999999999999\r\n'), codecHead('413', 'Content Too Large')],
     ['431 too many header fields (codec)', request('HEAD', '/public', 'X-A: 1\r\n'.repeat(9)), codecHead('431', 'Request Header Fields Too Large')],
     ['408 head not finished in time (codec)', `HEAD /public HTTP/1.1\r\nHost: ${HOST}\r\n`, codecHead('408', 'Request Timeout')],

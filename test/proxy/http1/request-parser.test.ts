@@ -295,3 +295,27 @@ t.test('a 1 MiB chunked body split at every awkward boundary', async (t) => {
     t.ok(Buffer.concat(got).equals(data), `body intact (step ${step})`);
   }
 });
+
+t.test("a 414 knows the method, so a HEAD's answer can leave out the body", async (t) => {
+  const cases: [string, Partial<ParserLimits>][] = [
+    [`HEAD /${'a'.repeat(100)} HTTP/1.1\r\nHost: a\r\n\r\n`, { maxTargetLength: 64 }],
+    [`HEAD /${'a'.repeat(100)}`, { maxTargetLength: 64 }],
+    [`HEAD /${'a'.repeat(300)} HTTP/1.1\r\n`, { maxHeaderBytes: 128 }],
+  ];
+  for (const [input, limits] of cases) {
+    for (const step of [0, 1]) {
+      const p = new RequestParser(limits);
+      const bytes = Buffer.from(input, 'latin1');
+      let code: string | undefined;
+      try {
+        for (let i = 0; i < bytes.length; i += step || bytes.length) {
+          p.push(bytes.subarray(i, step === 0 ? bytes.length : i + step));
+          while (p.next() !== null);
+        }
+      } catch (err) {
+        code = (err as HttpParseError).code;
+      }
+      t.same([code, p.method], ['L7G_ERR_URI_TOO_LONG', 'HEAD'], `${input.slice(0, 12)}… ${JSON.stringify(limits)} (step ${step})`);
+    }
+  }
+});
