@@ -243,6 +243,13 @@ export interface PolicyState {
   /** The hot path: O(1) per source identity after a port-range lookup. */
   decide(src: Source, dst: Endpoint, port: number): PortDecision;
   /**
+   * Policy audit mode, after `decide` dropped: each direction is judged apart, a drop by a direction
+   * whose endpoint `audited` says is in audit mode counts as allowed, and what the other direction
+   * decides still holds. Undefined: some drop is enforced. Else the decision left to apply (allow,
+   * or the other direction's L7 rules). Off the hot path: only an audited denial asks.
+   */
+  decideAudited?(src: Source, dst: Endpoint, port: number, audited: (direction: 'INGRESS' | 'EGRESS') => boolean): PortDecision | undefined;
+  /**
    * Whether policy is enforced (default deny) for an identity, per direction, as `cilium endpoint
    * list` shows it: true when a rule selecting it enforces that direction. Off the hot path.
    */

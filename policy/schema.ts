@@ -219,6 +219,8 @@ const MISMATCHES: readonly string[] = ['', 'LOG', 'ADD', 'DELETE', 'REPLACE'];
  * the upstream client (a 502 for every matching request) or reach the pod with a framing the front
  * end never checked — a request smuggled past the policy.
  */
+/** RFC 9110 §5.6.2 token: what a field name is. */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const UNEDITABLE_HEADERS: ReadonlySet<string> = new Set([
   'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect',
 ]);
@@ -364,6 +366,7 @@ function headerMatch(c: Ctx, h: unknown, f: string, policyNs: string | undefined
   if (!ho) return undefined;
   const name = c.str(ho.name, f, 'name');
   if (!name) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'name', 'name is required');
+  else if (!FIELD_NAME.test(name)) c.errAt(ProblemCodes.L7G_ERR_POLICY_VALUE, f, 'name', `${JSON.stringify(name)} is not a header field name (RFC 9110 §5.1: a token)`);
   const value = c.str(ho.value, f, 'value');
   const mismatch = (c.str(ho.mismatch, f, 'mismatch') ?? '') as Mismatch;
   if (!MISMATCHES.includes(mismatch))

@@ -302,6 +302,28 @@ export class CompiledPolicyState implements PolicyState {
     return this.#combine(egress, ingress);
   }
 
+  decideAudited(src: Source, dst: Endpoint, port: number, audited: (direction: 'INGRESS' | 'EGRESS') => boolean): PortDecision | undefined {
+    if (src.identity.id === HOST && this.#allowLocalhostAlways) return ALLOW;
+    let egress = ALLOW;
+    if (src.endpoint !== undefined) {
+      const t = this.#slot(this.#egress, src.identity, 'EGRESS');
+      if (t !== null) egress = t.lookup(dst.identity, port);
+    }
+    const it = this.#slot(this.#ingress, dst.identity, 'INGRESS');
+    let ingress = it === null ? ALLOW : it.lookup(src.identity, port);
+    if (egress.kind === 'drop') {
+      if (!audited('EGRESS')) return undefined;
+      egress = ALLOW;
+    }
+    if (ingress.kind === 'drop') {
+      if (!audited('INGRESS')) return undefined;
+      ingress = ALLOW;
+    }
+    if (egress === ALLOW) return ingress;
+    if (ingress === ALLOW) return egress;
+    return this.#combine(egress, ingress);
+  }
+
   /**
    * Both directions took part: an allow-by-rule and/or L7 rules on each side. The result carries
    * both sides' provenance; an L7 request must pass egress, then ingress. Built once per pair.

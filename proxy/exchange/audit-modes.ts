@@ -5,7 +5,7 @@
  * (docs/audit.md; docs.cilium.io security/policy-creation, "Policy Audit Mode").
  *
  * The option belongs to the endpoint, not to a revision: it is kept by the pod's namespace/name, so
- * it survives every reload, and is indexed by endpoint ID for the revision in force whenever either
+ * it survives every reload while the pod exists (and ends when it leaves), and is indexed by endpoint ID for the revision in force whenever either
  * changes (`index`). Only a request that policy denies asks (exchange.ts): one field read when no
  * endpoint is in audit mode, else one typed-array read, never a map lookup.
  */
@@ -48,6 +48,18 @@ export class AuditModes {
   /** The endpoints of the revision now in force (StateRef.onSwap): the options follow their pods. */
   index(endpoints: readonly Endpoint[]): void {
     this.#endpoints = endpoints;
+    if (this.#overrides.size > 0) {
+      // The option dies with its endpoint, as Cilium's does: a pod recreated under the same name
+      // (a StatefulSet's web-0) starts from the flag, never in an audit mode nobody set for it.
+      const present = new Set<string>();
+      for (const ep of endpoints) if (ep.id !== 0) present.add(`${ep.namespace}/${ep.name}`);
+      let gone = false;
+      for (const key of this.#overrides.keys()) if (!present.has(key)) gone = this.#overrides.delete(key) || gone;
+      if (gone) {
+        this.#changed();
+        return;
+      }
+    }
     this.#reindex();
   }
 

@@ -109,20 +109,28 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
       return;
     }
 
-    const decision = this.state.decide(this.src, backend.endpoint, backend.port);
+    let decision = this.state.decide(this.src, backend.endpoint, backend.port);
     // AUDIT: policy denies, audit mode forwards (audit-modes.ts). Asked only of a denial.
     let verdict: 'FORWARDED' | 'AUDIT' = 'FORWARDED';
+    let by = decision.by;
     if (decision.kind === 'drop') {
-      const audited = ctx.audit !== undefined && ctx.audit.enabled(decision.direction === 'EGRESS' ? this.src.endpoint : backend.endpoint);
-      emitDrop(ctx, this.state, req, this.src, backend, decision.reason, decision.direction, decision.by, audited);
-      if (!audited) {
+      // Each direction's drop is audited by its own endpoint, and the other direction's decision
+      // (a drop, or L7 rules) still holds: one endpoint in audit mode never lifts another's policy.
+      const audit = ctx.audit;
+      const rest = audit === undefined
+        ? undefined
+        : this.state.decideAudited?.(this.src, backend.endpoint, backend.port, (d) => audit.enabled(d === 'EGRESS' ? this.src.endpoint : backend.endpoint));
+      emitDrop(ctx, this.state, req, this.src, backend, decision.reason, decision.direction, decision.by, rest !== undefined);
+      if (rest === undefined) {
         if (this.state.staged !== undefined) judgeStaged(this, this.state.staged, true);
         // L3/L4: the client gets no HTTP bytes at all, as when Cilium drops the SYN.
         res.drop();
         return;
       }
       verdict = 'AUDIT';
-    } else if (decision.kind === 'l7') {
+      decision = rest;
+    }
+    if (decision.kind === 'l7') {
       const result = decision.check({ method: req.method, path: this.path, host: this.targetAuthority ?? req.host, headers: req.headers });
       if (!result.allowed) {
         if (ctx.audit === undefined || !ctx.audit.l7Audited(this.src.endpoint, backend.endpoint, decision.by)) {
@@ -133,9 +141,10 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
           return;
         }
         verdict = 'AUDIT';
+        by = decision.by;
       } else if (result.edits.length > 0) this.#edits = result.edits;
     }
-    emitHttp(this, 'http-request', verdict, 0, decision.by);
+    emitHttp(this, 'http-request', verdict, 0, by);
     if (this.state.staged !== undefined) judgeStaged(this, this.state.staged, verdict === 'AUDIT');
     if (req.upgrade !== undefined && isWebSocketUpgrade(req)) {
       // Judged above like any request; only now does the connection stop being HTTP.

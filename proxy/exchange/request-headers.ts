@@ -60,6 +60,11 @@ export function singleContentLength(headers: string[], x: ForwardedRequest): voi
     if (headers[i + 1] !== value) canonical = false;
   }
   if (fields === 1 && canonical) return;
+  if (first < 0) {
+    // The body's length is known but its field is gone: send it, rather than let the client re-frame.
+    headers.push('content-length', value);
+    return;
+  }
   for (let i = headers.length - 2; i > first; i -= 2) {
     const name = headers[i]!;
     if (name.length === 14 && equalsLower(name, 'content-length')) headers.splice(i, 2);

@@ -13,8 +13,9 @@
  * - `Trailer` is stripped: trailer fields are not forwarded (yet), so announcing them would lie.
  * - `HTTP2-Settings` is stripped even when `Connection` does not name it: it only means something
  *   with an h2c upgrade (RFC 9113 §3.2.1 makes it connection-specific), which we never perform.
- * - A `Connection` option naming `host` is ignored: RFC 9110 §7.6.1 forbids listing end-to-end
- *   fields there, and honouring it would let a client make the request unroutable upstream.
+ * - A `Connection` option naming `host` or `content-length` is ignored: RFC 9110 §7.6.1 forbids
+ *   listing end-to-end fields there, and honouring it would let a client make the request
+ *   unroutable upstream, or strip the framing of the body it sends.
  */
 import type { HeaderList } from '../../policy/model.js';
 import { equalsLower } from './chars.js';
@@ -78,7 +79,7 @@ function connectionOptions(headers: HeaderList): string[] | undefined {
     if (name.length === 10 && equalsLower(name, 'connection')) (values ??= []).push(headers[i + 1]!);
   }
   if (values === undefined) return undefined;
-  const tokens = parseConnectionTokens(values).filter((t) => t !== 'host');
+  const tokens = parseConnectionTokens(values).filter((t) => t !== 'host' && t !== 'content-length');
   return tokens.length === 0 ? undefined : tokens;
 }
 

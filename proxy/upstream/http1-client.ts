@@ -224,19 +224,35 @@ class Pool {
       // Only the requests no remaining connection will serve: they were never written anywhere.
       const failed = this.#queue.splice(this.size);
       for (const a of failed) a.fail(err, true);
-    } else if (this.#queue.length > this.size && !this.#draining) {
-      this.size++;
-      new Connection(this);
+    } else if (this.#queue.length > this.size) {
+      if (this.#draining) this.#failOrphans(this.size);
+      else {
+        this.size++;
+        new Connection(this);
+      }
     }
     if (this.size === 0 && this.#drained !== undefined) this.#drained();
   }
 
   /** A connection a queued request was waiting for closed instead of coming back: open another. */
   replenish(): void {
-    if (!this.#draining && this.#queue.length > this.releasing && this.size < this.opts.connections) {
+    if (this.#draining) {
+      if (this.#queue.length > this.releasing) this.#failOrphans(this.releasing);
+      return;
+    }
+    if (this.#queue.length > this.releasing && this.size < this.opts.connections) {
       this.size++;
       new Connection(this);
     }
+  }
+
+  /**
+   * A draining pool opens no connection: the queued requests past the `keep` that connections on
+   * their way back will serve would wait for ever. They were never written, so they fail as unsent
+   * (retry.ts may send them to another pod).
+   */
+  #failOrphans(keep: number): void {
+    for (const a of this.#queue.splice(keep)) a.fail(new UpstreamError('L7G_ERR_UPSTREAM_CLOSED', { detail: 'the pod left the Service' }), true);
   }
 
   /** Stop pooling: idle connections close now, busy ones once their exchange ended (in-flight requests finish). */

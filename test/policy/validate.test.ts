@@ -43,6 +43,7 @@ spec:
     ['te-replace', '{name: transfer-encoding, value: chunked, mismatch: REPLACE}', /mismatch REPLACE cannot edit "transfer-encoding"/],
     ['conn-delete', '{name: Connection, mismatch: DELETE}', /mismatch DELETE cannot edit "Connection"/],
     ['crlf', '{name: x-token, value: "a\\r\\nx-evil: 1", mismatch: ADD}', /cannot hold CR, LF or NUL/],
+    ['name-space', '{name: "Content-Length ", value: "5", mismatch: ADD}', /"Content-Length " is not a header field name/],
     ['cl-log', '{name: Content-Length, value: "5", mismatch: LOG}', undefined],
     ['token-add', '{name: x-token, value: abc, mismatch: ADD}', undefined],
   ];

@@ -250,4 +250,69 @@ t.test('AuditModes: per-direction L7 auditing, options follow pods across revisi
   t.equal(a.enabled(dst2), false, 'a change is seen by the next request');
   t.equal(a.option(dst2), false);
   t.equal(a.option(src), undefined);
+  // The pod leaves, then one of the same name comes back: it starts from the flag, as in Cilium.
+  a.set(dst2, true);
+  a.index([src, other]);
+  t.equal(a.option(dst2), undefined, 'the option ended with its pod');
+  const back = ep(12, 'deathstar');
+  a.index([src, other, back]);
+  t.equal(a.enabled(back), false, 'a new pod of the same name is not audited');
+});
+
+/** tiefighter's egress: TCP PORT to the xwing only (so traffic to the deathstar is an egress drop), or L7 to the deathstar. */
+const tiefighterEgress = (to: 'xwing' | 'deathstar-l7') => `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: tiefighter-egress, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {class: tiefighter}}
+  egress:
+  - toEndpoints: [{matchLabels: {class: ${to === 'xwing' ? 'xwing' : 'deathstar'}}}]
+    toPorts:
+    - ports: [{port: "${PORT}", protocol: TCP}]
+${to === 'xwing' ? '' : `      rules:
+        http: [{method: GET, path: /public}]
+`}`;
+
+/** deathstar's ingress from the xwing only: the tiefighter is an ingress drop. */
+const deathstarFromXwing = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: deathstar-from-xwing, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {class: deathstar}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {class: xwing}}]
+    toPorts:
+    - ports: [{port: "${PORT}", protocol: TCP}]
+`;
+
+t.test("one endpoint in audit mode never lifts the other endpoint's policy", async (t) => {
+  const bs = await backends(t);
+  const sock = join(mkdtempSync(join(tmpdir(), 'l7guard-admin-')), 'admin.sock');
+  const admin = `unix:${sock}`;
+  const endpointIds = async (prefix: string) =>
+    ((await adminRequest(admin, 'GET', '/v1/endpoints')).body as unknown as { id: number; name: string }[]).filter((e) => e.name.startsWith(prefix)).map((e) => e.id);
+
+  // (a) The tiefighter is audited and its egress does not cover the deathstar; the deathstar enforces L7.
+  const a = clusterDir(starWarsCluster(ips, PORT), { 'rule1.yaml': deathstarPolicy(PORT, LANDING), 'egress.yaml': tiefighterEgress('xwing') });
+  const s = await serve(['-f', a, '--listen', `${ip(1)}:0`, '--admin', admin]);
+  t.teardown(() => s.stop());
+  const [tie] = await endpointIds('tiefighter');
+  t.equal((await endpointConfig([String(tie), 'PolicyAuditMode=Enabled', '--server', admin])).code, 0);
+  const landing = await send(s, { from: ips.tiefighter, method: 'POST', path: '/v1/request-landing' });
+  t.match(landing.text, /^HTTP\/1\.1 200 /, 'the egress drop is audited: what the deathstar allows lands');
+  const put = await send(s, { from: ips.tiefighter, method: 'PUT', path: '/v1/exhaust-port' });
+  t.match(put.text, /^HTTP\/1\.1 403 /, "the deathstar's L7 rules still deny the PUT");
+  t.same(reached(bs), ['POST /v1/request-landing'], 'the PUT never reached a pod');
+  await s.stop();
+
+  // (b) The deathstar is audited and denies the tiefighter at L3/L4; the tiefighter's egress L7 rules enforce.
+  const b = clusterDir(starWarsCluster(ips, PORT), { 'rule1.yaml': deathstarFromXwing, 'egress.yaml': tiefighterEgress('deathstar-l7') });
+  const s2 = await serve(['-f', b, '--listen', `${ip(1)}:0`, '--admin', admin]);
+  t.teardown(() => s2.stop());
+  for (const id of await endpointIds('deathstar')) t.equal((await endpointConfig([String(id), 'PolicyAuditMode=Enabled', '--server', admin])).code, 0);
+  const get = await send(s2, { from: ips.tiefighter, method: 'GET', path: '/public' });
+  t.match(get.text, /^HTTP\/1\.1 200 /, "the ingress drop is audited: what the tiefighter's egress allows lands");
+  const post = await send(s2, { from: ips.tiefighter, method: 'POST', path: '/x' });
+  t.match(post.text, /^HTTP\/1\.1 403 /, "the tiefighter's egress L7 rules still deny the POST");
+  t.same(reached(bs), ['GET /public', 'POST /v1/request-landing'], 'the POST never reached a pod');
 });

@@ -10,7 +10,7 @@ import { deathstarPolicy } from '../../../fixtures/star-wars.js';
 import { hasCompleteResponse } from '../../helpers/net.js';
 import net from 'node:net';
 import { METHODS } from 'node:http';
-import { guarded, responses, request } from '../../security/harness.js';
+import { guarded, HOST, responses, request } from '../../security/harness.js';
 import { RequestParser } from '../../../proxy/http1/request-parser.js';
 import { requestArb, streamArb, type GeneratedRequest } from '../http1/request-arbitraries.js';
 import { fuzzParameters } from '../../helpers/fuzz.js';
@@ -30,6 +30,9 @@ t.test('duplicate Content-Length: one field reaches the pod, the body intact, no
     ['two identical fields', 'Content-Length: 5\r\nContent-Length: 5\r\n'],
     ['a list of the same value', 'Content-Length: 5, 5\r\n'],
     ['a list and a field', 'Content-Length: 5,5\r\ncontent-length: 05\r\n'],
+    // RFC 9110 §7.6.1: an end-to-end field named as a connection option is the sender's error; it stays.
+    ['Connection naming Content-Length', 'Connection: content-length\r\nContent-Length: 5\r\n'],
+    ['Connection naming Host', 'Connection: host, Content-Length\r\nContent-Length: 5\r\n'],
   ];
   for (const [name, lines] of cases) {
     const before = g.journal.length;
@@ -39,6 +42,7 @@ t.test('duplicate Content-Length: one field reaches the pod, the body intact, no
     t.equal(seen.length, 1, `${name}: one request reached the pod`);
     t.same(valuesOf(seen[0]?.rawHeaders ?? [], 'content-length'), ['5'], `${name}: one Content-Length`);
     t.equal(seen[0]?.body.toString(), 'hello', `${name}: the body`);
+    t.same(valuesOf(seen[0]?.rawHeaders ?? [], 'host'), [HOST], `${name}: the routed Host`);
   }
   const r = await g.send(request('POST', '/v1/request-landing', 'Content-Length: 5\r\nContent-Length: 6\r\n') + 'hello!', { until: hasCompleteResponse });
   t.equal(responses(r.text)[0]?.status, 400, 'differing values: 400');

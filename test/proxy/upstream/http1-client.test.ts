@@ -133,3 +133,19 @@ t.test("native: the pod's Keep-Alive hint, less 2 s", async (t) => {
   for (let i = 0; i < 3; i++) t.equal((await exchange(up, p.backend, 'GET', ['host', 'pod'])).status, 200);
   t.equal(p.accepted(), 3, 'timeout=2 leaves nothing after the margin: a connection per request');
 });
+
+t.test('native: a request queued on a pool whose pod left fails as unsent instead of waiting for ever', async (t) => {
+  // One connection: the second request waits in the queue. The pod then leaves (retainOnly) and
+  // answers the first with Connection: close, so no connection will ever come back for the second.
+  const p = await pod(t, (n) => (n === 0 ? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok' : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno'));
+  const up = new Http1Upstream({ connections: 1 });
+  t.teardown(() => up.close());
+  const first = exchange(up, p.backend, 'GET', ['host', 'pod']);
+  const second = exchange(up, p.backend, 'GET', ['host', 'pod']);
+  up.retainOnly(new Set());
+  const timeout = new Promise<Got>((r) => setTimeout(() => r({ status: -1, headers: [], body: '', error: 'still waiting after 3 s' }), 3_000).unref());
+  t.same([(await first).status, (await first).body], [200, 'ok'], 'the in-flight request finishes');
+  const got = await Promise.race([second, timeout]);
+  t.same([got.error, got.unsent], ['L7G_ERR_UPSTREAM_CLOSED', true], 'the queued one fails, unsent (retry may pick another pod)');
+  t.equal(p.accepted(), 1, 'nothing was written for it');
+});
