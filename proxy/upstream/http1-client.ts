@@ -145,11 +145,11 @@ class Attempt {
   };
 
   readonly pause = (): void => {
-    if (!this.done) this.conn?.socket.pause();
+    if (!this.done) this.conn?.pauseResponse();
   };
 
   readonly resume = (): void => {
-    if (!this.done) this.conn?.socket.resume();
+    if (!this.done) this.conn?.resumeResponse();
   };
 
   fail(err: Error, unsent: boolean): void {
@@ -465,6 +465,20 @@ class Connection implements ResponseListener, DeadlineEntry {
       // Cut short: reported below as a close.
     }
     this.fail(new UpstreamError('L7G_ERR_UPSTREAM_CLOSED'), false);
+  }
+
+  /**
+   * The client reads slower than the pod sends: while it catches up, the pod's bytes wait unread in
+   * the socket, and that wait is not the pod's silence — the body timeout rests until it resumes.
+   */
+  pauseResponse(): void {
+    this.socket.pause();
+    if (this.#phase === Phase.Body) this.deadlineQueue?.remove(this);
+  }
+
+  resumeResponse(): void {
+    this.socket.resume();
+    if (this.#phase === Phase.Body) this.#arm(this.pool.timers.body);
   }
 
   #arm(q: DeadlineQueue | undefined): void {

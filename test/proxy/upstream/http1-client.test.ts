@@ -149,3 +149,44 @@ t.test('native: a request queued on a pool whose pod left fails as unsent instea
   t.same([got.error, got.unsent], ['L7G_ERR_UPSTREAM_CLOSED', true], 'the queued one fails, unsent (retry may pick another pod)');
   t.equal(p.accepted(), 1, 'nothing was written for it');
 });
+
+t.test('native: a response the client has paused is not cut by the body timeout', async (t) => {
+  // The pod sends the head and half the body, the rest 100 ms later; the client pauses at the first
+  // bytes for longer than the body timeout, then resumes: the whole body, no timeout.
+  const srv = net.createServer((sock) => {
+    sock.on('error', () => undefined);
+    sock.once('data', () => {
+      sock.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello');
+      setTimeout(() => sock.write('world'), 100);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => srv.close(r)));
+  const up = new Http1Upstream({ bodyTimeout: 200 });
+  t.teardown(() => up.close());
+  const backend = { ip: '127.0.0.1', port: (srv.address() as net.AddressInfo).port, endpoint: {} } as Backend;
+  const got = await new Promise<Got>((resolve) => {
+    const g: Got = { status: 0, headers: [], body: '' };
+    let pause: () => void = () => undefined;
+    let resume: () => void = () => undefined;
+    let paused = false;
+    up.send(backend, { method: 'GET', path: '/p', headers: ['host', 'pod'], body: null }, {
+      onStart: (_abort, p, r) => {
+        pause = p;
+        resume = r;
+      },
+      onHeaders: (s) => (g.status = s),
+      onData: (c) => {
+        g.body += c.toString('latin1');
+        if (!paused) {
+          paused = true;
+          pause();
+          setTimeout(() => resume(), 600);
+        }
+      },
+      onEnd: () => resolve(g),
+      onError: (err, unsent) => resolve({ ...g, error: (err as { code?: string }).code ?? err.message, unsent }),
+    });
+  });
+  t.same([got.status, got.body, got.error], [200, 'helloworld', undefined]);
+});
