@@ -221,8 +221,8 @@ export class Upstream implements UpstreamClient {
 }
 
 /**
- * Issue #5's "reused connection found closed", decided strictly: true only when it is certain that
- * no byte of the request was written to the connection that failed —
+ * A reused connection found closed (docs/hardening.md#retries-and-outliers), decided strictly: true
+ * only when it is certain that no byte of the request was written to the connection that failed —
  * - undici had not started the request (it was queued for an idle pooled socket that turned out
  *   reset), or
  * - a body-less request (written by undici in one `write`) whose write was refused at once.
