@@ -4,24 +4,26 @@
  * reported, never on a valid policy's path.
  */
 
-/** Optimal string alignment distance between a and b, case-insensitive. */
+/**
+ * Optimal string alignment distance (Levenshtein plus the swap of two neighbours, the commonest
+ * typo), case-sensitive: three rows of the matrix, the one before last for transpositions. The CLI's
+ * flag suggestions (cli/near-name.ts) use it too.
+ */
 export function editDistance(a: string, b: string): number {
-  const s = a.toLowerCase();
-  const t = b.toLowerCase();
-  const rows: number[][] = [];
-  for (let i = 0; i <= s.length; i++) rows.push([i, ...new Array<number>(t.length).fill(0)]);
-  const d = (i: number, j: number) => (rows[i] as number[])[j] as number;
-  for (let j = 0; j <= t.length; j++) (rows[0] as number[])[j] = j;
-  for (let i = 1; i <= s.length; i++) {
-    const row = rows[i] as number[];
-    for (let j = 1; j <= t.length; j++) {
-      const cost = s[i - 1] === t[j - 1] ? 0 : 1;
-      let v = Math.min(d(i - 1, j) + 1, row[j - 1]! + 1, d(i - 1, j - 1) + cost);
-      if (i > 1 && j > 1 && s[i - 1] === t[j - 2] && s[i - 2] === t[j - 1]) v = Math.min(v, d(i - 2, j - 2) + 1);
-      row[j] = v;
+  let prev2 = new Array<number>(b.length + 1).fill(0);
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let cur = new Array<number>(b.length + 1).fill(0);
+  for (let i = 1; i <= a.length; i++) {
+    cur[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
+      cur[j] = d;
     }
+    [prev2, prev, cur] = [prev, cur, prev2];
   }
-  return d(s.length, t.length);
+  return prev[b.length]!;
 }
 
 /**
@@ -31,10 +33,12 @@ export function editDistance(a: string, b: string): number {
  */
 export function nearest(name: string, candidates: Iterable<string>): string | undefined {
   const budget = Math.max(1, Math.floor(name.length / 3));
+  const lower = name.toLowerCase();
   let best: string | undefined;
   let bestD = budget + 1;
   for (const c of candidates) {
-    const d = editDistance(name, c);
+    // Field names differ from a typo in case too (`EndpointSelector`): compared case-insensitively.
+    const d = editDistance(lower, c.toLowerCase());
     if (d < bestD) {
       best = c;
       bestD = d;
