@@ -23,7 +23,7 @@ import { Worker } from 'node:worker_threads';
 import { request as httpRequest } from 'node:http';
 import { addressPlan, clusterDir, repoRoot } from './lib/cluster.mjs';
 import { ensureNative } from './lib/native.mjs';
-import { canPin, cpuMicros, pin, rssBytes, sum } from './lib/proc.mjs';
+import { canPin, cpuMicros, cpuSplitMicros, pin, rssBytes, sum } from './lib/proc.mjs';
 import { addRatios, percentile, svg, table } from './lib/report.mjs';
 import { DEFAULT_SCENARIOS, kinds as allKinds, plan, SCENARIOS } from './lib/scenarios.mjs';
 import { Backends, killAll, startTarget, TARGETS } from './lib/targets.mjs';
@@ -119,12 +119,14 @@ async function loadRun(target, p, { during } = {}) {
   const w = worker({ mode: 'load', endpoints: target.endpoints, kinds: p.kinds, conns: p.conns });
   await sleep(warmupMs);
   const cpu0 = sum(target.pids, cpuMicros);
+  const user0 = sum(target.pids, (p) => cpuSplitMicros(p).user);
   w.postMessage('record');
   const stopDuring = during?.();
   await sleep(durationMs);
   const result = nextMessage(w, 'result', 30_000);
   w.postMessage('stop');
   const cpu1 = sum(target.pids, cpuMicros);
+  const user1 = sum(target.pids, (p) => cpuSplitMicros(p).user);
   const rss = sum(target.pids, rssBytes);
   const r = await result;
   const extra = await stopDuring?.();
@@ -146,6 +148,7 @@ async function loadRun(target, p, { during } = {}) {
     outcomes: c.byOutcome,
     rssMB: rss / 2 ** 20,
     cpuPerReqUs: n > 0 ? (cpu1 - cpu0) / n : undefined,
+    userPerReqUs: n > 0 ? (user1 - user0) / n : undefined,
     cpuUtil: (cpu1 - cpu0) / (r.elapsedMs * 1000),
     ...extra,
   };
@@ -281,7 +284,7 @@ async function main() {
           run.problems.push('no request completed during the run');
         }
         runs.push(run);
-        log(`${sname}/${tname}: ${run.idle ? `${run.idleOpen} idle, RSS ${run.rssMB.toFixed(1)} MB` : `${Math.round(run.rps)} req/s, p99 ${run.p99?.toFixed(2)} ms, ${run.cpuPerReqUs?.toFixed(1)} µs CPU/req`}${run.valid ? '' : ' (FAILED)'}`);
+        log(`${sname}/${tname}: ${run.idle ? `${run.idleOpen} idle, RSS ${run.rssMB.toFixed(1)} MB` : `${Math.round(run.rps)} req/s, p99 ${run.p99?.toFixed(2)} ms, ${run.cpuPerReqUs?.toFixed(1)} µs CPU/req${run.userPerReqUs === undefined ? '' : ` (${run.userPerReqUs.toFixed(1)} user)`}`}${run.valid ? '' : ' (FAILED)'}`);
       } finally {
         await target.stop();
       }

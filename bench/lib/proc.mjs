@@ -12,10 +12,16 @@ const CLK_TCK = (() => {
 
 /** utime + stime of a process (all its threads), in microseconds. */
 export function cpuMicros(pid) {
+  const { user, sys } = cpuSplitMicros(pid);
+  return user + sys;
+}
+
+/** utime and stime of a process apart, in microseconds: where a proxy's CPU goes (its code or the kernel's). */
+export function cpuSplitMicros(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name may contain spaces: fields are counted after its closing parenthesis.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
+  return { user: (Number(f[11]) * 1e6) / CLK_TCK, sys: (Number(f[12]) * 1e6) / CLK_TCK };
 }
 
 export function rssBytes(pid) {
