@@ -255,7 +255,7 @@ async function main() {
     const p = plan(sc, kinds, addr, connections);
     for (const tname of names) {
       const base = tname === 'l7guard-big' || tname === 'l7guard-base' ? 'l7guard' : tname;
-      const nodeArgs = o['cpu-prof'] && base === 'l7guard' ? ['--cpu-prof', '--cpu-prof-dir', o['cpu-prof'], '--cpu-prof-name', `l7guard-${sname}-${tname}.cpuprofile`] : [];
+      const nodeArgs = o['cpu-prof'] && base === 'l7guard' ? ['--cpu-prof', '--cpu-prof-dir', o['cpu-prof'], '--cpu-prof-name', `l7guard-${sname}-${tname}.cpuprofile`] : tname === 'l7guard-base' && process.env.BENCH_BASE_NODE_ARGS ? process.env.BENCH_BASE_NODE_ARGS.split(' ') : [];
       const target = await startTarget(base, {
         addr, index: index++ % 200, backends, pinCpu: pinning ? PROXY_CPU : undefined,
         clusterDir: tname === 'l7guard-big' ? dirs.big : dirs.demo, nodeArgs,

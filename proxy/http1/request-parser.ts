@@ -94,6 +94,8 @@ const NO_FIELDS: HeaderList = Object.freeze([]) as HeaderList;
 export class RequestParser {
   readonly #limits: ParserLimits;
   #buf: Buffer = EMPTY_BUFFER;
+  /** The last pushed chunk while #buf is that very chunk (not a copy): what own() must copy. */
+  #lent: Buffer | undefined;
   #pos = 0;
   #state = State.RequestLine;
   #error: HttpParseError | undefined;
@@ -146,7 +148,8 @@ export class RequestParser {
    * new protocol) and kills the parser: nothing here may interpret them as HTTP any more.
    */
   takeBuffered(): Buffer {
-    const rest = this.#buf.subarray(this.#pos);
+    // A copy: the pushed chunk may be a borrowed read buffer (see own()).
+    const rest = Buffer.from(this.#buf.subarray(this.#pos));
     this.#buf = EMPTY_BUFFER;
     this.#pos = 0;
     this.#state = State.Dead;
@@ -157,12 +160,26 @@ export class RequestParser {
     if (this.#state === State.Dead) return;
     if (this.#pos >= this.#buf.length) {
       this.#buf = chunk;
+      this.#lent = chunk;
     } else {
       // Only a partial line (bounded by the limits) or body bytes held under backpressure
       // (bounded by the caller pausing the socket) are ever carried over.
       this.#buf = Buffer.concat([this.#buf.subarray(this.#pos), chunk]);
     }
     this.#pos = 0;
+  }
+
+  /**
+   * The caller is about to reuse the buffer of its last push() (a socket reading into one shared
+   * buffer, shared-reads.ts): bytes not consumed yet become the parser's own. Body events are
+   * views of that buffer too, valid only until then.
+   */
+  own(): void {
+    if (this.#buf === this.#lent && this.#pos < this.#buf.length) {
+      this.#buf = Buffer.from(this.#buf.subarray(this.#pos));
+      this.#pos = 0;
+    }
+    this.#lent = undefined;
   }
 
   /**

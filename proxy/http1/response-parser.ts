@@ -133,7 +133,8 @@ export class ResponseParser {
   }
 
   /**
-   * Feeds bytes from the pod. Hot path — change with care.
+   * Feeds bytes from the pod. Hot path — change with care. `chunk` is only borrowed: what is
+   * kept past this call (a partial line) is copied, and body bytes are handed on as views of it.
    * @throws HttpParseError (the parser is dead afterwards).
    */
   execute(chunk: Buffer): void {
@@ -150,6 +151,11 @@ export class ResponseParser {
     }
     if (this.#pos >= this.#buf.length) {
       this.#buf = EMPTY_BUFFER;
+      this.#pos = 0;
+    } else if (this.#buf === chunk) {
+      // A partial line is kept for the next read: in bytes of our own, as the caller may reuse
+      // its buffer for that read (http1-client.ts reads every socket into one).
+      this.#buf = Buffer.from(chunk.subarray(this.#pos));
       this.#pos = 0;
     }
   }

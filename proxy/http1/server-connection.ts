@@ -17,6 +17,7 @@
  *   (bounded by `maxDiscardBytes`) so the connection can be reused.
  * - Every socket has an 'error' listener; nothing here throws into an event handler.
  */
+import type net from 'node:net';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { FrontEndError, HttpParseError } from '../errors.js';
@@ -24,6 +25,7 @@ import { RequestParser, type RequestHead } from './request-parser.js';
 import { errorResponse, headOnly } from './response-writer.js';
 import { ServerResponse, type ResponseHost } from './server-response.js';
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
+import { adoptWithSharedReads, pushToStream } from './shared-reads.js';
 import type { FrontEndLimits, FrontErrorInfo, FrontRequest, FrontResponse } from './types.js';
 
 export interface ConnectionContext {
@@ -72,7 +74,9 @@ function queuesFor(ctx: ConnectionContext): Queues {
 
 /** The socket's owner, for the listeners below: shared functions, not five closures per connection. */
 const kConnection = Symbol('l7guard.connection');
-type OwnedSocket = Socket & { [kConnection]: ServerConnection };
+/** Set on a socket adoptSharedReads() made: it delivers reads as views of the shared buffer, not 'data'. */
+const kSharedReads = Symbol('l7guard.shared-reads');
+type OwnedSocket = Socket & { [kConnection]: ServerConnection; [kSharedReads]?: true };
 
 export class ServerConnection implements ResponseHost, DeadlineEntry {
   readonly socket: Socket;
@@ -93,6 +97,8 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   deadlineAt = 0;
   /** @internal */
   deadlineQueue: DeadlineQueue | undefined = undefined;
+  /** Reads are views of the shared buffer (adoptSharedReads): body bytes kept past a read are copied. */
+  readonly #borrowed: boolean;
   #paused = false;
   #pumping = false;
   #pumpAgain = false;
@@ -139,6 +145,29 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     this[kConnection].#onData(chunk);
   }
 
+  /** A read into the shared buffer (shared-reads.ts), on a socket adoptSharedReads() made. */
+  static #onSharedRead(this: net.Socket, nread: number, buf: Buffer): boolean {
+    const conn = (this as Partial<OwnedSocket>)[kConnection];
+    // Detached (an upgrade): the socket's new owner reads it as a stream.
+    if (conn === undefined) return pushToStream(this, nread, buf);
+    conn.#onData(buf.subarray(0, nread));
+    // The buffer is read into again next: what the parser holds (a partial or pipelined request,
+    // body bytes under backpressure) becomes its own.
+    conn.#parser.own();
+    return true;
+  }
+
+  /**
+   * A plain TCP socket just accepted, made to read into the shared buffer (the cheaper way to read,
+   * shared-reads.ts); call before accept(). Sockets that went through a TLS handshake or a PROXY
+   * header were read already and stay as they are.
+   */
+  static adoptSharedReads(socket: Socket): Socket {
+    const adopted = adoptWithSharedReads(socket, ServerConnection.#onSharedRead);
+    if (adopted !== socket) (adopted as OwnedSocket)[kSharedReads] = true;
+    return adopted;
+  }
+
   static #onSocketEnd(this: OwnedSocket): void {
     this[kConnection].#onEnd();
   }
@@ -161,8 +190,9 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     this.#localPort = socket.localPort ?? 0;
     this.#queues = queuesFor(ctx);
     (socket as OwnedSocket)[kConnection] = this;
+    this.#borrowed = (socket as OwnedSocket)[kSharedReads] === true;
     socket.on('error', ServerConnection.#onSocketError);
-    socket.on('data', ServerConnection.#onSocketData);
+    if (!this.#borrowed) socket.on('data', ServerConnection.#onSocketData);
     socket.on('end', ServerConnection.#onSocketEnd);
     socket.on('drain', ServerConnection.#onSocketDrain);
     socket.on('close', ServerConnection.#onSocketClose);
@@ -247,6 +277,8 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     // before the new owner pipes it.
     socket.pause();
     this.#paused = true;
+    // A socket reading into the shared buffer feeds its own Readable from now on (#onSharedRead).
+    (socket as Partial<OwnedSocket>)[kConnection] = undefined; // the static listeners above are removed
     this.#ctx.released(this);
     this.#ctx.detached?.(socket);
     return { socket, head };
@@ -450,7 +482,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       if (ex.discarded > this.#ctx.limits.maxDiscardBytes) this.#endGracefully();
       return;
     }
-    if (!ex.body!.push(chunk)) ex.bodyFull = true;
+    if (!ex.body!.push(this.#borrowed ? Buffer.from(chunk) : chunk)) ex.bodyFull = true;
   }
 
   #requestEnded(ex: Exchange): void {

@@ -63,7 +63,8 @@ export class ServerResponse implements FrontResponse {
   #bodyAllowed = true;
   #expected = 0;
   #written = 0;
-  #corked = false;
+  /** The serialised head, not written yet: it leaves with the first body bytes (#send). */
+  #head: string | undefined;
   #drainCbs: (() => void)[] | undefined;
   #closeCbs: (() => void)[] | undefined;
   #abort: AbortController | undefined;
@@ -172,12 +173,10 @@ export class ServerResponse implements FrontResponse {
     const head = serializeResponseHead(status, reason, list, extra);
     this.#sent = true;
     this.#phase = Phase.Streaming;
-    const socket = this.#host.socket;
-    // Cork so the head and the first body chunk leave in one segment (Node's http does the same).
-    socket.cork();
-    this.#corked = true;
-    process.nextTick(() => this.#uncork());
-    socket.write(head, 'latin1');
+    // The head waits for the first body bytes, so that a small response leaves in one write (one
+    // syscall, one segment); if none come in this tick, it goes alone then.
+    this.#head = head;
+    process.nextTick(flushHead, this);
   }
 
   write(chunk: Buffer | string): boolean {
@@ -186,7 +185,6 @@ export class ServerResponse implements FrontResponse {
     if (!this.#bodyAllowed) return true;
     const len = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     if (len === 0) return true;
-    const socket = this.#host.socket;
     switch (this.#framing) {
       case Framing.Length:
         if (this.#written + len > this.#expected) {
@@ -194,15 +192,36 @@ export class ServerResponse implements FrontResponse {
           return false;
         }
         this.#written += len;
-        return this.#blocked(socket.write(chunk));
+        return this.#blocked(this.#send('', chunk, ''));
       case Framing.Chunked:
-        socket.write(chunkHeader(len), 'latin1');
-        socket.write(chunk);
-        return this.#blocked(socket.write('\r\n', 'latin1'));
+        return this.#blocked(this.#send(chunkHeader(len), chunk, '\r\n'));
       default:
         this.#written += len;
-        return this.#blocked(socket.write(chunk));
+        return this.#blocked(this.#send('', chunk, ''));
     }
+  }
+
+  /**
+   * Body bytes framed by `before` and `after` (a chunk's size line and CRLF), behind the pending
+   * head if there is one: in one write when small enough to copy into one string (latin1 maps
+   * each byte to one char and back), else in one writev.
+   */
+  #send(before: string, chunk: Buffer | string, after: string): boolean {
+    const socket = this.#host.socket;
+    const head = this.#head;
+    this.#head = undefined;
+    const prefix = head === undefined ? before : head + before;
+    if (typeof chunk !== 'string' && chunk.length <= MERGE_MAX_BYTES) {
+      return socket.write(prefix + chunk.toString('latin1') + after, 'latin1');
+    }
+    if (prefix === '' && after === '') return socket.write(chunk);
+    socket.cork();
+    if (prefix !== '') socket.write(prefix, 'latin1');
+    let ok = socket.write(chunk);
+    if (after !== '') ok = socket.write(after, 'latin1');
+    socket.uncork();
+    // The last write's answer: a false one promises the 'drain' the caller then waits for.
+    return ok;
   }
 
   #blocked(ok: boolean): boolean {
@@ -215,13 +234,16 @@ export class ServerResponse implements FrontResponse {
     if (this.#phase !== Phase.Streaming) throw new FrontEndError('L7G_ERR_RESPONSE_STATE', { detail: 'end before writeHead' });
     if (chunk !== undefined) this.write(chunk);
     if (this.finished) return; // write() failed the connection
-    if (this.#framing === Framing.Chunked) this.#host.socket.write(LAST_CHUNK, 'latin1');
     if (this.#framing === Framing.Length && this.#written !== this.#expected) {
       // The client is still waiting for bytes that will never come: only a close tells it.
       this.#fail(new FrontEndError('L7G_ERR_RESPONSE_LENGTH_MISMATCH', { detail: `${this.#written} of ${this.#expected} bytes` }));
       return;
     }
-    this.#uncork();
+    const last = this.#framing === Framing.Chunked ? LAST_CHUNK : '';
+    const head = this.#head;
+    this.#head = undefined;
+    if (head !== undefined) this.#host.socket.write(head + last, 'latin1');
+    else if (last !== '') this.#host.socket.write(last, 'latin1');
     this.#finish();
   }
 
@@ -308,10 +330,12 @@ export class ServerResponse implements FrontResponse {
     for (const cb of cbs) this.#call(cb);
   }
 
-  #uncork(): void {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.#host.socket.uncork();
+  /** The head alone, when no body bytes followed it in the tick it was written in. */
+  flushHead(): void {
+    const head = this.#head;
+    if (head === undefined) return;
+    this.#head = undefined;
+    if (this.#phase === Phase.Streaming) this.#blocked(this.#host.socket.write(head, 'latin1'));
   }
 
   #finish(): void {
@@ -325,6 +349,16 @@ export class ServerResponse implements FrontResponse {
     this.#drainCbs = undefined;
     this.#host.failConnection(err);
   }
+}
+
+/**
+ * Body bytes up to this size are copied into the head's string and leave in its write; bigger ones
+ * go by reference in a writev (a copy would cost more than the syscall it saves).
+ */
+const MERGE_MAX_BYTES = 8 * 1024;
+
+function flushHead(res: ServerResponse): void {
+  res.flushHead();
 }
 
 interface FramingHeaders {

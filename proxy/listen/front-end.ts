@@ -104,7 +104,7 @@ export function createFrontEnd(opts: FrontEndOptions): FrontEnd {
     }
     const remote = socket.remoteAddress;
     if (trusted === undefined || remote === undefined || !trusted.check(remote, net.isIPv4(remote) ? 'ipv4' : 'ipv6')) {
-      accept(socket);
+      accept(ServerConnection.adoptSharedReads(socket));
       return;
     }
     socket.on('error', () => socket.destroy());

@@ -1,8 +1,8 @@
 /**
  * Our own HTTP/1.1 client for plain-HTTP pods, on `node:net`: per pod a pool of persistent
  * connections, one request at a time on each (no pipelining: a retry must stay a policy decision).
- * It exists for speed — the request head goes out as one buffer, a response body is passed on as
- * zero-copy views of what the socket read, and nothing is converted between header shapes — and for
+ * It exists for speed — the request head goes out as one buffer, the socket reads into one shared
+ * buffer below Node's stream layer, and nothing is converted between header shapes — and for
  * certainty about what was sent: every write is ours, so "not one byte of this request reached the
  * pod" is known, not inferred (proxy/upstream/retry.ts).
  *
@@ -21,6 +21,7 @@ import type { Readable } from 'node:stream';
 import type { Backend } from '../../policy/model.js';
 import { HttpParseError, UpstreamError } from '../errors.js';
 import { DeadlineQueue, type DeadlineEntry } from '../http1/deadline-queue.js';
+import { sharedReads } from '../http1/shared-reads.js';
 import { DEFAULT_RESPONSE_LIMITS, ResponseParser, type ResponseHead, type ResponseListener } from '../http1/response-parser.js';
 import { defaultUpstreamOptions, type UpstreamClient, type UpstreamOptions, type UpstreamRequest, type UpstreamSink } from './upstream.js';
 
@@ -283,14 +284,17 @@ class Connection implements ResponseListener, DeadlineEntry {
   constructor(pool: Pool) {
     this.pool = pool;
     this.#parser = new ResponseParser(this, DEFAULT_RESPONSE_LIMITS);
-    const socket = net.connect({ host: pool.host, port: pool.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    const socket = net.connect({
+      host: pool.host, port: pool.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000,
+      onread: sharedReads(onSocketRead),
+    }) as OwnedSocket;
+    socket[kConnection] = this;
     this.socket = socket;
     this.#arm(pool.timers.connect);
     socket.on('connect', () => {
       this.#phase = Phase.Idle;
       pool.release(this, true);
     });
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => this.fail(err, false));
     socket.on('close', () => this.#onClose());
@@ -401,7 +405,9 @@ class Connection implements ResponseListener, DeadlineEntry {
     const a = this.#attempt!;
     const body = this.pool.timers.body;
     if (body !== undefined) body.add(this);
-    if (!a.done) a.sink.onData(chunk);
+    // A view of the shared read buffer, which the next read overwrites: the sink gets bytes of its own, since
+    // a socket write may hold them until the client reads.
+    if (!a.done) a.sink.onData(Buffer.from(chunk));
   }
 
   onResponseEnd(reusable: boolean): void {
@@ -450,7 +456,8 @@ class Connection implements ResponseListener, DeadlineEntry {
     if (a !== undefined && !this.#gone) this.run(a);
   }
 
-  #onData(chunk: Buffer): void {
+  /** What the socket read, in the shared buffer: parsed before the next read reuses it (the parser copies what it keeps). */
+  onRead(chunk: Buffer): void {
     try {
       this.#parser.execute(chunk);
     } catch (err) {
@@ -542,6 +549,15 @@ class Connection implements ResponseListener, DeadlineEntry {
     this.#pending = undefined;
     if (pending !== undefined) this.pool.dispatch(pending);
   }
+}
+
+const kConnection = Symbol('l7guard.upstream-connection');
+type OwnedSocket = CountedSocket & { [kConnection]: Connection };
+
+/** Reads go into the shared buffer (../http1/shared-reads.ts); one function for every connection, not a closure each. */
+function onSocketRead(this: net.Socket, nread: number, buf: Buffer): boolean {
+  (this as OwnedSocket)[kConnection].onRead(buf.subarray(0, nread));
+  return true;
 }
 
 function releaseAfterCheck(conn: Connection): void {
