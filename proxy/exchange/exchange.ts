@@ -13,7 +13,7 @@ import { isWebSocketUpgrade, tunnelWebSocket } from './websocket-tunnel.js';
 import { backendKey } from '../upstream/outlier.js';
 import { MAX_ATTEMPTS, pickBackend, retryClass } from '../upstream/retry.js';
 import { deniedResponse } from '../http1/response-writer.js';
-import { upstreamHeaders, type ForwardedRequest } from './request-headers.js';
+import { fieldsPassUnchanged, forwardingFields, upstreamHeaders, type ForwardedRequest } from './request-headers.js';
 import { downstreamHeaders, reasonPhrase } from './response-headers.js';
 import { emitDrop, emitHttp, type HttpFlowSubject } from './flow-emit.js';
 import { judgeStaged } from './staged.js';
@@ -156,7 +156,10 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
 
   #forward(): void {
     const { req, res } = this;
-    const headers = upstreamHeaders(this);
+    const upstream = this.ctx.upstream;
+    // The client's field lines go untouched when nothing in them needs an edit (request-headers.ts).
+    const rawFields = upstream.takesRawFields === true && req.rawFields !== undefined && fieldsPassUnchanged(this) ? req.rawFields : undefined;
+    const headers = rawFields === undefined ? upstreamHeaders(this) : forwardingFields(this);
     // RFC 9110 §10.1.1: no 100 when the framing says there is no content to wait for.
     if (req.expectContinue && req.hasBody) res.sendContinue();
     // Reset before send(): undici may call onStart synchronously (an idle pooled connection).
@@ -169,7 +172,7 @@ export class Exchange implements UpstreamSink, ForwardedRequest, HttpFlowSubject
       this.#watching = true;
       res.onClose(() => this.#clientGone());
     }
-    this.ctx.upstream.send(this.#backend, { method: req.method, path: this.path, headers, body: req.body }, this);
+    upstream.send(this.#backend, { method: req.method, path: this.path, headers, rawFields, body: req.body }, this);
   }
 
   /**

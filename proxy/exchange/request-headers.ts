@@ -13,7 +13,7 @@
  */
 import type { HeaderEdit, HeaderList } from '../../policy/model.js';
 import type { FrontRequest } from '../http1/types.js';
-import { stripRequestHopByHop } from '../http1/hop-by-hop.js';
+import { isAlwaysHopByHop, stripRequestHopByHop } from '../http1/hop-by-hop.js';
 import { equalsLower } from '../http1/chars.js';
 
 /** What the passes read of one exchange (exchange.ts implements it; tests pass plain objects). */
@@ -134,6 +134,41 @@ export const REQUEST_HEADER_PASSES: readonly [CopyingPass, ...RequestHeaderPass[
   setForwardedProto,
   applyPolicyEdits,
 ] as const);
+
+/**
+ * True when every pass above would leave the client's fields as they are and only append the
+ * forwarding fields: no hop-by-hop field (not even a Connection naming nothing), no field of ours
+ * to replace (X-Forwarded-*), one canonical Content-Length if any, the routed Host, no policy edit.
+ * The pod may then get the field lines as received (`rawFields`) followed by forwardingFields():
+ * the same fields, in the same order, as upstreamHeaders() builds — only their bytes are not copied
+ * through strings and back. One pass over the names, matched by length first.
+ */
+export function fieldsPassUnchanged(x: ForwardedRequest): boolean {
+  if (x.edits !== undefined || x.authority !== x.req.host) return false;
+  const h = x.req.headers;
+  let lengths = 0;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i]!;
+    if (isAlwaysHopByHop(name, true)) return false;
+    switch (name.length) {
+      case 14:
+        if (equalsLower(name, 'content-length') && (++lengths > 1 || h[i + 1] !== String(x.req.contentLength))) return false;
+        break;
+      case 15:
+        if (equalsLower(name, 'x-forwarded-for')) return false;
+        break;
+      case 17:
+        if (equalsLower(name, 'x-forwarded-proto')) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+/** What the passes append to fields that pass unchanged (appendForwardedFor, setForwardedProto). */
+export function forwardingFields(x: ForwardedRequest): string[] {
+  return ['x-forwarded-for', x.req.remoteAddress, 'x-forwarded-proto', x.tls ? 'https' : 'http'];
+}
 
 /** The request head for the backend: every pass, in order, over one new array. */
 export function upstreamHeaders(x: ForwardedRequest): string[] {

@@ -51,7 +51,7 @@ function strip(headers: HeaderList, request: boolean): string[] {
 }
 
 /** The fixed hop-by-hop set, matched by length first so the common header costs one switch. */
-function isAlwaysHopByHop(name: string, request: boolean): boolean {
+export function isAlwaysHopByHop(name: string, request: boolean): boolean {
   switch (name.length) {
     case 2:
       return equalsLower(name, 'te');

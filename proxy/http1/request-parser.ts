@@ -63,6 +63,11 @@ export interface RequestHead {
   readonly connectionTokens: readonly string[];
   /** Bytes of request-line + header section, for logs/metrics. */
   readonly headBytes: number;
+  /**
+   * The field lines exactly as received, each with its CRLF (latin1), when the head arrived in
+   * one read: what a pod may get untouched when no field needs an edit (request-headers.ts).
+   */
+  readonly rawFields: string | undefined;
 }
 
 export type ParseEvent =
@@ -94,6 +99,10 @@ const NO_FIELDS: HeaderList = Object.freeze([]) as HeaderList;
 export class RequestParser {
   readonly #limits: ParserLimits;
   #buf: Buffer = EMPTY_BUFFER;
+  /** Where the field lines of the current head start in #fieldsBuf (the buffer that held the request-line). */
+  #fieldsAt = 0;
+  #fieldsBuf: Buffer = EMPTY_BUFFER;
+  #rawFields: string | undefined;
   /** The last pushed chunk while #buf is that very chunk (not a copy): what own() must copy. */
   #lent: Buffer | undefined;
   #pos = 0;
@@ -224,11 +233,18 @@ export class RequestParser {
             if (end !== start) {
               this.#parseRequestLine(start, end);
               this.#state = State.Headers;
+              this.#fieldsAt = this.#pos;
+              this.#fieldsBuf = this.#buf;
             }
             continue;
           }
           if (this.#state === State.Headers) {
-            if (end === start) return { kind: 'head', head: this.#finishHead() };
+            if (end === start) {
+              // One string for all the field lines, when they are all in the buffer the request-line was in.
+              this.#rawFields = this.#buf === this.#fieldsBuf ? this.#buf.toString('latin1', this.#fieldsAt, start) : undefined;
+              this.#fieldsBuf = EMPTY_BUFFER;
+              return { kind: 'head', head: this.#finishHead() };
+            }
             this.#parseFieldLine(start, end, this.#headers, false);
             continue;
           }
@@ -460,6 +476,7 @@ export class RequestParser {
       upgrade: v === 1 && this.#upgrade !== undefined && connectionTokens.includes('upgrade') ? this.#upgrade : undefined,
       connectionTokens,
       headBytes: this.#headBytes,
+      rawFields: this.#rawFields,
     };
     if (chunked) {
       this.#state = State.ChunkSize;
@@ -500,6 +517,7 @@ export class RequestParser {
   #resetMessage(): void {
     this.#state = State.RequestLine;
     this.#headBytes = 0;
+    this.#rawFields = undefined;
     this.#method = '';
     this.#target = '';
     this.#versionMinor = 1;

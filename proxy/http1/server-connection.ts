@@ -436,6 +436,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       target: head.target,
       versionMinor: head.versionMinor,
       headers: head.headers,
+      rawFields: head.rawFields,
       host: head.host,
       keepAlive: head.keepAlive,
       expectContinue: head.expectContinue,

@@ -17,6 +17,8 @@ export interface FrontRequest {
   readonly versionMinor: 0 | 1;
   /** As received: [name0, value0, ...]. Includes hop-by-hop fields (strip before forwarding). */
   readonly headers: HeaderList;
+  /** The field lines as received, each with its CRLF, when the head arrived in one read (request-parser.ts RequestHead). */
+  readonly rawFields?: string | undefined;
   readonly host: string | undefined;
   /** Whether the client allows another request after this one. */
   readonly keepAlive: boolean;

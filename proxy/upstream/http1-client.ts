@@ -44,6 +44,7 @@ const enum Phase {
 type CountedSocket = net.Socket & { readonly _bytesDispatched?: number };
 
 export class Http1Upstream implements UpstreamClient {
+  readonly takesRawFields = true;
   readonly #pools = new Map<string, Pool>();
   readonly #opts: UpstreamOptions;
   readonly #timers: Timers;
@@ -360,7 +361,8 @@ class Connection implements ResponseListener, DeadlineEntry {
   /** The body as it arrives, with backpressure both ways; chunk-framed when its length is unknown. */
   #writeBody(a: Attempt, body: Readable): void {
     const socket = this.socket;
-    const chunked = !hasContentLength(a.req.headers);
+    // Fields passed through raw carry their Content-Length (request-headers.ts fieldsPassUnchanged).
+    const chunked = a.req.rawFields === undefined && !hasContentLength(a.req.headers);
     const onData = (chunk: Buffer): void => {
       if (a.done) return;
       const ok = chunked ? writeChunk(socket, chunk) : socket.write(chunk);
@@ -571,8 +573,10 @@ function runValidated(conn: Connection): void {
 /** The request head as one string (latin1: every byte of a field is one char, as the parser produced it). */
 function requestHead(req: UpstreamRequest, hasBody: boolean): string {
   const h = req.headers;
-  let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
-  let chunked = hasBody;
+  // The client's field lines, when they pass untouched: checked by the front end's parser already.
+  const raw = req.rawFields;
+  let head = raw === undefined ? `${req.method} ${req.path} HTTP/1.1\r\n` : `${req.method} ${req.path} HTTP/1.1\r\n${raw}`;
+  let chunked = hasBody && raw === undefined;
   for (let i = 0; i + 1 < h.length; i += 2) {
     const name = h[i]!;
     const value = h[i + 1]!;

@@ -49,7 +49,14 @@ export const defaultUpstreamOptions: UpstreamOptions = {
 export interface UpstreamRequest {
   readonly method: string;
   readonly path: string;
+  /** The fields to send; with `rawFields`, only those that follow them. */
   readonly headers: HeaderList;
+  /**
+   * The client's field lines to send first, untouched (each with its CRLF): only to a client that
+   * `takesRawFields`, and only when no field of them needs an edit (request-headers.ts
+   * `fieldsPassUnchanged`), so a body always has its one canonical Content-Length among them.
+   */
+  readonly rawFields?: string | undefined;
   readonly body: Readable | null;
 }
 
@@ -104,6 +111,8 @@ function writeOrNote(this: CountedSocket, chunk: unknown, encoding?: unknown, cb
 
 /** Sends one request to one pod and streams the answer into `sink`. */
 export interface UpstreamClient {
+  /** Whether send() honours UpstreamRequest.rawFields (else every field must be in `headers`). */
+  readonly takesRawFields?: boolean;
   send(backend: Backend, req: UpstreamRequest, sink: UpstreamSink): void;
   /**
    * Pools follow the pods: the pools of addresses not in `live` drain (their in-flight requests

@@ -224,3 +224,78 @@ t.test('upstreamHeaders: every pass, in order, over one new array', async (t) =>
     t.same(upstreamHeaders(row.x), row.out, `${row.name}: the same again (as for a retry)`);
   }
 });
+
+t.test('fields that pass unchanged: the raw lines plus the forwarding fields are what the passes build (generated)', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const { requestArb } = await import('../http1/request-arbitraries.js');
+  const { RequestParser } = await import('../../../proxy/http1/request-parser.js');
+  const { fuzzParameters } = await import('../../helpers/fuzz.js');
+  const { fieldsPassUnchanged, forwardingFields } = await import('../../../proxy/exchange/request-headers.js');
+  let passed = 0;
+  let edited = 0;
+  let problem = '';
+  const params = fuzzParameters(400);
+  const run = fc.check(
+    fc.property(requestArb, fc.boolean(), (g, tls) => {
+      const p = new RequestParser();
+      p.push(g.bytes);
+      const ev = p.next();
+      if (ev?.kind !== 'head') return true;
+      const head = ev.head;
+      if (head.host === undefined) return true;
+      const x: ForwardedRequest = { req: { headers: head.headers, host: head.host, remoteAddress: CLIENT, contentLength: head.contentLength }, authority: head.host, tls, edits: undefined };
+      if (!fieldsPassUnchanged(x)) {
+        edited++;
+        return true;
+      }
+      passed++;
+      if (head.rawFields === undefined) {
+        problem = 'a head read in one piece has no rawFields';
+        return false;
+      }
+      // What the pod reads from the raw lines (names as sent, values without OWS), then ours.
+      const fromRaw: string[] = [];
+      for (const line of head.rawFields.split('\r\n').slice(0, -1)) {
+        const colon = line.indexOf(':');
+        fromRaw.push(line.slice(0, colon), line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ''));
+      }
+      const got = [...fromRaw, ...forwardingFields(x)];
+      const want = upstreamHeaders(x);
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        problem = `${JSON.stringify(got)} != ${JSON.stringify(want)}`;
+        return false;
+      }
+      return true;
+    }),
+    params,
+  );
+  t.notOk(run.failed, run.failed ? `${problem}\n${fc.defaultReportMessage(run) ?? ''}` : `${passed} heads passed through, ${edited} edited (seed ${params.seed})`);
+  t.ok(passed > 0 && edited > 0, `both kinds generated (${passed} passed, ${edited} edited)`);
+});
+
+t.test('fields that need an edit never pass unchanged', async (t) => {
+  const { fieldsPassUnchanged } = await import('../../../proxy/exchange/request-headers.js');
+  const base = ['Host', 'deathstar', 'Content-Length', '5'];
+  const cases: [string, string[], Partial<{ authority: string; edits: readonly HeaderEdit[]; contentLength: number }>][] = [
+    ['a Connection field', [...base, 'Connection', 'keep-alive'], {}],
+    ['a field Connection could name', [...base, 'Keep-Alive', 'timeout=5'], {}],
+    ['TE', [...base, 'TE', 'trailers'], {}],
+    ['Expect', [...base, 'Expect', '100-continue'], {}],
+    ['the client\'s X-Forwarded-For', [...base, 'X-Forwarded-For', '1.2.3.4'], {}],
+    ['the client\'s X-Forwarded-Proto', [...base, 'x-forwarded-proto', 'https'], {}],
+    ['two Content-Lengths', [...base, 'content-length', '5'], {}],
+    ['a Content-Length with leading zeros', ['Host', 'deathstar', 'Content-Length', '05'], {}],
+    ['a Host other than the routed authority', base, { authority: 'other' }],
+    ['a policy edit', base, { edits: [{ op: 'add', name: 'x-a', value: '1' }] }],
+  ];
+  for (const [name, headers, over] of cases) {
+    const x: ForwardedRequest = {
+      req: { headers, host: 'deathstar', remoteAddress: CLIENT, contentLength: over.contentLength ?? 5 },
+      authority: over.authority ?? 'deathstar',
+      tls: false,
+      edits: over.edits,
+    };
+    t.notOk(fieldsPassUnchanged(x), name);
+  }
+  t.ok(fieldsPassUnchanged({ req: { headers: base, host: 'deathstar', remoteAddress: CLIENT, contentLength: 5 }, authority: 'deathstar', tls: false, edits: undefined }), 'and plain fields do');
+});
