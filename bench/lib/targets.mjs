@@ -134,6 +134,8 @@ export const TARGETS = {
   haproxy: { policy: true, label: 'HAProxy (ACLs)', native: 'haproxy' },
   nginx: { policy: true, label: 'nginx (ACLs)', native: 'nginx' },
   undici: { policy: false, label: 'node:http + undici Pool, no policy' },
+  'node-floor': { policy: false, label: 'node:net forwarder, parses only framing, no policy (the floor)' },
+  'node-floor-onread': { policy: false, label: 'the same, reading into one reused buffer (onread)' },
   'http-proxy': { policy: true, label: 'http-proxy + JS checks' },
 };
 
@@ -190,6 +192,13 @@ export async function startTarget(name, opts) {
     }
     case 'http-proxy': {
       const child = track(fork(here('./http-proxy-main.mjs'), [host, String(port), addr.tiefighter, ...upstreams], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), 'http-proxy');
+      await waitMessage(child, 'listening');
+      return running(child);
+    }
+    case 'node-floor':
+    case 'node-floor-onread': {
+      const mode = name === 'node-floor' ? 'stream' : 'onread';
+      const child = track(fork(here('./node-floor-main.mjs'), [mode, host, String(port), ...upstreams], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), name);
       await waitMessage(child, 'listening');
       return running(child);
     }
