@@ -33,13 +33,12 @@ const KEEP_ALIVE_MAX_MS = 600_000;
 const BREAKS_HEAD = /[\r\n\0]/;
 
 /**
- * The response timeout counts from the end of the request, as Envoy's route timeout does ("between
- * the point at which the entire downstream request (i.e. end-of-stream) has been processed and
- * when the upstream response has been completely processed", envoy
- * api/envoy/config/route/v3/route_components.proto `RouteAction.timeout`) and undici's
- * `headersTimeout` ("the parser will wait to receive the complete HTTP headers while not sending
- * the request", undici docs/docs/api/Client.md): a client uploading slowly is not a pod that does
- * not answer, and a pod rightly waits for the whole body before it answers.
+ * The response timeout counts from the end of the request, as Envoy's route timeout does (from the
+ * downstream request's end-of-stream to the end of the upstream response: envoy
+ * api/envoy/config/route/v3/route_components.proto, `RouteAction.timeout`) and undici's
+ * `headersTimeout` (the wait for the response head "while not sending the request": undici
+ * docs/docs/api/Client.md, `ClientOptions`): a client uploading slowly is not a pod that does not
+ * answer, and a pod rightly waits for the whole body before it answers.
  */
 const enum Phase {
   Connecting,
