@@ -16,6 +16,7 @@ import type { HeaderList } from '../../policy/model.js';
 import { HttpParseError } from '../errors.js';
 import { HOST, TARGET, TOKEN, equalsLower } from './chars.js';
 import { MAX_CHUNK_SIZE_DIGITS, parseChunkSize, parseFieldLine } from './field-line.js';
+import { FramingFields, clearFramingFields, noteFramingField } from './framing-fields.js';
 
 export interface ParserLimits {
   /** Request-line + header section bytes, CRLFs included. 60 KiB = Envoy `max_request_headers_kb` default. */
@@ -117,9 +118,7 @@ export class RequestParser {
   #headers: string[] = [];
   #hostCount = 0;
   #host: string | undefined;
-  #contentLength: string[] | undefined;
-  #transferEncoding: string[] | undefined;
-  #connection: string[] | undefined;
+  readonly #framing = new FramingFields();
   #expect: string | undefined;
   #upgrade: string | undefined;
   #remaining = 0;
@@ -425,6 +424,7 @@ export class RequestParser {
 
   /** Remember the fields that drive framing and connection management (switch on length first: no allocation). */
   #noteFramingHeader(name: string, value: string): void {
+    if (noteFramingField(this.#framing, name, value)) return;
     switch (name.length) {
       case 4:
         if (equalsLower(name, 'host')) {
@@ -438,15 +438,6 @@ export class RequestParser {
       case 7:
         if (equalsLower(name, 'upgrade')) this.#upgrade = value;
         return;
-      case 10:
-        if (equalsLower(name, 'connection')) (this.#connection ??= []).push(value);
-        return;
-      case 14:
-        if (equalsLower(name, 'content-length')) (this.#contentLength ??= []).push(value);
-        return;
-      case 17:
-        if (equalsLower(name, 'transfer-encoding')) (this.#transferEncoding ??= []).push(value);
-        return;
     }
   }
 
@@ -455,14 +446,15 @@ export class RequestParser {
     checkHost(v, this.#hostCount, this.#host);
     let contentLength: number | undefined;
     let chunked = false;
-    if (this.#transferEncoding !== undefined) {
-      checkTransferEncoding(v, this.#transferEncoding, this.#contentLength !== undefined);
+    const f = this.#framing;
+    if (f.transferEncoding !== undefined) {
+      checkTransferEncoding(v, f.transferEncoding, f.contentLength !== undefined);
       chunked = true;
-    } else if (this.#contentLength !== undefined) {
-      contentLength = parseContentLength(this.#contentLength);
+    } else if (f.contentLength !== undefined) {
+      contentLength = parseContentLength(f.contentLength);
       if (contentLength > this.#limits.maxBodyBytes) throw new HttpParseError('L7G_ERR_BODY_TOO_LARGE');
     }
-    const connectionTokens = this.#connection === undefined ? NO_FIELDS : parseConnectionTokens(this.#connection);
+    const connectionTokens = f.connection === undefined ? NO_FIELDS : parseConnectionTokens(f.connection);
     const head: RequestHead = {
       method: this.#method,
       target: this.#target,
@@ -524,9 +516,7 @@ export class RequestParser {
     this.#headers = [];
     this.#hostCount = 0;
     this.#host = undefined;
-    this.#contentLength = undefined;
-    this.#transferEncoding = undefined;
-    this.#connection = undefined;
+    clearFramingFields(this.#framing);
     this.#expect = undefined;
     this.#upgrade = undefined;
     this.#remaining = 0;

@@ -1,7 +1,8 @@
 /**
  * Incremental, strict HTTP/1.1 response parser (RFC 9112), client side: what our upstream client
- * reads from a pod. Field lines and chunk-size lines are parsed by the same code as the front end's
- * requests (field-line.ts), Content-Length and list fields by the request parser's helpers.
+ * reads from a pod. Field lines, chunk-size lines and the framing fields are handled by the same
+ * code as the front end's requests (field-line.ts, framing-fields.ts), Content-Length and list
+ * fields by the request parser's helpers.
  *
  * Push-style: `expect()` arms it for the answer to one request, `execute()` feeds bytes and the
  * listener gets one head, zero or more body chunks (zero-copy views) and one end. Interim 1xx
@@ -17,6 +18,7 @@
 import { HttpParseError } from '../errors.js';
 import { equalsLower } from './chars.js';
 import { parseChunkSize, parseFieldLine } from './field-line.js';
+import { FramingFields, clearFramingFields, noteFramingField } from './framing-fields.js';
 import { parseConnectionTokens, parseContentLength, splitList } from './request-parser.js';
 
 export interface ResponseLimits {
@@ -95,9 +97,7 @@ export class ResponseParser {
   #reason = '';
   #versionMinor: 0 | 1 = 1;
   #headers: string[] = [];
-  #contentLength: string[] | undefined;
-  #transferEncoding: string[] | undefined;
-  #connection: string[] | undefined;
+  readonly #framing = new FramingFields();
   #keepAliveHint: string | undefined;
   #keepAlive = false;
   #remaining = 0;
@@ -345,22 +345,13 @@ export class ResponseParser {
     this.#reason = reason;
   }
 
+  /** The framing fields (framing-fields.ts), and the pod's Keep-Alive hint. */
   #noteField(): void {
     const h = this.#headers;
     const name = h[h.length - 2]!;
     const value = h[h.length - 1]!;
-    switch (name.length) {
-      case 10:
-        if (equalsLower(name, 'connection')) (this.#connection ??= []).push(value);
-        else if (equalsLower(name, 'keep-alive')) this.#keepAliveHint = value;
-        return;
-      case 14:
-        if (equalsLower(name, 'content-length')) (this.#contentLength ??= []).push(value);
-        return;
-      case 17:
-        if (equalsLower(name, 'transfer-encoding')) (this.#transferEncoding ??= []).push(value);
-        return;
-    }
+    if (noteFramingField(this.#framing, name, value)) return;
+    if (name.length === 10 && equalsLower(name, 'keep-alive')) this.#keepAliveHint = value;
   }
 
   /** The head is complete: decide the framing. Undefined for an interim (1xx) response, which is dropped. */
@@ -377,21 +368,22 @@ export class ResponseParser {
     const v = this.#versionMinor;
     let contentLength: number | undefined;
     let chunked = false;
-    if (this.#transferEncoding !== undefined) {
+    const f = this.#framing;
+    if (f.transferEncoding !== undefined) {
       if (v === 0) throw new HttpParseError('L7G_ERR_TE_IN_HTTP10');
-      if (this.#contentLength !== undefined) throw new HttpParseError('L7G_ERR_TE_AND_CL');
-      const codings = splitList(this.#transferEncoding);
+      if (f.contentLength !== undefined) throw new HttpParseError('L7G_ERR_TE_AND_CL');
+      const codings = splitList(f.transferEncoding);
       if (codings.length !== 1 || !equalsLower(codings[0]!, 'chunked')) {
         throw new HttpParseError(codings.length > 1 && !equalsLower(codings[codings.length - 1]!, 'chunked') ? 'L7G_ERR_CHUNKED_NOT_FINAL' : 'L7G_ERR_UNSUPPORTED_TE');
       }
       chunked = true;
-    } else if (this.#contentLength !== undefined) {
+    } else if (f.contentLength !== undefined) {
       // One field, one value: the list form RFC 9110 §8.6 tolerates is refused by llhttp (which
       // node:http and undici clients use), so a pod that sends it is broken for them too.
-      if (this.#contentLength.length > 1 || this.#contentLength[0]!.includes(',')) throw new HttpParseError('L7G_ERR_CONFLICTING_CONTENT_LENGTH');
-      contentLength = parseContentLength(this.#contentLength);
+      if (f.contentLength.length > 1 || f.contentLength[0]!.includes(',')) throw new HttpParseError('L7G_ERR_CONFLICTING_CONTENT_LENGTH');
+      contentLength = parseContentLength(f.contentLength);
     }
-    const tokens = this.#connection === undefined ? undefined : parseConnectionTokens(this.#connection);
+    const tokens = f.connection === undefined ? undefined : parseConnectionTokens(f.connection);
     let keepAlive = tokens === undefined ? v === 1 : !tokens.includes('close') && (v === 1 || tokens.includes('keep-alive'));
     let framing: BodyFraming;
     if (this.#noBody || status === 204 || status === 304) framing = 'none';
@@ -433,9 +425,7 @@ export class ResponseParser {
 
   #resetHead(): void {
     this.#headers = [];
-    this.#contentLength = undefined;
-    this.#transferEncoding = undefined;
-    this.#connection = undefined;
+    clearFramingFields(this.#framing);
     this.#keepAliveHint = undefined;
   }
 }

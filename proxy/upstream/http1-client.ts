@@ -11,15 +11,15 @@
  *
  * Timeouts without a timer per connection or per request: one deadline queue per duration, shared
  * by every connection of the client (proxy/http1/deadline-queue.ts), a connection in at most one:
- * connect; the response head from the write of the request (the response timeout); between
- * response body reads (the body timeout); idle in the pool (the keep-alive timeout, or the pod's
- * `Keep-Alive` hint). `socket.setTimeout` per phase allocated a Timeout and a bound function each
- * time, three times per request.
+ * connect; the response head from the end of the request (the response timeout, see `Phase`);
+ * between response body reads (the body timeout); idle in the pool (the keep-alive timeout, or the
+ * pod's `Keep-Alive` hint). `socket.setTimeout` per phase allocated a Timeout and a bound function
+ * each time, three times per request.
  */
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Backend } from '../../policy/model.js';
-import { HttpParseError, UpstreamError } from '../errors.js';
+import { FrontEndError, HttpParseError, UpstreamError } from '../errors.js';
 import { DeadlineQueue, type DeadlineEntry } from '../http1/deadline-queue.js';
 import { sharedReads } from '../http1/shared-reads.js';
 import { DEFAULT_RESPONSE_LIMITS, ResponseParser, type ResponseHead, type ResponseListener } from '../http1/response-parser.js';
@@ -33,9 +33,25 @@ const KEEP_ALIVE_MAX_MS = 600_000;
 /** A CR, LF or NUL in a field would split the head: a request-smuggling vector if it ever got through. */
 const BREAKS_HEAD = /[\r\n\0]/;
 
+/**
+ * The response timeout counts from the end of the request, as Envoy's route timeout does (from the
+ * downstream request's end-of-stream to the end of the upstream response: envoy
+ * api/envoy/config/route/v3/route_components.proto, `RouteAction.timeout`) and undici's
+ * `headersTimeout` (the wait for the response head "while not sending the request": undici
+ * docs/docs/api/Client.md, `ClientOptions`): a client uploading slowly is not a pod that does not
+ * answer, and a pod rightly waits for the whole body before it answers.
+ */
 const enum Phase {
   Connecting,
   Idle,
+  /**
+   * The head is written, the body is on its way. No timer while the client's next bytes are
+   * awaited (the front end's client-body timeout polices that); the response timeout runs only
+   * while a write waits for the pod to read (undici's headers timer fires then too: the pod's
+   * silence), re-armed at each such write.
+   */
+  Upload,
+  /** The request is complete, or the pod began answering before it was: the response timeout runs. */
   Head,
   Body,
 }
@@ -281,6 +297,8 @@ class Connection implements ResponseListener, DeadlineEntry {
   #gone = false;
   /** Waiting for the idle-socket validation (`reuse`): not written, so not yet this connection's. */
   #pending: Attempt | undefined;
+  /** The request body still being written, with the listeners it holds. */
+  #upload: Upload | undefined;
 
   constructor(pool: Pool) {
     this.pool = pool;
@@ -337,10 +355,17 @@ class Connection implements ResponseListener, DeadlineEntry {
     }
     this.#parser.expect(req.method === 'HEAD');
     a.written = true;
-    this.#arm(this.pool.timers.head);
     socket.resume();
-    if (body === null) a.sent = true;
-    if (this.#writeHead(head) && body !== null) this.#writeBody(a, body);
+    if (body === null) {
+      a.sent = true;
+      this.#arm(this.pool.timers.head);
+      this.#writeHead(head);
+      return;
+    }
+    this.#phase = Phase.Upload;
+    this.deadlineQueue?.remove(this);
+    // Fields passed through raw carry their Content-Length (request-headers.ts fieldsPassUnchanged).
+    if (this.#writeHead(head)) this.#upload = new Upload(this, body, req.rawFields === undefined && !hasContentLength(req.headers));
   }
 
   /**
@@ -358,38 +383,34 @@ class Connection implements ResponseListener, DeadlineEntry {
     return false;
   }
 
-  /** The body as it arrives, with backpressure both ways; chunk-framed when its length is unknown. */
-  #writeBody(a: Attempt, body: Readable): void {
-    const socket = this.socket;
-    // Fields passed through raw carry their Content-Length (request-headers.ts fieldsPassUnchanged).
-    const chunked = a.req.rawFields === undefined && !hasContentLength(a.req.headers);
-    const onData = (chunk: Buffer): void => {
-      if (a.done) return;
-      const ok = chunked ? writeChunk(socket, chunk) : socket.write(chunk);
-      if (!ok) {
-        body.pause();
-        socket.once('drain', () => body.resume());
-      }
-    };
-    const onEnd = (): void => {
-      cleanup();
-      if (a.done) return;
-      a.sent = true;
-      if (chunked) socket.write('0\r\n\r\n', 'latin1');
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      // The request can never be completed: the connection is desynchronised, drop it.
-      if (!a.done) this.fail(err, false);
-    };
-    const cleanup = (): void => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-    };
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('error', onError);
+  /** A body write waits for the pod to read (`blocked`), or the pod read it all. */
+  uploadBlocked(blocked: boolean): void {
+    if (this.#phase !== Phase.Upload) return;
+    if (blocked) this.#arm(this.pool.timers.head);
+    else this.deadlineQueue?.remove(this);
+  }
+
+  /** The request's last byte was handed to the socket: the response timeout starts, unless the pod started answering already. */
+  uploaded(): void {
+    this.#upload = undefined;
+    this.#attempt!.sent = true;
+    if (this.#phase !== Phase.Upload) return;
+    this.#phase = Phase.Head;
+    this.#arm(this.pool.timers.head);
+  }
+
+  /** The request body failed (the client aborted): the request can never be completed, the connection is desynchronised. */
+  uploadFailed(err: Error): void {
+    this.#upload = undefined;
+    this.fail(err, false);
+  }
+
+  /** Every listener the request put on the socket and on its body goes with the request, however it ended. */
+  #endUpload(): void {
+    const u = this.#upload;
+    if (u === undefined) return;
+    this.#upload = undefined;
+    u.detach();
   }
 
   onResponseHead(head: ResponseHead): void {
@@ -417,6 +438,7 @@ class Connection implements ResponseListener, DeadlineEntry {
     a.done = true;
     a.conn = undefined;
     this.#attempt = undefined;
+    this.#endUpload();
     // A response that ended before its request body did leaves the connection mid-request.
     if (reusable && a.sent && this.#idleMs !== 0) {
       this.pool.releasing++;
@@ -460,6 +482,11 @@ class Connection implements ResponseListener, DeadlineEntry {
 
   /** What the socket read, in the shared buffer: parsed before the next read reuses it (the parser copies what it keeps). */
   onRead(chunk: Buffer): void {
+    // The pod answers before the body is all written (an early 413, say): its head is due now.
+    if (this.#phase === Phase.Upload) {
+      this.#phase = Phase.Head;
+      this.#arm(this.pool.timers.head);
+    }
     try {
       this.#parser.execute(chunk);
     } catch (err) {
@@ -507,6 +534,7 @@ class Connection implements ResponseListener, DeadlineEntry {
       case Phase.Idle:
         this.destroy();
         return;
+      case Phase.Upload:
       case Phase.Head:
         this.fail(new UpstreamError('L7G_ERR_UPSTREAM_HEADERS_TIMEOUT'), false);
         return;
@@ -525,6 +553,7 @@ class Connection implements ResponseListener, DeadlineEntry {
   fail(err: Error, unsent: boolean): void {
     const a = this.#attempt;
     this.#attempt = undefined;
+    this.#endUpload();
     // A connect failure fails the requests waiting for a connection: never written, and the
     // error (ECONNREFUSED, a connect timeout) says so (retry.ts `failedBeforeSend`).
     if (this.#phase === Phase.Connecting) this.#leave(err);
@@ -560,6 +589,79 @@ type OwnedSocket = CountedSocket & { [kConnection]: Connection };
 function onSocketRead(this: net.Socket, nread: number, buf: Buffer): boolean {
   (this as OwnedSocket)[kConnection].onRead(buf.subarray(0, nread));
   return true;
+}
+
+/**
+ * One request body on its way to the pod, as it arrives, with backpressure both ways; chunk-framed
+ * when its length is unknown. It holds every listener the request puts on the body and on the
+ * pooled socket, so that `detach` takes them all: a listener left on a socket that goes back to the
+ * pool would keep the body alive and fire into a later request.
+ */
+class Upload {
+  readonly #conn: Connection;
+  readonly #socket: net.Socket;
+  readonly #body: Readable;
+  readonly #chunked: boolean;
+  /** Waiting for `drain`: the pod has not read what was written. */
+  #blocked = false;
+
+  constructor(conn: Connection, body: Readable, chunked: boolean) {
+    this.#conn = conn;
+    this.#socket = conn.socket;
+    this.#body = body;
+    this.#chunked = chunked;
+    body.on('data', this.#onData);
+    body.on('end', this.#onEnd);
+    body.on('error', this.#onError);
+    body.on('close', this.#onClose);
+  }
+
+  detach(): void {
+    const body = this.#body;
+    body.off('data', this.#onData);
+    body.off('end', this.#onEnd);
+    body.off('error', this.#onError);
+    body.off('close', this.#onClose);
+    if (this.#blocked) {
+      this.#blocked = false;
+      this.#socket.off('drain', this.#onDrain);
+    }
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    const socket = this.#socket;
+    if (this.#chunked ? writeChunk(socket, chunk) : socket.write(chunk)) return;
+    this.#body.pause();
+    if (!this.#blocked) {
+      this.#blocked = true;
+      socket.on('drain', this.#onDrain);
+    }
+    this.#conn.uploadBlocked(true);
+  };
+
+  readonly #onDrain = (): void => {
+    this.#blocked = false;
+    this.#socket.off('drain', this.#onDrain);
+    this.#conn.uploadBlocked(false);
+    this.#body.resume();
+  };
+
+  readonly #onEnd = (): void => {
+    this.detach();
+    if (this.#chunked) this.#socket.write('0\r\n\r\n', 'latin1');
+    this.#conn.uploaded();
+  };
+
+  readonly #onError = (err: Error): void => {
+    this.detach();
+    this.#conn.uploadFailed(err);
+  };
+
+  /** Destroyed without an error (the front end gave up on the request): as good as an abort. */
+  readonly #onClose = (): void => {
+    this.detach();
+    this.#conn.uploadFailed(this.#body.errored ?? new FrontEndError('L7G_ERR_CLIENT_ABORTED'));
+  };
 }
 
 function releaseAfterCheck(conn: Connection): void {

@@ -2,8 +2,12 @@
 // what reached the pod (head and body framing), what the sink got, and when a connection is
 // reused. The framings and failures every client must agree on run against undici too.
 import t, { type Test } from 'tap';
+import diagnostics from 'node:diagnostics_channel';
+import type { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Http1Upstream } from '../../../proxy/upstream/http1-client.js';
 import { Upstream, upstreamErrorStatus, type UpstreamClient, type UpstreamOptions } from '../../../proxy/upstream/upstream.js';
 import type { Backend } from '../../../policy/model.js';
@@ -55,6 +59,10 @@ function exchange(up: UpstreamClient, backend: Backend, method: string, headers:
     });
   });
 }
+
+// A full collection on demand, to show what the client no longer holds.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 const clients: [string, (o?: Partial<UpstreamOptions>) => UpstreamClient][] = [
   ['native', (o) => new Http1Upstream(o)],
@@ -189,4 +197,208 @@ t.test('native: a response the client has paused is not cut by the body timeout'
     });
   });
   t.same([got.status, got.body, got.error], [200, 'helloworld', undefined]);
+});
+
+/** A body that sends `chunks` one-byte chunks, `everyMs` apart, then ends; `ended` resolves at its end (performance.now()). */
+function trickle(chunks: number, everyMs: number): { body: Readable; ended: Promise<number> } {
+  let sent = 0;
+  let onEnd: (at: number) => void = () => undefined;
+  const ended = new Promise<number>((r) => (onEnd = r));
+  const body = new Readable({ read: () => undefined });
+  const tick = setInterval(() => {
+    body.push('a');
+    if (++sent < chunks) return;
+    clearInterval(tick);
+    body.push(null);
+    onEnd(performance.now());
+  }, everyMs);
+  return { body, ended };
+}
+
+/** A pod that hands each connection to `handle`; its connections are closed at teardown. */
+async function rawPod(t: Test, handle: (sock: net.Socket) => void): Promise<Backend> {
+  const sockets = new Set<net.Socket>();
+  const srv = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('error', () => undefined);
+    handle(sock);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    sockets.forEach((s) => s.destroy());
+    return new Promise((r) => srv.close(r));
+  });
+  return { ip: '127.0.0.1', port: (srv.address() as net.AddressInfo).port, endpoint: {} } as Backend;
+}
+
+/** A pod that reads a chunked request to its last chunk, then answers `response` (or nothing). */
+function chunkedPod(t: Test, response: string | undefined): Promise<Backend> {
+  return rawPod(t, (sock) => {
+    let text = '';
+    sock.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.endsWith('\r\n0\r\n\r\n') && response !== undefined) sock.write(response);
+    });
+  });
+}
+
+for (const [name, make] of clients) {
+  t.test(`${name}: a body uploaded for longer than the response timeout still gets its response`, async (t) => {
+    // 8 chunks 100 ms apart: the upload takes ~800 ms, the response timeout is 300 ms. The pod
+    // (rightly) answers only once it has the whole body.
+    const backend = await chunkedPod(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    const up = make({ headersTimeout: 300 });
+    t.teardown(() => up.close());
+    const r = await exchange(up, backend, 'POST', ['host', 'pod'], trickle(8, 100).body);
+    t.same([r.status, r.body, r.error], [200, 'ok', undefined]);
+  });
+
+  t.test(`${name}: the response timeout counts from the end of the body: 504 when the pod never answers`, async (t) => {
+    const backend = await chunkedPod(t, undefined);
+    const up = make({ headersTimeout: 300 });
+    t.teardown(() => up.close());
+    const { body, ended } = trickle(5, 100);
+    const r = await exchange(up, backend, 'POST', ['host', 'pod'], body);
+    const after = performance.now() - (await ended);
+    t.equal(upstreamErrorStatus(Object.assign(new Error(), { code: r.error })), 504, `timed out (${r.error})`);
+    // No earlier than the timeout after the last byte, and not much later: our queues' slack is
+    // 10 %, undici's headers timer ticks every ~500 ms (lib/util/timers.js, RESOLUTION_MS 1 s).
+    t.ok(after >= 280 && after < (name === 'native' ? 1_000 : 2_000), `504 ${Math.round(after)} ms after the body ended`);
+  });
+}
+
+/** The client's sockets as net.connect makes them (Node's `net.client.socket` diagnostics channel). */
+function clientSockets(t: Test): net.Socket[] {
+  const sockets: net.Socket[] = [];
+  const onSocket = (m: unknown): void => void sockets.push((m as { socket: net.Socket }).socket);
+  diagnostics.subscribe('net.client.socket', onSocket);
+  t.teardown(() => diagnostics.unsubscribe('net.client.socket', onSocket));
+  return sockets;
+}
+
+function listenerCounts(e: EventEmitter): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of e.eventNames()) out[String(name)] = e.listenerCount(name);
+  return out;
+}
+
+/** 4 MiB: more than loopback socket buffers take while the pod does not read, so the write waits for `drain`. */
+const BIG = 4 * 1024 * 1024;
+
+t.test('native: a request whose body write still waited for drain leaves nothing on the socket that goes back to the pool', async (t) => {
+  // The pod answers as soon as the head is in, and reads nothing more for 300 ms: the response ends
+  // (the body was all handed to the socket) while the write still waits for `drain`.
+  let bodyBytes = 0;
+  const backend = await rawPod(t, (sock) => {
+    let heads = 0;
+    let tail = '';
+    sock.on('data', (d: Buffer) => {
+      // A request line may straddle two reads: the tail of the last one is searched again.
+      const text = tail + d.toString('latin1');
+      for (let i = text.indexOf(' HTTP/1.1\r\n'); i >= 0; i = text.indexOf(' HTTP/1.1\r\n', i + 1)) {
+        heads++;
+        sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        if (heads === 2) {
+          sock.pause();
+          setTimeout(() => sock.resume(), 300);
+        }
+      }
+      tail = text.slice(-11).replace(/^.* HTTP\/1\.1\r\n/s, '');
+      for (const byte of d) if (byte === 0x78) bodyBytes++;
+    });
+  });
+  const sockets = clientSockets(t);
+  const up = new Http1Upstream({ connections: 1 });
+  t.teardown(() => up.close());
+
+  t.equal((await exchange(up, backend, 'GET', ['host', 'pod'])).status, 200);
+  await new Promise((r) => setImmediate(r));
+  const idle = listenerCounts(sockets[0]!);
+
+  // The body is made and sent out of this scope: only the WeakRef stays here.
+  const sent = ((): { ref: WeakRef<Readable>; got: Promise<Got> } => {
+    const body = new Readable({ read: () => undefined });
+    body.push(Buffer.alloc(BIG, 'x'));
+    body.push(null);
+    return { ref: new WeakRef(body), got: exchange(up, backend, 'POST', ['host', 'pod', 'content-length', String(BIG)], body) };
+  })();
+  t.equal((await sent.got).status, 200);
+  await new Promise((r) => setImmediate(r));
+  t.equal(bodyBytes < BIG, true, 'the pod has not read the whole body yet');
+  t.same(up.connectionCounts.get(`127.0.0.1:${backend.port}`), 1, 'the connection is pooled');
+  t.same(listenerCounts(sockets[0]!), idle, 'the pooled socket has the listeners of an idle one, no drain listener');
+  await new Promise((r) => setImmediate(r));
+  gc();
+  t.equal(sent.ref.deref(), undefined, "nothing holds the ended request's body");
+
+  t.equal((await exchange(up, backend, 'GET', ['host', 'pod'])).status, 200, 'the next request on it is answered');
+  t.equal(bodyBytes, BIG, 'the pod got the whole body');
+  t.equal(sockets.length, 1, 'all three on one connection');
+  t.same(listenerCounts(sockets[0]!), idle);
+});
+
+for (const how of ['the pod resets', 'the pod stops reading', 'the exchange is aborted'] as const) {
+  t.test(`native: ${how} while a body write waits for drain: no listener is left on the body or the socket`, async (t) => {
+    const backend = await rawPod(t, (sock) =>
+      sock.once('data', () => {
+        sock.pause();
+        if (how === 'the pod resets') setTimeout(() => sock.resetAndDestroy(), 100);
+      }),
+    );
+    const sockets = clientSockets(t);
+    const up = new Http1Upstream({ headersTimeout: 300 });
+    t.teardown(() => up.close());
+    // Half the body, and the client still sending: the request cannot end by itself.
+    const body = new Readable({ read: () => undefined });
+    body.push(Buffer.alloc(BIG, 'x'));
+    const got = await new Promise<Got>((resolve) => {
+      up.send(backend, { method: 'POST', path: '/p', headers: ['host', 'pod', 'content-length', String(2 * BIG)], body }, {
+        onStart: (abort) => {
+          if (how === 'the exchange is aborted') setTimeout(() => abort(Object.assign(new Error('client gone'), { code: 'TEST_ABORT' })), 100);
+        },
+        onHeaders: () => undefined,
+        onData: () => undefined,
+        onEnd: () => resolve({ status: 200, headers: [], body: '' }),
+        onError: (err, unsent) => resolve({ status: 0, headers: [], body: '', error: (err as { code?: string }).code ?? err.message, unsent }),
+      });
+    });
+    const expected = { 'the pod resets': /^(ECONNRESET|EPIPE|L7G_ERR_UPSTREAM_CLOSED)$/, 'the pod stops reading': /^L7G_ERR_UPSTREAM_HEADERS_TIMEOUT$/, 'the exchange is aborted': /^TEST_ABORT$/ }[how];
+    t.match(got.error, expected, `failed: ${got.error}`);
+    t.equal(sockets.length, 1);
+    t.equal(sockets[0]!.listenerCount('drain'), 0, 'no drain listener on the dead socket');
+    t.same(listenerCounts(body), {}, 'none of its listeners on the body');
+    // The client goes on sending: nothing takes it any more, nothing is written anywhere.
+    body.push(Buffer.alloc(1024, 'y'));
+    body.push(null);
+    await new Promise((r) => setTimeout(r, 50));
+    t.equal(sockets.length, 1, 'no new connection for it');
+  });
+}
+
+t.test('native: a pod that starts answering before the body is all sent owes its head within the response timeout from then', async (t) => {
+  // The pod writes a status line at the first bytes and nothing more; the client keeps uploading
+  // for 2 s. The timeout runs from the pod's first byte, not from the (much later) end of the body.
+  const backend = await rawPod(t, (sock) => sock.once('data', () => sock.write('HTTP/1.1 200 OK\r\n')));
+  const up = new Http1Upstream({ headersTimeout: 300 });
+  t.teardown(() => up.close());
+  const start = performance.now();
+  const r = await exchange(up, backend, 'POST', ['host', 'pod'], trickle(20, 100).body);
+  const took = performance.now() - start;
+  t.equal(r.error, 'L7G_ERR_UPSTREAM_HEADERS_TIMEOUT');
+  t.ok(took >= 280 && took < 1_200, `504 after ${Math.round(took)} ms, the upload still going`);
+});
+
+t.test('native: a body destroyed without an error mid-upload fails the request at once (no timer runs while the client is awaited)', async (t) => {
+  const backend = await chunkedPod(t, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const up = new Http1Upstream({ headersTimeout: 5_000 });
+  t.teardown(() => up.close());
+  const body = new Readable({ read: () => undefined });
+  body.push('a');
+  setTimeout(() => body.destroy(), 100);
+  const start = performance.now();
+  const r = await exchange(up, backend, 'POST', ['host', 'pod'], body);
+  const took = performance.now() - start;
+  t.equal(r.error, 'L7G_ERR_CLIENT_ABORTED');
+  t.ok(took < 1_000, `failed after ${Math.round(took)} ms, not at the 5 s response timeout`);
+  t.same(listenerCounts(body), {}, 'none of its listeners left on the body');
 });
