@@ -158,17 +158,20 @@ export class RequestParser {
   takeBuffered(): Buffer {
     // A copy: the pushed chunk may be a borrowed read buffer (see own()).
     const rest = Buffer.from(this.#buf.subarray(this.#pos));
+    this.#lent = undefined;
+    this.#fieldsBuf = EMPTY_BUFFER;
     this.#buf = EMPTY_BUFFER;
     this.#pos = 0;
     this.#state = State.Dead;
     return rest;
   }
 
-  push(chunk: Buffer): void {
+  /** `borrowed`: the caller reuses the chunk's memory after its next own() (a shared read buffer). */
+  push(chunk: Buffer, borrowed = false): void {
     if (this.#state === State.Dead) return;
     if (this.#pos >= this.#buf.length) {
       this.#buf = chunk;
-      this.#lent = chunk;
+      this.#lent = borrowed ? chunk : undefined;
     } else {
       // Only a partial line (bounded by the limits) or body bytes held under backpressure
       // (bounded by the caller pausing the socket) are ever carried over.
@@ -202,6 +205,8 @@ export class RequestParser {
       // idles (body events are views of it and keep what they need).
       if (this.#pos >= this.#buf.length && this.#buf !== EMPTY_BUFFER) {
         this.#buf = EMPTY_BUFFER;
+        this.#lent = undefined;
+        this.#fieldsBuf = EMPTY_BUFFER; // a head that goes on in the next read is not in one piece
         this.#pos = 0;
       }
       return ev;
@@ -210,6 +215,8 @@ export class RequestParser {
         this.#error = err;
         this.#state = State.Dead;
         this.#buf = EMPTY_BUFFER;
+        this.#lent = undefined;
+        this.#fieldsBuf = EMPTY_BUFFER;
         this.#pos = 0;
       }
       throw err;

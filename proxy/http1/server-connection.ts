@@ -294,7 +294,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     if (this.#ending || this.#closed) return; // lingering close: read and drop
     if (this.#timerKind === Timer.Idle) this.#arm(Timer.Headers); // first byte of the next request
     if (this.#bodyDeadline !== 0) this.#bodyDeadline = performance.now() + this.#ctx.limits.clientBodyTimeoutMs;
-    this.#parser.push(chunk);
+    this.#parser.push(chunk, this.#borrowed);
     this.#pump();
   }
 
