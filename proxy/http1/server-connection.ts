@@ -53,10 +53,12 @@ const enum Timer {
   Headers,
   Idle,
   Linger,
+  /** The request timeout, from the head to the response's end: the exchange needs no other connection timer. */
+  Request,
 }
 
 /** One deadline queue per timer kind, shared by every connection of a front end (deadline-queue.ts). */
-type Queues = readonly [DeadlineQueue | undefined, DeadlineQueue | undefined, DeadlineQueue | undefined, DeadlineQueue | undefined];
+type Queues = readonly (DeadlineQueue | undefined)[];
 const queuesByContext = new WeakMap<ConnectionContext, Queues>();
 
 function queuesFor(ctx: ConnectionContext): Queues {
@@ -64,7 +66,7 @@ function queuesFor(ctx: ConnectionContext): Queues {
   if (q === undefined) {
     const make = (ms: number) => (ms > 0 && Number.isFinite(ms) ? new DeadlineQueue(ms) : undefined);
     const l = ctx.limits;
-    q = [undefined, make(l.headersTimeoutMs), make(l.keepAliveTimeoutMs), make(l.lingerMs)]; // indexed by Timer
+    q = [undefined, make(l.headersTimeoutMs), make(l.keepAliveTimeoutMs), make(l.lingerMs), make(l.requestTimeoutMs)]; // indexed by Timer
     queuesByContext.set(ctx, q);
   }
   return q;
@@ -104,11 +106,11 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   #ending = false;
   #closed = false;
   /**
-   * Exchange deadlines (`performance.now()` ms, 0 = none): whole request, client body idle, blocked
-   * write. One lazily re-armed timer checks them (#watch), so a keep-alive request costs a clock
-   * read, not a timer: the timer is only moved when a deadline comes earlier than the one it is set for.
+   * Exchange deadlines (`performance.now()` ms, 0 = none): client body idle, blocked write. One
+   * lazily re-armed timer checks them (#watch), armed only for a request with a body or a write the
+   * client does not take: the whole-request deadline is the Request queue's (no Timeout per
+   * connection, nor one left behind on every idle keep-alive connection).
    */
-  #requestDeadline = 0;
   #bodyDeadline = 0;
   #sendDeadline = 0;
   #watch: NodeJS.Timeout | undefined;
@@ -370,14 +372,10 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   }
 
   #startExchange(head: RequestHead): void {
-    this.#clearTimer();
+    this.#arm(Timer.Request); // in place of the header timer
     const hasBody = head.chunked || (head.contentLength ?? 0) > 0;
     const limits = this.#ctx.limits;
-    if (limits.requestTimeoutMs > 0 || (hasBody && limits.clientBodyTimeoutMs > 0)) {
-      const now = performance.now();
-      if (limits.requestTimeoutMs > 0) this.#watchUntil((this.#requestDeadline = now + limits.requestTimeoutMs));
-      if (hasBody && limits.clientBodyTimeoutMs > 0) this.#watchUntil((this.#bodyDeadline = now + limits.clientBodyTimeoutMs));
-    }
+    if (hasBody && limits.clientBodyTimeoutMs > 0) this.#watchUntil((this.#bodyDeadline = performance.now() + limits.clientBodyTimeoutMs));
     const res = new ServerResponse(this, head);
     const ex: Exchange = {
       res,
@@ -463,7 +461,6 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   #completeExchange(): void {
     const ex = this.#exchange!;
     this.#exchange = undefined;
-    this.#requestDeadline = 0;
     this.#bodyDeadline = 0;
     if (ex.res.closeAfter || this.#shutdown || (this.#readEnded && this.#parser.buffered === 0)) {
       this.#endGracefully();
@@ -564,6 +561,10 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
 
   #onTimer(kind: Timer): void {
     if (this.#closed || kind === Timer.None) return;
+    if (kind === Timer.Request) {
+      this.#checkDeadlines(this.deadlineAt); // left in place by the queue's unlink
+      return;
+    }
     if (kind === Timer.Linger) {
       this.socket.destroy();
       return;
@@ -607,11 +608,16 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   #clearWatch(): void {
     if (this.#watch !== undefined) clearTimeout(this.#watch);
     this.#watch = undefined;
-    this.#requestDeadline = this.#bodyDeadline = this.#sendDeadline = 0;
+    this.#bodyDeadline = this.#sendDeadline = 0;
   }
 
   #onWatch(): void {
     this.#watch = undefined;
+    this.#checkDeadlines(this.#timerKind === Timer.Request ? this.deadlineAt : 0);
+  }
+
+  /** `requestDeadline`: the request timeout's (0 = none), which either timer may find passed first. */
+  #checkDeadlines(requestDeadline: number): void {
     if (this.#closed || this.#ending) return;
     const now = performance.now();
     if (this.#sendDeadline !== 0 && now >= this.#sendDeadline) {
@@ -622,12 +628,12 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     }
     const ex = this.#exchange;
     if (ex === undefined) {
-      this.#requestDeadline = this.#bodyDeadline = 0;
+      this.#bodyDeadline = 0;
     } else {
-      const requestExpired = this.#requestDeadline !== 0 && now >= this.#requestDeadline && !ex.res.finished;
+      const requestExpired = requestDeadline !== 0 && now >= requestDeadline && !ex.res.finished;
       // When the timer fires late (a busy loop) both may have passed: the one that expired first is
       // what happened to this request.
-      const bodyFirst = this.#bodyDeadline !== 0 && now >= this.#bodyDeadline && !this.#paused && this.#bodyDeadline < this.#requestDeadline;
+      const bodyFirst = this.#bodyDeadline !== 0 && now >= this.#bodyDeadline && !this.#paused && this.#bodyDeadline < requestDeadline;
       if (requestExpired && !bodyFirst) {
         this.#report(new FrontEndError('L7G_ERR_REQUEST_TIMEOUT'), 'timeout');
         this.#failExchange(ex, 504);
@@ -644,7 +650,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       }
     }
     let next = 0;
-    for (const d of [this.#requestDeadline, this.#bodyDeadline, this.#sendDeadline]) if (d !== 0 && (next === 0 || d < next)) next = d;
+    for (const d of [this.#bodyDeadline, this.#sendDeadline]) if (d !== 0 && (next === 0 || d < next)) next = d;
     if (next !== 0) this.#watchUntil(next);
   }
 

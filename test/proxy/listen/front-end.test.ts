@@ -486,6 +486,30 @@ t.test('timeouts: 408 for a stalled head, silent close when idle', async (t) => 
   t.equal(idle.data.length, before, 'no bytes on idle close');
 });
 
+t.test('request timeout: each request gets its own deadline from its head; a stalled one gets 504 and close', async (t) => {
+  const { port, errors } = await start(t, (req, res) => {
+    if (req.target === '/ok') ok(res, 'x'); // /stall is never answered
+  }, { requestTimeoutMs: 200, keepAliveTimeoutMs: 5000 });
+  const c = new RawClient(port);
+  t.teardown(() => c.destroy());
+  // Keep-alive requests 100 ms apart, 400 ms in all: a deadline that outlived its request would cut them.
+  for (let i = 1; i <= 4; i++) {
+    c.write('GET /ok HTTP/1.1\r\nHost: h\r\n\r\n');
+    await c.untilResponses(i);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(c.closed, false, 'still open after four requests over twice the request timeout');
+  const sent = Date.now();
+  c.write('GET /stall HTTP/1.1\r\nHost: h\r\n\r\n');
+  await c.untilClosed();
+  const took = Date.now() - sent;
+  const last = splitResponses(c.text).at(-1);
+  t.equal(last?.status, 504);
+  t.equal(last?.headers['connection'], 'close');
+  t.ok(took >= 190 && took < 2000, `closed ${took} ms after the head (timeout 200 ms)`);
+  t.same(errors.map((e) => (e as Error & { code?: string }).code), ['L7G_ERR_REQUEST_TIMEOUT']);
+});
+
 t.test('close(): in-flight request finishes with connection: close; idle ones close now', async (t) => {
   let release: (() => void) | undefined;
   const { port, fe } = await start(t, (_req, res) => {
