@@ -72,6 +72,26 @@ function queuesFor(ctx: ConnectionContext): Queues {
   return q;
 }
 
+/**
+ * Parsers between requests, per front end (keyed by its limits object): a connection holds one only
+ * while a request is arriving or in flight, so 10,000 idle keep-alive connections hold none
+ * (~0.3 KB each) and a busy one takes and returns one per request instead of allocating it.
+ */
+const spareParsers = new WeakMap<FrontEndLimits, RequestParser[]>();
+/** More than this many at once are left to the GC: a burst does not pin its peak forever. */
+const MAX_SPARE_PARSERS = 1024;
+
+function takeParser(limits: FrontEndLimits): RequestParser {
+  return spareParsers.get(limits)?.pop() ?? new RequestParser(limits);
+}
+
+/** Only a parser between two messages, with nothing buffered, may be reused. */
+function returnParser(limits: FrontEndLimits, parser: RequestParser): void {
+  let spare = spareParsers.get(limits);
+  if (spare === undefined) spareParsers.set(limits, (spare = []));
+  if (spare.length < MAX_SPARE_PARSERS) spare.push(parser);
+}
+
 /** The socket's owner, for the listeners below: shared functions, not five closures per connection. */
 const kConnection = Symbol('l7guard.connection');
 type OwnedSocket = Socket & { [kConnection]: ServerConnection };
@@ -79,7 +99,8 @@ type OwnedSocket = Socket & { [kConnection]: ServerConnection };
 export class ServerConnection implements ResponseHost, DeadlineEntry {
   readonly socket: Socket;
   readonly #ctx: ConnectionContext;
-  readonly #parser: RequestParser;
+  /** From the first byte of a request until the connection is idle again (takeParser). */
+  #parser: RequestParser | undefined;
   readonly #remoteAddress: string;
   readonly #remotePort: number;
   readonly #localAddress: string;
@@ -156,7 +177,6 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   private constructor(socket: Socket, ctx: ConnectionContext, remote: string, remotePort: number | undefined) {
     this.socket = socket;
     this.#ctx = ctx;
-    this.#parser = new RequestParser(ctx.limits);
     this.#remoteAddress = unmapIPv4(remote);
     this.#remotePort = remotePort ?? socket.remotePort ?? 0;
     this.#localAddress = unmapIPv4(socket.localAddress ?? '');
@@ -239,7 +259,8 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     if (ex === undefined || ex.body !== null || this.#ending || this.#closed) return undefined;
     this.#clearTimer();
     this.#clearWatch();
-    const head = this.#parser.takeBuffered();
+    const head = this.#parser!.takeBuffered(); // an exchange has a parser
+    this.#parser = undefined; // dead now: not one to return
     this.#exchange = undefined;
     this.#closed = true;
     const socket = this.socket;
@@ -264,7 +285,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     if (this.#ending || this.#closed) return; // lingering close: read and drop
     if (this.#timerKind === Timer.Idle) this.#arm(Timer.Headers); // first byte of the next request
     if (this.#bodyDeadline !== 0) this.#bodyDeadline = performance.now() + this.#ctx.limits.clientBodyTimeoutMs;
-    this.#parser.push(chunk);
+    (this.#parser ??= takeParser(this.#ctx.limits)).push(chunk);
     this.#pump();
   }
 
@@ -327,7 +348,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       if (ex !== undefined) {
         if (ex.requestComplete) {
           // Hold the next pipelined request until this response has ended.
-          if (this.#parser.buffered >= this.#ctx.limits.maxPipelinedBytes) this.#pause();
+          if (this.#buffered >= this.#ctx.limits.maxPipelinedBytes) this.#pause();
           return;
         }
         if (ex.bodyFull && !ex.discarding) {
@@ -344,7 +365,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       }
       let ev;
       try {
-        ev = this.#parser.next();
+        ev = this.#parser === undefined ? null : this.#parser.next();
       } catch (err) {
         this.#parseFailed(err);
         return;
@@ -462,13 +483,25 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     const ex = this.#exchange!;
     this.#exchange = undefined;
     this.#bodyDeadline = 0;
-    if (ex.res.closeAfter || this.#shutdown || (this.#readEnded && this.#parser.buffered === 0)) {
+    if (ex.res.closeAfter || this.#shutdown || (this.#readEnded && this.#buffered === 0)) {
       this.#endGracefully();
       return;
     }
-    this.#arm(this.#parser.buffered > 0 ? Timer.Headers : Timer.Idle);
+    if (this.#buffered > 0) {
+      this.#arm(Timer.Headers);
+    } else {
+      this.#arm(Timer.Idle);
+      // The exchange ended at a message boundary with nothing held: the parser is clean.
+      if (this.#parser !== undefined) returnParser(this.#ctx.limits, this.#parser);
+      this.#parser = undefined;
+    }
     this.#resume();
     this.#pump();
+  }
+
+  /** Request bytes received and not yet parsed (none without a parser). */
+  get #buffered(): number {
+    return this.#parser === undefined ? 0 : this.#parser.buffered;
   }
 
   #parseFailed(err: unknown): void {
@@ -495,7 +528,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
    */
   #writeError(status: number): void {
     const bytes = errorResponse(status, this.#ctx.serverName);
-    this.socket.write(this.#parser.method === 'HEAD' ? headOnly(bytes) : bytes);
+    this.socket.write(this.#parser?.method === 'HEAD' ? headOnly(bytes) : bytes);
   }
 
   // --- closing ---------------------------------------------------------------------------------
@@ -570,7 +603,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       return;
     }
     if (this.#exchange !== undefined || this.#ending) return;
-    if (kind === Timer.Idle || (this.#parser.buffered === 0 && this.#parser.atMessageBoundary)) {
+    if (kind === Timer.Idle || this.#parser === undefined || (this.#parser.buffered === 0 && this.#parser.atMessageBoundary)) {
       this.socket.destroy(); // nothing of a request was sent: close silently, as nginx does
       return;
     }

@@ -510,6 +510,34 @@ t.test('request timeout: each request gets its own deadline from its head; a sta
   t.same(errors.map((e) => (e as Error & { code?: string }).code), ['L7G_ERR_REQUEST_TIMEOUT']);
 });
 
+t.test('connections that go idle between requests hand their parser on: interleaved heads stay apart', async (t) => {
+  const who = (h: readonly string[]): string | undefined => {
+    const i = h.findIndex((v, n) => n % 2 === 0 && v.toLowerCase() === 'x-who');
+    return i < 0 ? undefined : h[i + 1];
+  };
+  const { port } = await start(t, (req, res) => ok(res, `${req.target} ${String(who(req.headers))}`));
+  const a = new RawClient(port);
+  const b = new RawClient(port);
+  t.teardown(() => {
+    a.destroy();
+    b.destroy();
+  });
+  const bodies = (c: RawClient): string[] => splitResponses(c.text).map((r) => r.body);
+  a.write('GET /a1 HTTP/1.1\r\nHost: h\r\nX-Who: a\r\n\r\n');
+  await a.untilResponses(1); // a is idle now
+  b.write('GET /b1 HTTP/1.1\r\nHost: h\r\nX-Wh'); // b's head is half parsed...
+  await new Promise((r) => setTimeout(r, 50));
+  a.write('GET /a2 HTTP/1.1\r\nHost: h\r\nX-Who: a2\r\n\r\n'); // ...while a starts its next request
+  await a.untilResponses(2);
+  b.write('o: b\r\n\r\nGET /b2 HTTP/1.1\r\nHost: h\r\nX-Who: b2\r\n\r\n');
+  await b.untilResponses(2);
+  a.write('GET /a3 HTTP/1.1\r\nHost: h\r\n\r\n');
+  await a.untilResponses(3);
+  t.same(bodies(a), ['/a1 a', '/a2 a2', '/a3 undefined']);
+  t.same(bodies(b), ['/b1 b', '/b2 b2']);
+  t.equal(a.closed || b.closed, false, 'both still open');
+});
+
 t.test('close(): in-flight request finishes with connection: close; idle ones close now', async (t) => {
   let release: (() => void) | undefined;
   const { port, fe } = await start(t, (_req, res) => {
