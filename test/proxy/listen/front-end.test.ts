@@ -559,6 +559,23 @@ t.test('close(): in-flight request finishes with connection: close; idle ones cl
   t.equal(fe.connections, 0, `connections after close: ${fe.connections}`);
 });
 
+t.test('each request carries its connection\'s addresses: the client\'s and ours', async (t) => {
+  const seen: [string, number, string, number][] = [];
+  const { port } = await start(t, (req, res) => {
+    seen.push([req.remoteAddress, req.remotePort, req.localAddress, req.localPort]);
+    ok(res, 'x');
+  });
+  const c = new RawClient(port);
+  t.teardown(() => c.destroy());
+  await new Promise((r) => c.socket.once('connect', r));
+  for (let i = 1; i <= 2; i++) {
+    c.write('GET / HTTP/1.1\r\nHost: h\r\n\r\n');
+    await c.untilResponses(i);
+  }
+  const expected: [string, number, string, number] = [c.socket.localAddress!, c.socket.localPort!, '127.0.0.1', port];
+  t.same(seen, [expected, expected], 'on every request of the connection');
+});
+
 t.test('IPv4-mapped IPv6 peers are reported as IPv4', async (t) => {
   t.equal(unmapIPv4('::ffff:10.1.2.3'), '10.1.2.3');
   t.equal(unmapIPv4('::ffff:abcd'), '::ffff:abcd');
