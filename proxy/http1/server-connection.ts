@@ -183,8 +183,8 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     this.#localPort = socket.localPort ?? 0;
     // The getters above leave both address records cached on the socket (two objects per idle
     // connection, ~0.1 KB) that the fields already hold; null is the socket's own "not read yet".
-    (socket as unknown as { _peername: unknown; _sockname: unknown })._peername = null;
-    (socket as unknown as { _peername: unknown; _sockname: unknown })._sockname = null;
+    const cached = socket as unknown as { _peername: unknown; _sockname: unknown };
+    cached._peername = cached._sockname = null;
     this.#queues = queuesFor(ctx);
     (socket as OwnedSocket)[kConnection] = this;
     socket.on('error', ServerConnection.#onSocketError);
