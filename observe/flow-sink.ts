@@ -15,7 +15,8 @@
  * A line waits at most FLUSH_MS in sonic-boom's buffer (`minLength` batches small writes).
  */
 import { openSync } from 'node:fs';
-import fastJson from 'fast-json-stringify';
+import { createRequire } from 'node:module';
+import type fastJson from 'fast-json-stringify';
 import pino from 'pino';
 import type { FlowEvent, FlowRecord } from './flow-event.js';
 import { toFlowEvent } from './flow-event.js';
@@ -68,8 +69,17 @@ let serializer: ((doc: HubbleFlowResponse) => string) | undefined;
  * (first FlowSink with a file, or first call) from flowResponseSchema.
  */
 export function serializeFlow(res: HubbleFlowResponse): string {
-  serializer ??= fastJson(flowResponseSchema) as (doc: HubbleFlowResponse) => string;
+  serializer ??= compileSerializer();
   return serializer(res);
+}
+
+/**
+ * fast-json-stringify and the schema tooling under it are ~2 MB of heap and ~10 MB of RSS once
+ * loaded: required here, when a flow is first serialised, not by every `serve` that never does.
+ */
+function compileSerializer(): (doc: HubbleFlowResponse) => string {
+  const build = createRequire(import.meta.url)('fast-json-stringify') as typeof fastJson;
+  return build(flowResponseSchema) as (doc: HubbleFlowResponse) => string;
 }
 
 export class FlowSink {
@@ -101,7 +111,7 @@ export class FlowSink {
     this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     if (opts.file !== undefined) {
       // Compile now (a few ms) rather than on the first request's batch.
-      serializer ??= fastJson(flowResponseSchema) as (doc: HubbleFlowResponse) => string;
+      serializer ??= compileSerializer();
       // sonic-boom treats maxLength 0 as "unbounded": keep a non-positive bound meaning "drop all".
       const max = this.#maxBuffered <= 0 ? -1 : this.#maxBuffered;
       // Opened here, synchronously, once at startup: an unopenable file is reported at once, and

@@ -21,8 +21,7 @@ import { startAdmin, type AdminRoute, type AdminServer } from './admin/server.js
 import { hardeningDump, parseHardening, type Hardening } from './hardening.js';
 import { checkInterception, type InterceptionOptions } from './listen/original-destination.js';
 import { ReloadController } from './reload/reload-controller.js';
-import { resolveKubeConfig } from './sources/kubernetes/config.js';
-import { KubernetesSource } from './sources/kubernetes/kubernetes-source.js';
+import type { KubernetesSource } from './sources/kubernetes/kubernetes-source.js';
 import { StateRef } from './state-ref.js';
 
 /** The `serve` options the control plane reads (ProxyOptions adds the data plane's). */
@@ -86,12 +85,7 @@ export async function startControlPlane(opts: ControlPlaneOptions, hooks: Contro
   state.onSwap((s) => audit.index(s.endpoints));
   const hardening = opts.hardening ?? parseHardening({});
   let draining = false;
-  const kubernetes = opts.kubernetes === undefined ? undefined : new KubernetesSource({
-    // A configuration problem is a startup error (exit 1, message on stderr), before any port opens.
-    config: resolveKubeConfig(opts.kubernetes.kubeconfig),
-    log: opts.log,
-    transport: opts.kubernetes.requestTimeoutMs === undefined ? undefined : { requestTimeoutMs: opts.kubernetes.requestTimeoutMs },
-  });
+  const kubernetes = opts.kubernetes === undefined ? undefined : await kubernetesSource(opts.kubernetes, opts.log);
   const reload = new ReloadController({
     paths: opts.paths,
     // Only an explicit --node-name says which pods are local (policy/build.ts BuildOptions.nodeName).
@@ -161,4 +155,21 @@ export async function startControlPlane(opts: ControlPlaneOptions, hooks: Contro
     },
   };
   return { control, first };
+}
+
+/**
+ * Loaded only with `--kubernetes`: @kubernetes/client-node is ~800 modules, ~40 MB of heap and ~75 MB of
+ * RSS once imported, which a `serve -f` (files only) would carry for nothing (docs/benchmarks.md, idle).
+ */
+async function kubernetesSource(k: NonNullable<ControlPlaneOptions['kubernetes']>, log: Logger): Promise<KubernetesSource> {
+  const [{ resolveKubeConfig }, { KubernetesSource }] = await Promise.all([
+    import('./sources/kubernetes/config.js'),
+    import('./sources/kubernetes/kubernetes-source.js'),
+  ]);
+  return new KubernetesSource({
+    // A configuration problem is a startup error (exit 1, message on stderr), before any port opens.
+    config: resolveKubeConfig(k.kubeconfig),
+    log,
+    transport: k.requestTimeoutMs === undefined ? undefined : { requestTimeoutMs: k.requestTimeoutMs },
+  });
 }

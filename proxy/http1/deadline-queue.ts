@@ -1,6 +1,6 @@
 /**
- * Connection timeouts without a timer per connection: one queue per duration (header, idle,
- * linger), shared by every connection of a front end, with one unref'd Node timer each.
+ * Connection timeouts without a timer per connection: one queue per duration (header, idle, linger,
+ * whole request), shared by every connection of a front end, with one unref'd Node timer each.
  *
  * Every entry of a queue has the same duration, so appending keeps it sorted by deadline (Node's
  * own timer lists rely on the same fact); arming is an O(1) unlink + append on fields of the

@@ -55,10 +55,12 @@ const enum Timer {
   Headers,
   Idle,
   Linger,
+  /** The request timeout, from the head to the response's end: the exchange needs no other connection timer. */
+  Request,
 }
 
 /** One deadline queue per timer kind, shared by every connection of a front end (deadline-queue.ts). */
-type Queues = readonly [DeadlineQueue | undefined, DeadlineQueue | undefined, DeadlineQueue | undefined, DeadlineQueue | undefined];
+type Queues = readonly (DeadlineQueue | undefined)[];
 const queuesByContext = new WeakMap<ConnectionContext, Queues>();
 
 function queuesFor(ctx: ConnectionContext): Queues {
@@ -66,10 +68,30 @@ function queuesFor(ctx: ConnectionContext): Queues {
   if (q === undefined) {
     const make = (ms: number) => (ms > 0 && Number.isFinite(ms) ? new DeadlineQueue(ms) : undefined);
     const l = ctx.limits;
-    q = [undefined, make(l.headersTimeoutMs), make(l.keepAliveTimeoutMs), make(l.lingerMs)]; // indexed by Timer
+    q = [undefined, make(l.headersTimeoutMs), make(l.keepAliveTimeoutMs), make(l.lingerMs), make(l.requestTimeoutMs)]; // indexed by Timer
     queuesByContext.set(ctx, q);
   }
   return q;
+}
+
+/**
+ * Parsers between requests, per front end (keyed by its limits object): a connection holds one only
+ * while a request is arriving or in flight, so 10,000 idle keep-alive connections hold none
+ * (~0.3 KB each) and a busy one takes and returns one per request instead of allocating it.
+ */
+const spareParsers = new WeakMap<FrontEndLimits, RequestParser[]>();
+/** More than this many at once are left to the GC: a burst does not pin its peak forever. */
+const MAX_SPARE_PARSERS = 1024;
+
+function takeParser(limits: FrontEndLimits): RequestParser {
+  return spareParsers.get(limits)?.pop() ?? new RequestParser(limits);
+}
+
+/** Only a parser between two messages, with nothing buffered, may be reused. */
+function returnParser(limits: FrontEndLimits, parser: RequestParser): void {
+  let spare = spareParsers.get(limits);
+  if (spare === undefined) spareParsers.set(limits, (spare = []));
+  if (spare.length < MAX_SPARE_PARSERS) spare.push(parser);
 }
 
 /** The socket's owner, for the listeners below: shared functions, not five closures per connection. */
@@ -81,7 +103,8 @@ type OwnedSocket = Socket & { [kConnection]: ServerConnection; [kSharedReads]?: 
 export class ServerConnection implements ResponseHost, DeadlineEntry {
   readonly socket: Socket;
   readonly #ctx: ConnectionContext;
-  readonly #parser: RequestParser;
+  /** From the first byte of a request until the connection is idle again (takeParser). */
+  #parser: RequestParser | undefined;
   readonly #remoteAddress: string;
   readonly #remotePort: number;
   readonly #localAddress: string;
@@ -110,11 +133,11 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   #ending = false;
   #closed = false;
   /**
-   * Exchange deadlines (`performance.now()` ms, 0 = none): whole request, client body idle, blocked
-   * write. One lazily re-armed timer checks them (#watch), so a keep-alive request costs a clock
-   * read, not a timer: the timer is only moved when a deadline comes earlier than the one it is set for.
+   * Exchange deadlines (`performance.now()` ms, 0 = none): client body idle, blocked write. One
+   * lazily re-armed timer checks them (#watch), armed only for a request with a body or a write the
+   * client does not take: the whole-request deadline is the Request queue's (no Timeout per
+   * connection, nor one left behind on every idle keep-alive connection).
    */
-  #requestDeadline = 0;
   #bodyDeadline = 0;
   #sendDeadline = 0;
   #watch: NodeJS.Timeout | undefined;
@@ -153,7 +176,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     conn.#onData(buf.subarray(0, nread));
     // The buffer is read into again next: what the parser holds (a partial or pipelined request,
     // body bytes under backpressure) becomes its own.
-    conn.#parser.own();
+    conn.#parser?.own(); // none: the read ended an exchange and the connection gave its parser back
     return true;
   }
 
@@ -183,11 +206,14 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   private constructor(socket: Socket, ctx: ConnectionContext, remote: string, remotePort: number | undefined) {
     this.socket = socket;
     this.#ctx = ctx;
-    this.#parser = new RequestParser(ctx.limits);
     this.#remoteAddress = unmapIPv4(remote);
     this.#remotePort = remotePort ?? socket.remotePort ?? 0;
     this.#localAddress = unmapIPv4(socket.localAddress ?? '');
     this.#localPort = socket.localPort ?? 0;
+    // The getters above leave both address records cached on the socket (two objects per idle
+    // connection, ~0.1 KB) that the fields already hold; null is the socket's own "not read yet".
+    const cached = socket as unknown as { _peername: unknown; _sockname: unknown };
+    cached._peername = cached._sockname = null;
     this.#queues = queuesFor(ctx);
     (socket as OwnedSocket)[kConnection] = this;
     this.#borrowed = (socket as OwnedSocket)[kSharedReads] === true;
@@ -267,7 +293,8 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     if (ex === undefined || ex.body !== null || this.#ending || this.#closed) return undefined;
     this.#clearTimer();
     this.#clearWatch();
-    const head = this.#parser.takeBuffered();
+    const head = this.#parser!.takeBuffered(); // an exchange has a parser
+    this.#parser = undefined; // dead now: not one to return
     this.#exchange = undefined;
     this.#closed = true;
     const socket = this.socket;
@@ -294,7 +321,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     if (this.#ending || this.#closed) return; // lingering close: read and drop
     if (this.#timerKind === Timer.Idle) this.#arm(Timer.Headers); // first byte of the next request
     if (this.#bodyDeadline !== 0) this.#bodyDeadline = performance.now() + this.#ctx.limits.clientBodyTimeoutMs;
-    this.#parser.push(chunk, this.#borrowed);
+    (this.#parser ??= takeParser(this.#ctx.limits)).push(chunk, this.#borrowed);
     this.#pump();
   }
 
@@ -357,7 +384,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       if (ex !== undefined) {
         if (ex.requestComplete) {
           // Hold the next pipelined request until this response has ended.
-          if (this.#parser.buffered >= this.#ctx.limits.maxPipelinedBytes) this.#pause();
+          if (this.#buffered >= this.#ctx.limits.maxPipelinedBytes) this.#pause();
           return;
         }
         if (ex.bodyFull && !ex.discarding) {
@@ -374,7 +401,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       }
       let ev;
       try {
-        ev = this.#parser.next();
+        ev = this.#parser === undefined ? null : this.#parser.next();
       } catch (err) {
         this.#parseFailed(err);
         return;
@@ -402,14 +429,10 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   }
 
   #startExchange(head: RequestHead): void {
-    this.#clearTimer();
+    this.#arm(Timer.Request); // in place of the header timer
     const hasBody = head.chunked || (head.contentLength ?? 0) > 0;
     const limits = this.#ctx.limits;
-    if (limits.requestTimeoutMs > 0 || (hasBody && limits.clientBodyTimeoutMs > 0)) {
-      const now = performance.now();
-      if (limits.requestTimeoutMs > 0) this.#watchUntil((this.#requestDeadline = now + limits.requestTimeoutMs));
-      if (hasBody && limits.clientBodyTimeoutMs > 0) this.#watchUntil((this.#bodyDeadline = now + limits.clientBodyTimeoutMs));
-    }
+    if (hasBody && limits.clientBodyTimeoutMs > 0) this.#watchUntil((this.#bodyDeadline = performance.now() + limits.clientBodyTimeoutMs));
     const res = new ServerResponse(this, head);
     const ex: Exchange = {
       res,
@@ -496,15 +519,26 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   #completeExchange(): void {
     const ex = this.#exchange!;
     this.#exchange = undefined;
-    this.#requestDeadline = 0;
     this.#bodyDeadline = 0;
-    if (ex.res.closeAfter || this.#shutdown || (this.#readEnded && this.#parser.buffered === 0)) {
+    if (ex.res.closeAfter || this.#shutdown || (this.#readEnded && this.#buffered === 0)) {
       this.#endGracefully();
       return;
     }
-    this.#arm(this.#parser.buffered > 0 ? Timer.Headers : Timer.Idle);
+    if (this.#buffered > 0) {
+      this.#arm(Timer.Headers);
+    } else {
+      this.#arm(Timer.Idle);
+      // The exchange ended at a message boundary with nothing held: the parser is clean.
+      if (this.#parser !== undefined) returnParser(this.#ctx.limits, this.#parser);
+      this.#parser = undefined;
+    }
     this.#resume();
     this.#pump();
+  }
+
+  /** Request bytes received and not yet parsed (none without a parser). */
+  get #buffered(): number {
+    return this.#parser === undefined ? 0 : this.#parser.buffered;
   }
 
   #parseFailed(err: unknown): void {
@@ -531,7 +565,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
    */
   #writeError(status: number): void {
     const bytes = errorResponse(status, this.#ctx.serverName);
-    this.socket.write(this.#parser.method === 'HEAD' ? headOnly(bytes) : bytes);
+    this.socket.write(this.#parser?.method === 'HEAD' ? headOnly(bytes) : bytes);
   }
 
   // --- closing ---------------------------------------------------------------------------------
@@ -597,12 +631,16 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
 
   #onTimer(kind: Timer): void {
     if (this.#closed || kind === Timer.None) return;
+    if (kind === Timer.Request) {
+      this.#checkDeadlines(this.deadlineAt); // left in place by the queue's unlink
+      return;
+    }
     if (kind === Timer.Linger) {
       this.socket.destroy();
       return;
     }
     if (this.#exchange !== undefined || this.#ending) return;
-    if (kind === Timer.Idle || (this.#parser.buffered === 0 && this.#parser.atMessageBoundary)) {
+    if (kind === Timer.Idle || this.#parser === undefined || (this.#parser.buffered === 0 && this.#parser.atMessageBoundary)) {
       this.socket.destroy(); // nothing of a request was sent: close silently, as nginx does
       return;
     }
@@ -640,11 +678,16 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   #clearWatch(): void {
     if (this.#watch !== undefined) clearTimeout(this.#watch);
     this.#watch = undefined;
-    this.#requestDeadline = this.#bodyDeadline = this.#sendDeadline = 0;
+    this.#bodyDeadline = this.#sendDeadline = 0;
   }
 
   #onWatch(): void {
     this.#watch = undefined;
+    this.#checkDeadlines(this.#timerKind === Timer.Request ? this.deadlineAt : 0);
+  }
+
+  /** `requestDeadline`: the request timeout's (0 = none), which either timer may find passed first. */
+  #checkDeadlines(requestDeadline: number): void {
     if (this.#closed || this.#ending) return;
     const now = performance.now();
     if (this.#sendDeadline !== 0 && now >= this.#sendDeadline) {
@@ -655,12 +698,12 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     }
     const ex = this.#exchange;
     if (ex === undefined) {
-      this.#requestDeadline = this.#bodyDeadline = 0;
+      this.#bodyDeadline = 0;
     } else {
-      const requestExpired = this.#requestDeadline !== 0 && now >= this.#requestDeadline && !ex.res.finished;
+      const requestExpired = requestDeadline !== 0 && now >= requestDeadline && !ex.res.finished;
       // When the timer fires late (a busy loop) both may have passed: the one that expired first is
       // what happened to this request.
-      const bodyFirst = this.#bodyDeadline !== 0 && now >= this.#bodyDeadline && !this.#paused && this.#bodyDeadline < this.#requestDeadline;
+      const bodyFirst = this.#bodyDeadline !== 0 && now >= this.#bodyDeadline && !this.#paused && this.#bodyDeadline < requestDeadline;
       if (requestExpired && !bodyFirst) {
         this.#report(new FrontEndError('L7G_ERR_REQUEST_TIMEOUT'), 'timeout');
         this.#failExchange(ex, 504);
@@ -677,7 +720,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       }
     }
     let next = 0;
-    for (const d of [this.#requestDeadline, this.#bodyDeadline, this.#sendDeadline]) if (d !== 0 && (next === 0 || d < next)) next = d;
+    for (const d of [this.#bodyDeadline, this.#sendDeadline]) if (d !== 0 && (next === 0 || d < next)) next = d;
     if (next !== 0) this.#watchUntil(next);
   }
 

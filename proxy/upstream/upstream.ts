@@ -1,5 +1,6 @@
-import { Pool, buildConnector } from 'undici';
-import type { Dispatcher } from 'undici';
+import type * as Undici from 'undici';
+import type { Dispatcher, Pool, buildConnector } from 'undici';
+import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Readable } from 'node:stream';
@@ -123,6 +124,15 @@ export interface UpstreamClient {
   close(): Promise<void>;
 }
 
+let loaded: typeof Undici | undefined;
+/**
+ * undici is ~4 MB of heap and ~10 MB of RSS once loaded: required by the first pool, so a `serve`
+ * whose plain-HTTP traffic goes through the native client (http1-client.ts) never loads it.
+ */
+function undici(): typeof Undici {
+  return (loaded ??= createRequire(import.meta.url)('undici') as typeof Undici);
+}
+
 export class Upstream implements UpstreamClient {
   readonly #pools = new Map<string, Pool>();
   readonly #opts: UpstreamOptions;
@@ -136,7 +146,7 @@ export class Upstream implements UpstreamClient {
     let pool = this.#pools.get(key);
     if (pool === undefined) {
       const o = this.#opts;
-      pool = new Pool(`${o.tls === undefined ? 'http' : 'https'}://${key}`, {
+      pool = new (undici().Pool)(`${o.tls === undefined ? 'http' : 'https'}://${key}`, {
         connections: o.connections,
         pipelining: 1,
         keepAliveTimeout: o.keepAliveTimeout,
@@ -156,7 +166,7 @@ export class Upstream implements UpstreamClient {
   /** undici's own connector; plain sockets get `writeOrNote` so a write refused at once is known. */
   #connector(): buildConnector.connector {
     const o = this.#opts;
-    const connect = buildConnector(o.tls === undefined ? { timeout: o.connectTimeout } : { timeout: o.connectTimeout, rejectUnauthorized: true, ...o.tls });
+    const connect = undici().buildConnector(o.tls === undefined ? { timeout: o.connectTimeout } : { timeout: o.connectTimeout, rejectUnauthorized: true, ...o.tls });
     return (options, callback) => {
       connect(options, (err: Error | null, socket?: Socket | null) => {
         // A failed connect calls back with the error alone. Not TLS: a TLS write is encrypted and

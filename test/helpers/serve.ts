@@ -21,11 +21,11 @@ export interface Served {
  */
 export const upstreamClient = process.env['L7GUARD_TEST_UPSTREAM_CLIENT'] === 'undici' ? 'undici' : 'native';
 
-/** Runs `l7guard serve` as a real child process and waits for its "ready" log line. */
-export function serve(args: string[], timeoutMs = 20_000): Promise<Served> {
+/** Runs `l7guard serve` as a real child process and waits for its "ready" log line. `nodeArgs`: flags for node itself. */
+export function serve(args: string[], timeoutMs = 20_000, nodeArgs: readonly string[] = []): Promise<Served> {
   return new Promise((resolve, reject) => {
     const client = upstreamClient === 'undici' && !args.includes('--upstream-client') ? ['--upstream-client', 'undici'] : [];
-    const proc = spawn(process.execPath, [cliPath, 'serve', ...args, ...client], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...nodeArgs, cliPath, 'serve', ...args, ...client], { stdio: ['ignore', 'pipe', 'pipe'] });
     const logs: Record<string, unknown>[] = [];
     let stderr = '';
     let listen: string | undefined;

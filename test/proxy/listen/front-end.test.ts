@@ -486,6 +486,58 @@ t.test('timeouts: 408 for a stalled head, silent close when idle', async (t) => 
   t.equal(idle.data.length, before, 'no bytes on idle close');
 });
 
+t.test('request timeout: each request gets its own deadline from its head; a stalled one gets 504 and close', async (t) => {
+  const { port, errors } = await start(t, (req, res) => {
+    if (req.target === '/ok') ok(res, 'x'); // /stall is never answered
+  }, { requestTimeoutMs: 200, keepAliveTimeoutMs: 5000 });
+  const c = new RawClient(port);
+  t.teardown(() => c.destroy());
+  // Keep-alive requests 100 ms apart, 400 ms in all: a deadline that outlived its request would cut them.
+  for (let i = 1; i <= 4; i++) {
+    c.write('GET /ok HTTP/1.1\r\nHost: h\r\n\r\n');
+    await c.untilResponses(i);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(c.closed, false, 'still open after four requests over twice the request timeout');
+  const sent = Date.now();
+  c.write('GET /stall HTTP/1.1\r\nHost: h\r\n\r\n');
+  await c.untilClosed();
+  const took = Date.now() - sent;
+  const last = splitResponses(c.text).at(-1);
+  t.equal(last?.status, 504);
+  t.equal(last?.headers['connection'], 'close');
+  t.ok(took >= 190 && took < 2000, `closed ${took} ms after the head (timeout 200 ms)`);
+  t.same(errors.map((e) => (e as Error & { code?: string }).code), ['L7G_ERR_REQUEST_TIMEOUT']);
+});
+
+t.test('connections that go idle between requests hand their parser on: interleaved heads stay apart', async (t) => {
+  const who = (h: readonly string[]): string | undefined => {
+    const i = h.findIndex((v, n) => n % 2 === 0 && v.toLowerCase() === 'x-who');
+    return i < 0 ? undefined : h[i + 1];
+  };
+  const { port } = await start(t, (req, res) => ok(res, `${req.target} ${String(who(req.headers))}`));
+  const a = new RawClient(port);
+  const b = new RawClient(port);
+  t.teardown(() => {
+    a.destroy();
+    b.destroy();
+  });
+  const bodies = (c: RawClient): string[] => splitResponses(c.text).map((r) => r.body);
+  a.write('GET /a1 HTTP/1.1\r\nHost: h\r\nX-Who: a\r\n\r\n');
+  await a.untilResponses(1); // a is idle now
+  b.write('GET /b1 HTTP/1.1\r\nHost: h\r\nX-Wh'); // b's head is half parsed...
+  await new Promise((r) => setTimeout(r, 50));
+  a.write('GET /a2 HTTP/1.1\r\nHost: h\r\nX-Who: a2\r\n\r\n'); // ...while a starts its next request
+  await a.untilResponses(2);
+  b.write('o: b\r\n\r\nGET /b2 HTTP/1.1\r\nHost: h\r\nX-Who: b2\r\n\r\n');
+  await b.untilResponses(2);
+  a.write('GET /a3 HTTP/1.1\r\nHost: h\r\n\r\n');
+  await a.untilResponses(3);
+  t.same(bodies(a), ['/a1 a', '/a2 a2', '/a3 undefined']);
+  t.same(bodies(b), ['/b1 b', '/b2 b2']);
+  t.equal(a.closed || b.closed, false, 'both still open');
+});
+
 t.test('close(): in-flight request finishes with connection: close; idle ones close now', async (t) => {
   let release: (() => void) | undefined;
   const { port, fe } = await start(t, (_req, res) => {
@@ -505,6 +557,23 @@ t.test('close(): in-flight request finishes with connection: close; idle ones cl
   t.match(busy.text, /connection: close\r\n[^]*done$/);
   await closing;
   t.equal(fe.connections, 0, `connections after close: ${fe.connections}`);
+});
+
+t.test('each request carries its connection\'s addresses: the client\'s and ours', async (t) => {
+  const seen: [string, number, string, number][] = [];
+  const { port } = await start(t, (req, res) => {
+    seen.push([req.remoteAddress, req.remotePort, req.localAddress, req.localPort]);
+    ok(res, 'x');
+  });
+  const c = new RawClient(port);
+  t.teardown(() => c.destroy());
+  await new Promise((r) => c.socket.once('connect', r));
+  for (let i = 1; i <= 2; i++) {
+    c.write('GET / HTTP/1.1\r\nHost: h\r\n\r\n');
+    await c.untilResponses(i);
+  }
+  const expected: [string, number, string, number] = [c.socket.localAddress!, c.socket.localPort!, '127.0.0.1', port];
+  t.same(seen, [expected, expected], 'on every request of the connection');
 });
 
 t.test('IPv4-mapped IPv6 peers are reported as IPv4', async (t) => {
