@@ -106,6 +106,8 @@ export class RequestParser {
   #rawFields: string | undefined;
   /** The last pushed chunk while #buf is that very chunk (not a copy): what own() must copy. */
   #lent: Buffer | undefined;
+  /** See `lending`. */
+  #chunkLent = false;
   #pos = 0;
   #state = State.RequestLine;
   #error: HttpParseError | undefined;
@@ -178,6 +180,11 @@ export class RequestParser {
       this.#buf = Buffer.concat([this.#buf.subarray(this.#pos), chunk]);
     }
     this.#pos = 0;
+  }
+
+  /** The last body event's chunk is a view of the caller's borrowed buffer (push(chunk, true)): it must be copied to be kept. */
+  get lending(): boolean {
+    return this.#chunkLent;
   }
 
   /**
@@ -371,6 +378,7 @@ export class RequestParser {
     if (avail === 0) return null;
     const n = avail < this.#remaining ? avail : this.#remaining;
     const chunk = this.#buf.subarray(this.#pos, this.#pos + n);
+    this.#chunkLent = this.#lent !== undefined && this.#buf === this.#lent;
     this.#pos += n;
     this.#remaining -= n;
     return chunk;

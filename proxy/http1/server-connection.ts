@@ -25,7 +25,7 @@ import { RequestParser, type RequestHead } from './request-parser.js';
 import { errorResponse, headOnly } from './response-writer.js';
 import { ServerResponse, type ResponseHost } from './server-response.js';
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
-import { adoptWithSharedReads, pushToStream } from './shared-reads.js';
+import { adoptWithSharedReads, copyOut, isShared, pushToStream } from './shared-reads.js';
 import type { FrontEndLimits, FrontErrorInfo, FrontRequest, FrontResponse } from './types.js';
 
 export interface ConnectionContext {
@@ -122,6 +122,8 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   deadlineQueue: DeadlineQueue | undefined = undefined;
   /** Reads are views of the shared buffer (adoptSharedReads): body bytes kept past a read are copied. */
   readonly #borrowed: boolean;
+  /** The read being handled is in the shared buffer (not one of this socket's own). */
+  #lending = false;
   #paused = false;
   #pumping = false;
   #pumpAgain = false;
@@ -169,10 +171,19 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   }
 
   /** A read into the shared buffer (shared-reads.ts), on a socket adoptSharedReads() made. */
+  /** Asked before each read of an adopted socket: a request body is streaming, its bytes will be kept. */
+  static #privateReads(socket: net.Socket): boolean {
+    const conn = (socket as Partial<OwnedSocket>)[kConnection];
+    if (conn === undefined) return false;
+    const ex = conn.#exchange;
+    return ex !== undefined && ex.body !== null && !ex.requestComplete && !ex.discarding;
+  }
+
   static #onSharedRead(this: net.Socket, nread: number, buf: Buffer): boolean {
     const conn = (this as Partial<OwnedSocket>)[kConnection];
     // Detached (an upgrade): the socket's new owner reads it as a stream.
     if (conn === undefined) return pushToStream(this, nread, buf);
+    conn.#lending = isShared(buf);
     conn.#onData(buf.subarray(0, nread));
     // The buffer is read into again next: what the parser holds (a partial or pipelined request,
     // body bytes under backpressure) becomes its own.
@@ -186,7 +197,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
    * header were read already and stay as they are.
    */
   static adoptSharedReads(socket: Socket): Socket {
-    const adopted = adoptWithSharedReads(socket, ServerConnection.#onSharedRead);
+    const adopted = adoptWithSharedReads(socket, ServerConnection.#onSharedRead, ServerConnection.#privateReads);
     if (adopted !== socket) (adopted as OwnedSocket)[kSharedReads] = true;
     return adopted;
   }
@@ -321,7 +332,7 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     if (this.#ending || this.#closed) return; // lingering close: read and drop
     if (this.#timerKind === Timer.Idle) this.#arm(Timer.Headers); // first byte of the next request
     if (this.#bodyDeadline !== 0) this.#bodyDeadline = performance.now() + this.#ctx.limits.clientBodyTimeoutMs;
-    (this.#parser ??= takeParser(this.#ctx.limits)).push(chunk, this.#borrowed);
+    (this.#parser ??= takeParser(this.#ctx.limits)).push(chunk, this.#lending);
     this.#pump();
   }
 
@@ -506,7 +517,9 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
       if (ex.discarded > this.#ctx.limits.maxDiscardBytes) this.#endGracefully();
       return;
     }
-    if (!ex.body!.push(this.#borrowed ? Buffer.from(chunk) : chunk)) ex.bodyFull = true;
+    // A view of the shared read buffer is copied; one of a buffer of its own (a streaming body's
+    // read, or bytes the parser copied) is kept as it is.
+    if (!ex.body!.push(this.#parser!.lending ? copyOut(chunk) : chunk)) ex.bodyFull = true;
   }
 
   #requestEnded(ex: Exchange): void {

@@ -7,17 +7,43 @@
  * Every socket reads into one buffer. That is safe because a read is handed to its owner before
  * libuv starts the next one (all reads run on the event loop's thread, one callback at a time), so
  * an owner may parse the bytes in place but must copy whatever it keeps past its callback.
+ *
+ * Except while a body streams through: then every byte read is kept (handed to the other side),
+ * and a copy of each would cost more than the allocation it saves (1 MiB uploads took twice the
+ * CPU). Node asks for the next read's buffer after each read (`onread.buffer` as a function), so a
+ * socket whose owner says it is streaming (`privateReads`) reads into a buffer of its own, which
+ * the owner keeps without copying, as Node's own stream reads do. `isShared(buf)` tells them apart.
  */
 import net from 'node:net';
 
-export const READ_BUFFER: Buffer = Buffer.allocUnsafe(64 * 1024);
+const READ_SIZE = 64 * 1024;
+export const READ_BUFFER: Buffer = Buffer.allocUnsafe(READ_SIZE);
 
-/** Called with the socket as `this` (Node's onStreamRead); the bytes are READ_BUFFER[0, nread). */
+/** Called with the socket as `this` (Node's onStreamRead); the bytes are buf[0, nread). */
 export type SharedReadCallback = (this: net.Socket, nread: number, buf: Buffer) => boolean;
 
-/** The `onread` option for net.connect / new net.Socket (its type omits the `this` Node passes). */
-export function sharedReads(callback: SharedReadCallback): net.OnReadOpts {
-  return { buffer: READ_BUFFER, callback: callback as (nread: number, buf: Uint8Array) => boolean };
+/** Whether `buf` (a read's buffer) is the shared one: its bytes must be copied to be kept. */
+export function isShared(buf: Buffer): boolean {
+  return buf === READ_BUFFER;
+}
+
+/**
+ * The `onread` option for net.connect / new net.Socket (its type omits the `this` Node passes).
+ * `privateReads`, asked before each read: the next read's bytes will all be kept.
+ */
+export function sharedReads(callback: SharedReadCallback, privateReads: () => boolean): net.OnReadOpts {
+  return {
+    buffer: () => (privateReads() ? Buffer.allocUnsafe(READ_SIZE) : READ_BUFFER),
+    callback: callback as (nread: number, buf: Uint8Array) => boolean,
+  };
+}
+
+/** Bytes of their own for a view of a read: from Buffer's pool when small, else without zero-filling. */
+export function copyOut(view: Buffer): Buffer {
+  if (view.length < 4096) return Buffer.from(view);
+  const out = Buffer.allocUnsafe(view.length);
+  view.copy(out);
+  return out;
 }
 
 /** What net.Server's accepted sockets carry and the public types do not. */
@@ -33,9 +59,12 @@ interface AcceptedSocket extends net.Socket {
  * onconnection). Called in the server's 'connection' listener, before any read was delivered.
  * Returns the socket as it is when its handle cannot move (destroyed, already read from, not TCP).
  */
-export function adoptWithSharedReads(socket: net.Socket, callback: SharedReadCallback): net.Socket {
+export function adoptWithSharedReads(socket: net.Socket, callback: SharedReadCallback, privateReads: (socket: net.Socket) => boolean): net.Socket {
   if (socket.bytesRead > 0) return socket;
-  return moveHandle(socket, sharedReads(callback)) ?? socket;
+  let moved: net.Socket | undefined;
+  // Node asks for the first buffer while constructing the socket, before `moved` is set: shared.
+  moved = moveHandle(socket, sharedReads(callback, () => moved !== undefined && privateReads(moved)));
+  return moved ?? socket;
 }
 
 /**

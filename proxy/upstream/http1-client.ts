@@ -21,7 +21,7 @@ import type { Readable } from 'node:stream';
 import type { Backend } from '../../policy/model.js';
 import { FrontEndError, HttpParseError, UpstreamError } from '../errors.js';
 import { DeadlineQueue, type DeadlineEntry } from '../http1/deadline-queue.js';
-import { sharedReads } from '../http1/shared-reads.js';
+import { copyOut, isShared, sharedReads } from '../http1/shared-reads.js';
 import { DEFAULT_RESPONSE_LIMITS, ResponseParser, type ResponseHead, type ResponseListener } from '../http1/response-parser.js';
 import { defaultUpstreamOptions, type UpstreamClient, type UpstreamOptions, type UpstreamRequest, type UpstreamSink } from './upstream.js';
 
@@ -294,6 +294,8 @@ class Connection implements ResponseListener, DeadlineEntry {
   #attempt: Attempt | undefined;
   /** ms a pod's Keep-Alive hint allows (undefined: ours). */
   #idleMs: number | undefined;
+  /** The read being parsed is in the shared buffer: body bytes handed on are copied. */
+  #lending = false;
   #gone = false;
   /** Waiting for the idle-socket validation (`reuse`): not written, so not yet this connection's. */
   #pending: Attempt | undefined;
@@ -305,7 +307,8 @@ class Connection implements ResponseListener, DeadlineEntry {
     this.#parser = new ResponseParser(this, DEFAULT_RESPONSE_LIMITS);
     const socket = net.connect({
       host: pool.host, port: pool.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000,
-      onread: sharedReads(onSocketRead),
+      // A response body streaming in is read into buffers of its own, handed on without a copy.
+      onread: sharedReads(onSocketRead, () => this.#phase === Phase.Body && this.#attempt !== undefined),
     }) as OwnedSocket;
     socket[kConnection] = this;
     this.socket = socket;
@@ -430,7 +433,7 @@ class Connection implements ResponseListener, DeadlineEntry {
     if (body !== undefined) body.add(this);
     // A view of the shared read buffer, which the next read overwrites: the sink gets bytes of its own, since
     // a socket write may hold them until the client reads.
-    if (!a.done) a.sink.onData(Buffer.from(chunk));
+    if (!a.done) a.sink.onData(this.#lending ? copyOut(chunk) : chunk);
   }
 
   onResponseEnd(reusable: boolean): void {
@@ -481,7 +484,8 @@ class Connection implements ResponseListener, DeadlineEntry {
   }
 
   /** What the socket read, in the shared buffer: parsed before the next read reuses it (the parser copies what it keeps). */
-  onRead(chunk: Buffer): void {
+  onRead(chunk: Buffer, shared: boolean): void {
+    this.#lending = shared;
     // The pod answers before the body is all written (an early 413, say): its head is due now.
     if (this.#phase === Phase.Upload) {
       this.#phase = Phase.Head;
@@ -587,7 +591,7 @@ type OwnedSocket = CountedSocket & { [kConnection]: Connection };
 
 /** Reads go into the shared buffer (../http1/shared-reads.ts); one function for every connection, not a closure each. */
 function onSocketRead(this: net.Socket, nread: number, buf: Buffer): boolean {
-  (this as OwnedSocket)[kConnection].onRead(buf.subarray(0, nread));
+  (this as OwnedSocket)[kConnection].onRead(buf.subarray(0, nread), isShared(buf));
   return true;
 }
 
