@@ -61,10 +61,10 @@ interface AcceptedSocket extends net.Socket {
  */
 export function adoptWithSharedReads(socket: net.Socket, callback: SharedReadCallback, privateReads: (socket: net.Socket) => boolean): net.Socket {
   if (socket.bytesRead > 0) return socket;
-  let moved: net.Socket | undefined;
-  // Node asks for the first buffer while constructing the socket, before `moved` is set: shared.
-  moved = moveHandle(socket, sharedReads(callback, () => moved !== undefined && privateReads(moved)));
-  return moved ?? socket;
+  // Node asks for the first buffer while constructing the socket, before it is known here: shared.
+  const moved: { socket?: net.Socket | undefined } = {};
+  moved.socket = moveHandle(socket, sharedReads(callback, () => moved.socket !== undefined && privateReads(moved.socket)));
+  return moved.socket ?? socket;
 }
 
 /**
