@@ -8,6 +8,8 @@
  *                  [--compare DIR]   (also runs DIR's l7guard as `l7guard-base`: before/after a change)
  *                  [--root DIR]      (the checkout whose l7guard is measured; default: this repository)
  *                  [--autocannon]    (allowed and denied loaded by autocannon from 127.0.0.1 = tiefighter)
+ *   BENCH_BASE_NODE_ARGS="--flag ..."  node flags for `l7guard-base` only (with --compare DIR): a V8
+ *                                      flag measured against the same tree without it, in one run
  *
  * CPU pinning (docs/benchmarks.md): this process and its load-generator thread on CPU 0,
  * every target and both backends on CPU 1. Absolute numbers on a shared machine are noisy; the
