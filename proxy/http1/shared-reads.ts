@@ -74,7 +74,7 @@ export function adoptWithSharedReads(socket: net.Socket, callback: SharedReadCal
  * 'data', pipe() and backpressure work as on any socket (false stops reading until it is read).
  */
 export function pushToStream(socket: net.Socket, nread: number, buf: Buffer): boolean {
-  return socket.push(Buffer.from(buf.subarray(0, nread)));
+  return socket.push(copyOut(buf.subarray(0, nread)));
 }
 
 /**
@@ -85,8 +85,8 @@ function moveHandle(socket: net.Socket, onread: net.OnReadOpts): net.Socket | un
   const old = socket as AcceptedSocket;
   const handle = old._handle;
   if (handle === null || typeof handle.readStop !== 'function' || socket.destroyed || socket.readableLength > 0) return undefined;
-  handle.reading = false;
   if (handle.readStop() !== 0) return undefined;
+  handle.reading = false;
   const server = old._server;
   old._handle = null;
   old._server = null;
