@@ -211,10 +211,10 @@ export class ServerResponse implements FrontResponse {
     const head = this.#head;
     this.#head = undefined;
     const prefix = head === undefined ? before : head + before;
+    if (prefix === '' && after === '') return socket.write(chunk);
     if (typeof chunk !== 'string' && chunk.length <= MERGE_MAX_BYTES) {
       return socket.write(prefix + chunk.toString('latin1') + after, 'latin1');
     }
-    if (prefix === '' && after === '') return socket.write(chunk);
     socket.cork();
     if (prefix !== '') socket.write(prefix, 'latin1');
     let ok = socket.write(chunk);
