@@ -120,8 +120,6 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
   deadlineAt = 0;
   /** @internal */
   deadlineQueue: DeadlineQueue | undefined = undefined;
-  /** Reads are views of the shared buffer (adoptSharedReads): body bytes kept past a read are copied. */
-  readonly #borrowed: boolean;
   /** The read being handled is in the shared buffer (not one of this socket's own). */
   #lending = false;
   #paused = false;
@@ -227,9 +225,9 @@ export class ServerConnection implements ResponseHost, DeadlineEntry {
     cached._peername = cached._sockname = null;
     this.#queues = queuesFor(ctx);
     (socket as OwnedSocket)[kConnection] = this;
-    this.#borrowed = (socket as OwnedSocket)[kSharedReads] === true;
     socket.on('error', ServerConnection.#onSocketError);
-    if (!this.#borrowed) socket.on('data', ServerConnection.#onSocketData);
+    // A socket adoptSharedReads() made delivers its reads to #onSharedRead, never as 'data'.
+    if ((socket as OwnedSocket)[kSharedReads] !== true) socket.on('data', ServerConnection.#onSocketData);
     socket.on('end', ServerConnection.#onSocketEnd);
     socket.on('drain', ServerConnection.#onSocketDrain);
     socket.on('close', ServerConnection.#onSocketClose);
